@@ -1,0 +1,487 @@
+"""`oxa ingest`: put pool sources into the workspace as problems, samples and answers.
+
+Per batch: read -> extract the preset's fields (reject missing/wrong-typed ones) ->
+explode response lists -> filter (the preset's default filter and --where, SQL over the
+staged fields) -> content checks (empty, NUL bytes, invalid UTF-8, size) -> strip
+instruction suffixes -> ids (the SQL macros in sql/macros.sql) -> drop ids already in
+the pool or earlier in the run -> parquet parts.
+
+Every record read ends in exactly one bucket of the funnel:
+read = accepted + duplicate + rejected + filtered. Rejects go to the run's rejects/ with
+file, row, reason and a preview.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import __version__
+from curate.errors import OxaError
+from curate.instructions import strip_instruction_suffixes
+from curate.parts import PartWriter, atomic_write_json
+from curate.presets import (
+    KIND_TYPES,
+    PRESETS,
+    Preset,
+    check_arrow_schema,
+    detect_preset,
+    extract_arrow,
+    extract_dicts,
+    generic_preset,
+    no_preset_error,
+)
+from curate.resources import sql_text
+from curate.runs import StageRun
+from curate.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
+from curate.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
+from curate.workspace import Workspace, check_tag
+
+ProgressFn = Callable[[int, SourceFile], None]
+
+
+@dataclass
+class IngestConfig:
+    """What to ingest and how. Every field is also an `oxa ingest` option."""
+
+    sources: list[str]
+    preset: str | None = None  # a name in PRESETS; None detects the layout per file
+    mapping: dict[str, str] = field(default_factory=dict)  # --map field=column
+    where: str | None = None  # SQL predicate over the staged fields
+    all_categories: bool = False  # drop the preset's default filter (acereason: math only)
+    generator: str | None = None  # generator recorded when the source names none
+    strip_instruction: bool | None = None  # None: the preset's default
+    scores_tag: str | None = None  # tag for PPL lists carried by the source (oxa-lists)
+    max_record_bytes: int = 4 * 2**20  # problem + response larger than this is rejected
+    origin: str = "teacher"
+
+
+def resolve_presets(config: IngestConfig, files: list[SourceFile]) -> list[Preset]:
+    """The preset for each file: named, mapped, or detected from its columns."""
+    if config.preset is not None and config.preset not in PRESETS:
+        raise OxaError(f"unknown preset {config.preset!r}; presets: {', '.join(PRESETS)}")
+    chosen = []
+    for file in files:
+        columns = peek_columns(file)
+        base = PRESETS[config.preset] if config.preset else None
+        if base is None and not config.mapping:
+            base = detect_preset(columns)
+            if base is None:
+                raise no_preset_error(str(file.path), columns)
+        preset = generic_preset(config.mapping, base) if config.mapping else base
+        if file.format in ("parquet", "arrow"):
+            check_arrow_schema(preset, arrow_schema(file), str(file.path))
+        ppl = preset.field("ppl")
+        if ppl is not None and ppl.path.split(".")[0] in columns and not config.scores_tag:
+            raise OxaError(
+                f"{file.path} carries PPL lists ('{ppl.path}'); name the model that scored them "
+                "with --scores-tag TAG (e.g. --scores-tag qwen2.5-math-7b)"
+            )
+        chosen.append(preset)
+    return chosen
+
+
+def _fingerprint_config(config: IngestConfig, files: list[SourceFile], presets: list[Preset]) -> dict:
+    resolved = asdict(config)
+    resolved["sources"] = [
+        {"path": str(f.path), "bytes": f.path.stat().st_size, "mtime_ns": f.path.stat().st_mtime_ns, "preset": p.name}
+        for f, p in zip(files, presets)
+    ]
+    resolved["oxa_version"] = __version__
+    return resolved
+
+
+class _Ingest:
+    """The state of one ingest run: open part writers, seen ids and counters."""
+
+    def __init__(self, ws: Workspace, run: StageRun, config: IngestConfig) -> None:
+        self.ws, self.run, self.config = ws, run, config
+        self.con = duckdb.connect()
+        self.con.execute(sql_text("macros.sql"))
+        prefix = f"ingest-{run.fingerprint}"
+        self.samples = PartWriter(ws.table_folder("samples"), prefix, SAMPLES, "sample_id")
+        self.problems = PartWriter(ws.table_folder("problems"), prefix, PROBLEMS, "problem_id")
+        self.answers = PartWriter(ws.table_folder("answers"), prefix, ANSWERS, "problem_id")
+        self.scores = None
+        if config.scores_tag:
+            self.scores = PartWriter(ws.ensure_scores_folder(config.scores_tag), prefix, SCORES, "sample_id")
+        self.pool_samples = self._existing("pool/samples", "sample_id")
+        self.pool_problems = self._existing("pool/problems", "problem_id")
+        self.pool_answers = {
+            tuple(r) for r in self.con.execute(
+                f"SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
+                [str(ws.root / "answers" / "*.parquet")],
+            ).fetchall()
+        }
+        self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
+        self.run_samples: set[str] = set()
+        self.run_problems: set[str] = set()
+        self.run_answers: set[tuple] = set()
+        self.funnel = Counter(read=0, accepted=0, duplicate=0, rejected=0, filtered=0)
+        self.duplicates = Counter(in_pool=0, in_run=0)
+        self.reasons: Counter[str] = Counter()
+        self.added = Counter(problems=0, samples=0, answers=0, scores=0)
+        self.instructions_stripped = 0
+        self.files: list[dict] = []
+
+    def _existing(self, folder: str, column: str) -> set[str]:
+        rows = self.con.sql(
+            f"SELECT {column} FROM read_parquet($glob, union_by_name=true)",
+            params={"glob": str(self.ws.root / folder / "*.parquet")},
+        ).to_arrow_table()
+        return set(rows.column(column).to_pylist())
+
+    # -- one batch --------------------------------------------------------------------
+
+    def process(self, batch: DictBatch | ArrowBatch, preset: Preset) -> int:
+        """Ingest one batch; returns the number of records it read."""
+        unreadable = batch.unreadable if isinstance(batch, DictBatch) else []
+        if isinstance(batch, DictBatch):
+            staged = extract_dicts(preset, batch.rows, batch.objects)
+        else:
+            staged = extract_arrow(preset, batch.first_row, batch.table)
+        staged = self._explode(staged) if preset.explodes else staged.append_column(
+            "_sub", pa.nulls(staged.num_rows, pa.int32())
+        )
+        staged = self._fill_defaults(staged, preset, batch.file)
+        staged, filtered = self._filter(staged, preset)
+        staged = self._check_content(staged, preset)
+
+        read = len(unreadable) + staged.num_rows + filtered
+        self.funnel["read"] += read
+        self.funnel["filtered"] += filtered
+        for bad in unreadable:
+            self._reject(batch.file, pa.table({
+                "_row": [bad.row], "_sub": pa.nulls(1, pa.int32()), "_reason": [bad.reason],
+                "_detail": [bad.detail], "_preview": [bad.preview],
+            }))
+        rejected = staged.filter(pc.is_valid(staged["_reason"]))
+        if rejected.num_rows:
+            preview = pc.utf8_slice_codeunits(pc.coalesce(rejected["problem"], rejected["response"]), 0, 200)
+            self._reject(batch.file, rejected.append_column("_preview", preview))
+        valid = staged.filter(pc.is_null(staged["_reason"]))
+        if valid.num_rows:
+            self._write_valid(valid, preset, batch.file)
+        return read
+
+    def _explode(self, staged: pa.Table) -> pa.Table:
+        """One record per element of `responses` (with its ppl and n_tokens, where given);
+        a row already rejected, or whose lists cannot be paired, stays one record."""
+        lists = [c for c in ("ppl", "n_tokens") if c in staged.column_names]
+        mismatch = "".join(
+            f" WHEN {c} IS NOT NULL AND len({c}) <> len(responses) THEN 'list_length_mismatch'" for c in lists
+        )
+        self.con.register("staged", staged)
+        checked = self.con.sql(
+            f"""SELECT * REPLACE (
+                    CASE WHEN _reason IS NOT NULL THEN _reason
+                         WHEN len(responses) = 0 THEN 'missing_field:responses'{mismatch}
+                    END AS _reason,
+                    CASE WHEN _reason IS NOT NULL THEN _detail
+                         WHEN len(responses) = 0 THEN 'the responses list is empty'
+                         ELSE 'responses has ' || len(responses) || ' elements, a parallel list differs'
+                    END AS _detail)
+                FROM staged"""
+        ).to_arrow_table()
+        self.con.register("checked", checked)
+        rest = ", ".join(f"NULL::DOUBLE AS {c}" for c in lists)
+        unnest_rest = ", ".join(f"unnest({c}) AS {c}" for c in lists)
+        exclude = ", ".join(["responses", *lists])
+        exploded = self.con.sql(
+            f"""SELECT * EXCLUDE ({exclude}), NULL::VARCHAR AS response{', ' + rest if rest else ''},
+                       NULL::INTEGER AS _sub
+                FROM checked WHERE _reason IS NOT NULL
+                UNION ALL
+                SELECT * EXCLUDE ({exclude}), unnest(responses) AS response{', ' + unnest_rest if unnest_rest else ''},
+                       unnest(range(len(responses)))::INTEGER AS _sub
+                FROM checked WHERE _reason IS NULL
+                ORDER BY _row, _sub NULLS FIRST"""
+        ).to_arrow_table()
+        self.con.unregister("staged")
+        self.con.unregister("checked")
+        null_element = pc.and_(pc.is_null(exploded["response"]), pc.is_valid(exploded["_sub"]))
+        return exploded.set_column(
+            exploded.schema.get_field_index("_reason"), "_reason",
+            pc.if_else(null_element, "missing_field:response", exploded["_reason"]),
+        ).set_column(
+            exploded.schema.get_field_index("_detail"), "_detail",
+            pc.if_else(null_element, "a null element of the responses list", exploded["_detail"]),
+        )
+
+    def _fill_defaults(self, staged: pa.Table, preset: Preset, file: SourceFile) -> pa.Table:
+        """Give every batch the same columns: defaults filled, gold split into its
+        first form and the alternatives."""
+        n = staged.num_rows
+        columns = {name: staged[name] for name in staged.column_names}
+        source = columns.get("source", pa.nulls(n, pa.string()))
+        blank = pc.equal(pc.utf8_trim_whitespace(source), "")
+        columns["source"] = pc.coalesce(pc.if_else(blank, pa.scalar(None, pa.string()), source), pa.scalar(file.dataset_name))
+        generator = self.config.generator or preset.generator
+        columns["generator"] = pc.coalesce(columns.get("generator", pa.nulls(n, pa.string())), pa.scalar(generator, pa.string()))
+        golds = columns.pop("gold_answer", pa.nulls(n, KIND_TYPES["answers"])).to_pylist()
+        columns["gold_answer"] = pa.array([g[0] if g else None for g in golds], pa.string())
+        columns["gold_alternatives"] = pa.array([g[1:] if g else None for g in golds], pa.list_(pa.string()))
+        for name, typ in (("response", pa.string()), ("category", pa.string()), ("meta", pa.string()),
+                          ("ppl", pa.float64()), ("n_tokens", pa.float64())):
+            columns.setdefault(name, pa.nulls(n, typ))
+        return pa.table(columns)
+
+    def _filters(self, preset: Preset) -> list[str]:
+        filters = []
+        if preset.default_filter and not self.config.all_categories:
+            filters.append(preset.default_filter)
+        if self.config.where:
+            filters.append(self.config.where)
+        return filters
+
+    def validate_filters(self, presets: list[Preset]) -> None:
+        """Try each file's filters on an empty batch, so a bad --where fails before any work."""
+        empty = pa.table({name: pa.nulls(0, typ) for name, typ in (
+            ("problem", pa.string()), ("response", pa.string()), ("source", pa.string()),
+            ("category", pa.string()), ("generator", pa.string()), ("gold_answer", pa.string()),
+            ("gold_alternatives", pa.list_(pa.string())), ("meta", pa.string()), ("ppl", pa.float64()),
+            ("n_tokens", pa.float64()), ("_row", pa.int64()), ("_reason", pa.string()))})
+        for preset in {p.name: p for p in presets}.values():
+            self._filter(empty, preset)
+
+    def _filter(self, staged: pa.Table, preset: Preset) -> tuple[pa.Table, int]:
+        filters = self._filters(preset)
+        if not filters:
+            return staged, 0
+        condition = " AND ".join(f"({f})" for f in filters)
+        self.con.register("staged", staged)
+        try:
+            keep = self.con.sql(
+                f"SELECT _reason IS NOT NULL OR coalesce(({condition}), false) AS keep "
+                "FROM (SELECT *, _row AS source_row FROM staged)"
+            ).to_arrow_table()["keep"]
+        except duckdb.Error as exc:
+            raise OxaError(f"the filter {condition!r} failed: {exc}; columns: {', '.join(WHERE_COLUMNS)}") from exc
+        finally:
+            self.con.unregister("staged")
+        kept = staged.filter(keep)
+        return kept, staged.num_rows - kept.num_rows
+
+    def _check_content(self, staged: pa.Table, preset: Preset) -> pa.Table:
+        reason, detail = staged["_reason"], staged["_detail"]
+
+        def flag(mask: pa.ChunkedArray, code: str, text: str) -> None:
+            nonlocal reason, detail
+            mask = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
+            reason = pc.if_else(mask, code, reason)
+            detail = pc.if_else(mask, text, detail)
+
+        texts = ["problem"] + (["response"] if preset.has_responses else [])
+        for name in texts:
+            column, invalid = _null_invalid_utf8(staged[name])
+            staged = staged.set_column(staged.schema.get_field_index(name), name, column)
+            flag(invalid, f"invalid_utf8:{name}", f"{name} is not valid UTF-8")
+            flag(pc.match_substring(column, "\x00"), f"nul_byte:{name}", f"{name} contains a NUL byte")
+        if self.strip_instruction(preset):
+            problem, instruction = strip_instruction_suffixes(staged["problem"])
+            staged = staged.set_column(staged.schema.get_field_index("problem"), "problem", problem)
+            staged = staged.append_column("instruction", instruction)
+        else:
+            staged = staged.append_column("instruction", pa.nulls(staged.num_rows, pa.string()))
+        for name in texts:
+            flag(pc.equal(pc.utf8_trim_whitespace(staged[name]), ""), f"empty_{name}", f"{name} is empty or blank")
+        size = pc.add(pc.binary_length(staged["problem"]), pc.fill_null(pc.binary_length(staged["response"]), 0))
+        limit = self.config.max_record_bytes
+        flag(pc.greater(size, limit), "record_too_large", f"problem + response exceed --max-record-bytes {limit}")
+        ppl, n_tokens = staged["ppl"], staged["n_tokens"]
+        flag(pc.invert(pc.and_(pc.is_finite(ppl), pc.greater_equal(ppl, 1.0))), "invalid_ppl",
+             "a PPL must be a finite number >= 1")
+        flag(pc.invert(pc.and_(pc.greater_equal(n_tokens, 0), pc.equal(pc.floor(n_tokens), n_tokens))),
+             "invalid_n_tokens", "a token length must be a whole number >= 0")
+        staged = staged.set_column(staged.schema.get_field_index("_reason"), "_reason", reason)
+        return staged.set_column(staged.schema.get_field_index("_detail"), "_detail", detail)
+
+    def strip_instruction(self, preset: Preset) -> bool:
+        if self.config.strip_instruction is None:
+            return preset.strip_instruction
+        return self.config.strip_instruction
+
+    def _reject(self, file: SourceFile, rows: pa.Table) -> None:
+        n = rows.num_rows
+        self.run.rejects.write(pa.table({
+            "source_file": pa.array([str(file.path)] * n, pa.string()),
+            "source_row": rows["_row"],
+            "source_index": rows["_sub"],
+            "reason": rows["_reason"],
+            "detail": rows["_detail"],
+            "preview": rows["_preview"],
+        }, schema=REJECTS))
+        self.funnel["rejected"] += n
+        self.reasons.update(rows["_reason"].to_pylist())
+
+    def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
+        self.con.register("valid", valid)
+        ids = self.con.sql(
+            "SELECT oxa_problem_id(problem) AS problem_id, "
+            "oxa_sample_id(oxa_problem_id(problem), response) AS sample_id, "
+            "length(response)::BIGINT AS n_chars FROM valid"
+        ).to_arrow_table()
+        self.con.unregister("valid")
+        problem_ids = ids["problem_id"].to_pylist()
+        sample_ids = ids["sample_id"].to_pylist()
+        sources = valid["source"].to_pylist()
+        golds = valid["gold_answer"].to_pylist()
+        ppls = valid["ppl"].to_pylist()
+        self.instructions_stripped += valid.num_rows - valid["instruction"].null_count
+        new_problems, new_samples, new_answers, new_scores = [], [], [], []
+        for i, pid in enumerate(problem_ids):
+            added = False
+            if pid not in self.pool_problems and pid not in self.run_problems:
+                self.run_problems.add(pid)
+                new_problems.append(i)
+                added = True
+            if golds[i] is not None:
+                key = (pid, sources[i], golds[i])
+                if key not in self.pool_answers and key not in self.run_answers:
+                    self.run_answers.add(key)
+                    new_answers.append(i)
+                    added = True
+            if preset.has_responses:
+                sid = sample_ids[i]
+                if self.scores is not None and ppls[i] is not None and sid not in self.pool_scores:
+                    self.pool_scores.add(sid)
+                    new_scores.append(i)
+                if sid in self.pool_samples:
+                    self._duplicate("in_pool")
+                elif sid in self.run_samples:
+                    self._duplicate("in_run")
+                else:
+                    self.run_samples.add(sid)
+                    new_samples.append(i)
+                    self.funnel["accepted"] += 1
+            elif added:
+                self.funnel["accepted"] += 1
+            else:
+                self._duplicate("in_pool" if pid in self.pool_problems else "in_run")
+        path = pa.array([str(file.path)] * valid.num_rows, pa.string())
+        table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
+        table = table.rename_columns([{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names])
+        if new_problems:
+            self.problems.write(table.take(new_problems))
+        if new_answers:
+            answers = table.take(new_answers)
+            n = answers.num_rows
+            self.answers.write(answers.append_column("answer_source", answers["source"])
+                               .append_column("match_method", pa.array(["given"] * n))
+                               .append_column("match_score", pa.array([1.0] * n))
+                               .append_column("conflict", pa.array([False] * n)))
+        if new_samples or new_scores:
+            table = table.append_column("sample_id", ids["sample_id"]).append_column("n_chars", ids["n_chars"])
+        if new_samples:
+            samples = table.take(new_samples)
+            self.samples.write(samples.append_column("origin", pa.array([self.config.origin] * samples.num_rows)))
+        if new_scores:
+            scores = table.take(new_scores)
+            n_tokens = scores["n_tokens"].cast(pa.int64())
+            nll_sum = pc.multiply(pc.ln(scores["ppl"]), n_tokens.cast(pa.float64()))
+            self.scores.write(pa.table({
+                "sample_id": scores["sample_id"], "n_tokens": n_tokens, "nll_sum": nll_sum,
+                "ppl": scores["ppl"], "truncated": pa.nulls(scores.num_rows, pa.bool_()),
+            }))
+        self.added.update(problems=len(new_problems), samples=len(new_samples),
+                          answers=len(new_answers), scores=len(new_scores))
+
+    def _duplicate(self, where: str) -> None:
+        self.funnel["duplicate"] += 1
+        self.duplicates[where] += 1
+
+    # -- the end ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        for writer in self._writers():
+            writer.close()
+        if self.scores is not None:
+            atomic_write_json(self.scores.folder / "manifest.json", {
+                "tag": self.config.scores_tag,
+                "origin": "ingested",
+                "note": "PPL and token lengths as given by the source; oxa did not score these",
+                "sources": [f["path"] for f in self.files],
+                "ingest_fingerprint": self.run.fingerprint,
+            })
+
+    def abort(self) -> None:
+        for writer in self._writers():
+            writer.abort()
+
+    def _writers(self) -> list[PartWriter]:
+        return [w for w in (self.samples, self.problems, self.answers, self.scores) if w is not None]
+
+    def stats(self) -> dict:
+        f = self.funnel
+        assert f["read"] == f["accepted"] + f["duplicate"] + f["rejected"] + f["filtered"], f
+        return {
+            "summary": (f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
+                        f"rejected {f['rejected']}, filtered {f['filtered']}"),
+            "funnel": dict(f),
+            "duplicates": dict(self.duplicates),
+            "rejects": dict(sorted(self.reasons.items())),
+            "added": dict(self.added),
+            "instructions_stripped": self.instructions_stripped,
+            "files": self.files,
+        }
+
+
+# Columns a --where predicate can use (after defaults are filled and lists exploded).
+WHERE_COLUMNS = ("problem", "response", "source", "category", "generator", "gold_answer",
+                 "gold_alternatives", "meta", "ppl", "n_tokens", "source_row")
+
+
+def _null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:
+    """The column with invalid UTF-8 values set to null, and the mask of those values.
+    Arrow string data read from parquet or Arrow files is not checked on read."""
+    try:
+        column.validate(full=True)
+        return column, pa.array([False] * len(column))
+    except pa.ArrowInvalid:
+        raw = column.cast(pa.binary()) if not pa.types.is_large_string(column.type) else column.cast(pa.large_binary())
+        mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()])
+        return pc.if_else(mask, pa.nulls(len(column), column.type), raw.cast(column.type, safe=False)), mask
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
+    """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
+    if config.scores_tag:
+        check_tag(config.scores_tag)
+    files = discover(config.sources)
+    presets = resolve_presets(config, files)
+    with ws.lock("pool", "oxa ingest"):
+        run = StageRun(ws, "ingest", _fingerprint_config(config, files, presets))
+        state = None
+        try:
+            state = _Ingest(ws, run, config)
+            state.validate_filters(presets)
+            for file, preset in zip(files, presets):
+                records = 0
+                for batch in read_batches(file, preset.source_columns()):
+                    records += state.process(batch, preset)
+                    if progress:
+                        progress(records, file)
+                state.files.append({"path": str(file.path), "format": file.format,
+                                    "preset": preset.name, "records": records})
+            state.close()
+            return run.finish(state.stats())
+        except BaseException as exc:
+            if state is not None:
+                state.abort()
+            run.fail(exc)
+            raise

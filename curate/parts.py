@@ -1,0 +1,126 @@
+"""Atomic parquet parts and atomic small files.
+
+Every stage writes its output as parquet parts: written under a temporary name that no
+reader's glob matches, then renamed into place, so a reader or a killed run never sees
+half a part. A part's name carries the writing stage's config fingerprint and a digest
+of its ids, so the same rows written twice get the same name and nothing collides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_PART = "_schema.parquet"
+_TMP_SUFFIX = ".partial"
+
+
+def fingerprint(config: Any, length: int = 12) -> str:
+    """A short content hash of a JSON-able config: same config, same fingerprint."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_schema_part(folder: Path, schema: pa.Schema) -> None:
+    """A zero-row part that gives a folder's view its columns before any data exists
+    (DuckDB's read_parquet fails on a glob that matches nothing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / SCHEMA_PART
+    if not target.exists():
+        tmp = folder / f".{SCHEMA_PART}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
+        pq.write_table(schema.empty_table(), tmp)
+        os.replace(tmp, target)
+
+
+class PartWriter:
+    """Streams Arrow tables into parquet parts of at most `rows_per_part` rows.
+
+    Each write() becomes a row group; a part is renamed into place when it is full or at
+    close(). Part names are `<prefix>-<digest>.parquet`, the digest taken over the
+    `id_column` values in order.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        schema: pa.Schema,
+        id_column: str,
+        rows_per_part: int = 1_000_000,
+    ) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.schema = schema
+        self.id_column = id_column
+        self.rows_per_part = rows_per_part
+        self.parts: list[Path] = []
+        self.rows_written = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._digest = hashlib.sha256()
+        self._part_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.select(self.schema.names).cast(self.schema)
+        start = 0
+        while start < table.num_rows:
+            room = self.rows_per_part - self._part_rows
+            chunk = table.slice(start, room)
+            self._write_chunk(chunk)
+            start += chunk.num_rows
+            if self._part_rows >= self.rows_per_part:
+                self._finish_part()
+
+    def _write_chunk(self, chunk: pa.Table) -> None:
+        if self._writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._tmp = self.folder / f".{self.prefix}-{uuid.uuid4().hex}.parquet{_TMP_SUFFIX}"
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+        ids = chunk.column(self.id_column).to_pylist()
+        self._digest.update(("\n".join(map(str, ids)) + "\n").encode())
+        self._part_rows += chunk.num_rows
+        self.rows_written += chunk.num_rows
+
+    def _finish_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        target = self.folder / f"{self.prefix}-{self._digest.hexdigest()[:16]}.parquet"
+        assert self._tmp is not None
+        os.replace(self._tmp, target)
+        self.parts.append(target)
+        self._writer, self._tmp = None, None
+        self._digest = hashlib.sha256()
+        self._part_rows = 0
+
+    def close(self) -> list[Path]:
+        self._finish_part()
+        return self.parts
+
+    def abort(self) -> None:
+        """Drop the part in progress (on error); finished parts stay, they are whole."""
+        if self._writer is not None:
+            self._writer.close()
+            assert self._tmp is not None
+            self._tmp.unlink(missing_ok=True)
+            self._writer, self._tmp = None, None

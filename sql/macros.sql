@@ -1,0 +1,19 @@
+-- Macros shared by the catalog and by oxa's own stages (ingest computes ids with these),
+-- so `SELECT oxa_problem_id('...')` in a plain duckdb shell gives the id oxa stores.
+
+-- The normalization behind problem_id: Unicode NFC; every run of whitespace (ASCII
+-- whitespace and the Unicode separators, category Z: no-break space, ideographic space,
+-- ...) becomes one space; leading and trailing spaces are removed. Case, punctuation and
+-- LaTeX are left as they are: "x^2" and "x^{2}" are different problems here (tracing
+-- uses a stronger normalization to match them).
+CREATE OR REPLACE MACRO oxa_normalize_problem(t) AS
+    trim(regexp_replace(nfc_normalize(t), '[\t\n\x0B\f\r\p{Z}]+', ' ', 'g'));
+
+-- problem_id: the first 24 hex digits (96 bits) of SHA-256 of the normalized problem.
+CREATE OR REPLACE MACRO oxa_problem_id(t) AS
+    left(sha256(oxa_normalize_problem(t)), 24);
+
+-- sample_id: the first 24 hex digits of SHA-256 of problem_id, a newline, and the
+-- response exactly as given (responses are not normalized).
+CREATE OR REPLACE MACRO oxa_sample_id(problem_id, response) AS
+    left(sha256(problem_id || chr(10) || response), 24);

@@ -1,0 +1,54 @@
+-- The catalog's views over the workspace's parquet parts (DESIGN.md §2-3).
+-- oxa writes this file into WS/catalog.duckdb with {ws} replaced by the workspace's
+-- absolute path (DuckDB resolves a view's relative paths against the reader's working
+-- directory, so relative paths would break `duckdb WS/catalog.duckdb` run elsewhere);
+-- when the workspace is moved, oxa rewrites the views on the next open.
+-- Each folder holds a zero-row _schema.parquet, so a view works before any data exists.
+
+-- problems: one row per distinct problem (problem_id = oxa_problem_id(problem)).
+CREATE OR REPLACE VIEW problems AS
+SELECT * FROM read_parquet('{ws}/pool/problems/*.parquet', union_by_name = true);
+
+-- samples: one row per candidate response (sample_id = oxa_sample_id(problem_id, response)).
+CREATE OR REPLACE VIEW samples AS
+SELECT * FROM read_parquet('{ws}/pool/samples/*.parquet', union_by_name = true);
+
+-- answers: every recorded gold answer, given by a source at ingest or traced; a problem
+-- with more than one distinct answer has conflict = true on all its rows.
+CREATE OR REPLACE VIEW answers AS
+SELECT * REPLACE (
+    conflict OR count(DISTINCT gold_answer) OVER (PARTITION BY problem_id) > 1 AS conflict
+)
+FROM read_parquet('{ws}/answers/*.parquet', union_by_name = true);
+
+-- gold: the one answer each problem is judged against, by match method (given, exact,
+-- normalized, fuzzy), then answer source and answer text for a stable choice.
+CREATE OR REPLACE VIEW gold AS
+SELECT problem_id, gold_answer, gold_alternatives, answer_source, match_method, match_score, conflict
+FROM answers
+QUALIFY row_number() OVER (
+    PARTITION BY problem_id
+    ORDER BY list_position(['given', 'exact', 'normalized', 'fuzzy'], match_method) NULLS LAST,
+             answer_source, gold_answer
+) = 1;
+
+-- verify: one verdict per sample.
+CREATE OR REPLACE VIEW verify AS
+SELECT * FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true);
+
+-- candidates: samples with their problem, gold answer, verdict and PPL under every
+-- scoring model (columns ppl_<tag>, n_tokens_<tag>). Selection reads only this view.
+CREATE OR REPLACE VIEW candidates AS
+SELECT
+    s.*,
+    p.problem,
+    p.category,
+    g.gold_answer,
+    g.match_method,
+    g.conflict AS gold_conflict,
+    v.pred_answer,
+    v.verdict{score_columns}
+FROM samples AS s
+JOIN problems AS p USING (problem_id)
+LEFT JOIN gold AS g USING (problem_id)
+LEFT JOIN verify AS v USING (sample_id){score_joins};
