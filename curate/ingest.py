@@ -283,7 +283,7 @@ class _Ingest:
             column, invalid = _null_invalid_utf8(staged[name])
             staged = staged.set_column(staged.schema.get_field_index(name), name, column)
             flag(invalid, f"invalid_utf8:{name}", f"{name} is not valid UTF-8")
-            flag(pc.match_substring(column, "\x00"), f"nul_byte:{name}", f"{name} contains a NUL byte")
+            flag(pc.match_substring_regex(column, r"\x00"), f"nul_byte:{name}", f"{name} contains a NUL byte")
         if self.strip_instruction(preset):
             problem, instruction = strip_instruction_suffixes(staged["problem"])
             staged = staged.set_column(staged.schema.get_field_index("problem"), "problem", problem)
@@ -291,7 +291,7 @@ class _Ingest:
         else:
             staged = staged.append_column("instruction", pa.nulls(staged.num_rows, pa.string()))
         for name in texts:
-            flag(pc.equal(pc.utf8_trim_whitespace(staged[name]), ""), f"empty_{name}", f"{name} is empty or blank")
+            flag(pc.match_substring_regex(staged[name], r"^[\s\p{Z}]*$"), f"empty_{name}", f"{name} is empty or blank")
         size = pc.add(pc.binary_length(staged["problem"]), pc.fill_null(pc.binary_length(staged["response"]), 0))
         limit = self.config.max_record_bytes
         flag(pc.greater(size, limit), "record_too_large", f"problem + response exceed --max-record-bytes {limit}")
@@ -324,9 +324,9 @@ class _Ingest:
     def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
         self.con.register("valid", valid)
         ids = self.con.sql(
-            "SELECT oxa_problem_id(problem) AS problem_id, "
-            "oxa_sample_id(oxa_problem_id(problem), response) AS sample_id, "
-            "length(response)::BIGINT AS n_chars FROM valid"
+            "SELECT problem_id, oxa_sample_id(problem_id, response) AS sample_id, n_chars FROM ("
+            "  SELECT oxa_problem_id(problem) AS problem_id, response, length(response)::BIGINT AS n_chars"
+            "  FROM valid)"
         ).to_arrow_table()
         self.con.unregister("valid")
         problem_ids = ids["problem_id"].to_pylist()
@@ -335,6 +335,7 @@ class _Ingest:
         golds = valid["gold_answer"].to_pylist()
         ppls = valid["ppl"].to_pylist()
         self.instructions_stripped += valid.num_rows - valid["instruction"].null_count
+        has_responses = preset.has_responses
         new_problems, new_samples, new_answers, new_scores = [], [], [], []
         for i, pid in enumerate(problem_ids):
             added = False
@@ -348,7 +349,7 @@ class _Ingest:
                     self.run_answers.add(key)
                     new_answers.append(i)
                     added = True
-            if preset.has_responses:
+            if has_responses:
                 sid = sample_ids[i]
                 if self.scores is not None and ppls[i] is not None and sid not in self.pool_scores:
                     self.pool_scores.add(sid)
@@ -369,9 +370,9 @@ class _Ingest:
         table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
         table = table.rename_columns([{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names])
         if new_problems:
-            self.problems.write(table.take(new_problems))
+            self.problems.write(_take(table, new_problems))
         if new_answers:
-            answers = table.take(new_answers)
+            answers = _take(table, new_answers)
             n = answers.num_rows
             self.answers.write(answers.append_column("answer_source", answers["source"])
                                .append_column("match_method", pa.array(["given"] * n))
@@ -380,10 +381,10 @@ class _Ingest:
         if new_samples or new_scores:
             table = table.append_column("sample_id", ids["sample_id"]).append_column("n_chars", ids["n_chars"])
         if new_samples:
-            samples = table.take(new_samples)
+            samples = _take(table, new_samples)
             self.samples.write(samples.append_column("origin", pa.array([self.config.origin] * samples.num_rows)))
         if new_scores:
-            scores = table.take(new_scores)
+            scores = _take(table, new_scores)
             n_tokens = scores["n_tokens"].cast(pa.int64())
             nll_sum = pc.multiply(pc.ln(scores["ppl"]), n_tokens.cast(pa.float64()))
             self.scores.write(pa.table({
@@ -448,6 +449,10 @@ def _null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Arr
         raw = column.cast(pa.binary()) if not pa.types.is_large_string(column.type) else column.cast(pa.large_binary())
         mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()])
         return pc.if_else(mask, pa.nulls(len(column), column.type), raw.cast(column.type, safe=False)), mask
+
+
+def _take(table: pa.Table, rows: list[int]) -> pa.Table:
+    return table if len(rows) == table.num_rows else table.take(rows)
 
 
 def _is_utf8(value: bytes) -> bool:

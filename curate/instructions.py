@@ -21,22 +21,21 @@ KNOWN_SUFFIXES: tuple[str, ...] = (
     "Let's think step by step and output the final answer within \\boxed{}.",
 )
 
-
-def _suffix_pattern(suffix: str) -> str:
-    # Straight and curly apostrophes are both seen in the wild.
-    return re.escape(suffix).replace("'", "['’]")
-
-
-SUFFIX_REGEX = (
-    r"(?s)^(?P<body>.*?)(?P<instruction>\s*(?:"
-    + "|".join(_suffix_pattern(s) for s in KNOWN_SUFFIXES)
-    + r"))\s*$"
-)
+# Straight and curly apostrophes are both seen in the wild.
+_VARIANTS = sorted({v for s in KNOWN_SUFFIXES for v in (s, s.replace("'", "’"))}, key=len, reverse=True)
+_ALTERNATION = "|".join(re.escape(v) for v in _VARIANTS)
+_TAIL_RE2 = rf"(?:{_ALTERNATION})[\s\p{{Z}}]*$"  # a cheap vectorized test first
+_TAIL = re.compile(rf"\s*(?:{_ALTERNATION})\s*\Z")
 
 
 def strip_instruction_suffixes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     """(texts without a trailing known instruction, the stripped instruction or null)."""
-    parts = pc.extract_regex(texts, SUFFIX_REGEX)
-    body = pc.struct_field(parts, "body")
-    instruction = pc.utf8_trim_whitespace(pc.struct_field(parts, "instruction"))
-    return pc.coalesce(body, texts), instruction
+    hits = pc.fill_null(pc.match_substring_regex(texts, _TAIL_RE2), False)
+    if not pc.any(hits).as_py():
+        return texts, pa.nulls(len(texts), pa.string())
+    bodies, instructions = [], []
+    for text, hit in zip(texts.to_pylist(), hits.to_pylist()):
+        match = _TAIL.search(text) if hit else None
+        bodies.append(text[: match.start()] if match else text)
+        instructions.append(match.group(0).strip() if match else None)
+    return pa.array(bodies, pa.string()), pa.array(instructions, pa.string())

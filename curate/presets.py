@@ -193,7 +193,7 @@ def _answer_text(value: object) -> str:
         if not math.isfinite(value):
             raise _WrongType(f"expected a finite number, got {value}")
         return repr(int(value)) if value.is_integer() else repr(value)
-    return str(value)
+    return str(value).strip()
 
 
 def convert_value(kind: str, value: object) -> object:

@@ -6,8 +6,13 @@
 -- ...) becomes one space; leading and trailing spaces are removed. Case, punctuation and
 -- LaTeX are left as they are: "x^2" and "x^{2}" are different problems here (tracing
 -- uses a stronger normalization to match them).
+-- The pattern matches only what must change (a run of two or more whitespace characters,
+-- or one that is not a plain space), which keeps the common case fast.
 CREATE OR REPLACE MACRO oxa_normalize_problem(t) AS
-    trim(regexp_replace(nfc_normalize(t), '[\t\n\x0B\f\r\p{Z}]+', ' ', 'g'));
+    trim(regexp_replace(
+        nfc_normalize(t),
+        '[\t\n\x0B\f\r\p{Z}]{2,}|[\t\n\x0B\f\r\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]',
+        ' ', 'g'));
 
 -- problem_id: the first 24 hex digits (96 bits) of SHA-256 of the normalized problem.
 CREATE OR REPLACE MACRO oxa_problem_id(t) AS

@@ -1,0 +1,75 @@
+import hashlib
+import json
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from curate.workspace import Workspace
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+_SPACES = set("\t\n\x0b\x0c\r")
+
+
+def naive_normalize(text: str) -> str:
+    """Reference for oxa_normalize_problem, written char by char."""
+    text = unicodedata.normalize("NFC", text)
+    out, in_space = [], False
+    for ch in text:
+        if ch in _SPACES or unicodedata.category(ch).startswith("Z"):
+            if not in_space:
+                out.append(" ")
+            in_space = True
+        else:
+            out.append(ch)
+            in_space = False
+    return "".join(out).strip(" ")
+
+
+def naive_problem_id(problem: str) -> str:
+    return hashlib.sha256(naive_normalize(problem).encode()).hexdigest()[:24]
+
+
+def naive_sample_id(problem: str, response: str) -> str:
+    return hashlib.sha256(f"{naive_problem_id(problem)}\n{response}".encode()).hexdigest()[:24]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace.init(tmp_path / "ws")
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    """Rows may be dicts (dumped as JSON) or raw bytes/str lines written as they are."""
+    with open(path, "wb") as handle:
+        for row in rows:
+            if isinstance(row, bytes):
+                handle.write(row + b"\n")
+            elif isinstance(row, str):
+                handle.write(row.encode() + b"\n")
+            else:
+                handle.write(json.dumps(row).encode() + b"\n")
+    return path
+
+
+def query(ws: Workspace, sql: str, params=None) -> list[tuple]:
+    con = ws.connect()
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def rejects(ws: Workspace, stats: dict) -> list[tuple]:
+    """(source_row, source_index, reason) of a run's rejects, in file order."""
+    folder = ws.run_dir("ingest", stats["run_id"]) / "rejects"
+    if not any(folder.glob("*.parquet")):
+        return []
+    import duckdb
+
+    return duckdb.sql(
+        f"SELECT source_row, source_index, reason FROM read_parquet('{folder}/*.parquet') "
+        "ORDER BY source_file, source_row, source_index NULLS FIRST"
+    ).fetchall()
