@@ -329,43 +329,17 @@ class _Ingest:
             "  FROM valid)"
         ).to_arrow_table()
         self.con.unregister("valid")
-        problem_ids = ids["problem_id"].to_pylist()
-        sample_ids = ids["sample_id"].to_pylist()
-        sources = valid["source"].to_pylist()
-        golds = valid["gold_answer"].to_pylist()
-        ppls = valid["ppl"].to_pylist()
         self.instructions_stripped += valid.num_rows - valid["instruction"].null_count
-        has_responses = preset.has_responses
-        new_problems, new_samples, new_answers, new_scores = [], [], [], []
-        for i, pid in enumerate(problem_ids):
-            added = False
-            if pid not in self.pool_problems and pid not in self.run_problems:
-                self.run_problems.add(pid)
-                new_problems.append(i)
-                added = True
-            if golds[i] is not None:
-                key = (pid, sources[i], golds[i])
-                if key not in self.pool_answers and key not in self.run_answers:
-                    self.run_answers.add(key)
-                    new_answers.append(i)
-                    added = True
-            if has_responses:
-                sid = sample_ids[i]
-                if self.scores is not None and ppls[i] is not None and sid not in self.pool_scores:
-                    self.pool_scores.add(sid)
-                    new_scores.append(i)
-                if sid in self.pool_samples:
-                    self._duplicate("in_pool")
-                elif sid in self.run_samples:
-                    self._duplicate("in_run")
-                else:
-                    self.run_samples.add(sid)
-                    new_samples.append(i)
-                    self.funnel["accepted"] += 1
-            elif added:
-                self.funnel["accepted"] += 1
-            else:
-                self._duplicate("in_pool" if pid in self.pool_problems else "in_run")
+        problem_ids = ids["problem_id"].to_pylist()
+        new_problems = self._new_problems(problem_ids)
+        new_answers = self._new_answers(problem_ids, valid)
+        if preset.has_responses:
+            sample_ids = ids["sample_id"].to_pylist()
+            new_samples = self._new_samples(sample_ids)
+            new_scores = self._new_scores(sample_ids, valid) if self.scores is not None else []
+        else:
+            new_samples, new_scores = [], []
+            self._count_problem_records(problem_ids, set(new_problems) | set(new_answers))
         path = pa.array([str(file.path)] * valid.num_rows, pa.string())
         table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
         table = table.rename_columns([{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names])
@@ -393,6 +367,59 @@ class _Ingest:
             }))
         self.added.update(problems=len(new_problems), samples=len(new_samples),
                           answers=len(new_answers), scores=len(new_scores))
+
+    def _new_problems(self, problem_ids: list[str]) -> list[int]:
+        """Rows holding the first sighting of a problem not yet in the pool."""
+        first_row = dict(zip(reversed(problem_ids), range(len(problem_ids) - 1, -1, -1)))
+        rows = sorted(i for pid, i in first_row.items() if pid not in self.pool_problems and pid not in self.run_problems)
+        self.run_problems.update(problem_ids[i] for i in rows)
+        return rows
+
+    def _new_answers(self, problem_ids: list[str], valid: pa.Table) -> list[int]:
+        if valid["gold_answer"].null_count == valid.num_rows:
+            return []
+        rows = []
+        for i, key in enumerate(zip(problem_ids, valid["source"].to_pylist(), valid["gold_answer"].to_pylist())):
+            if key[2] is not None and key not in self.pool_answers and key not in self.run_answers:
+                self.run_answers.add(key)
+                rows.append(i)
+        return rows
+
+    def _new_samples(self, sample_ids: list[str]) -> list[int]:
+        """Rows with a sample not yet in the pool; the others are counted as duplicates."""
+        if (len(set(sample_ids)) == len(sample_ids) and self.pool_samples.isdisjoint(sample_ids)
+                and self.run_samples.isdisjoint(sample_ids)):
+            rows = list(range(len(sample_ids)))  # the common case, checked at C speed
+            self.run_samples.update(sample_ids)
+        else:
+            rows = []
+            for i, sid in enumerate(sample_ids):
+                if sid in self.pool_samples:
+                    self._duplicate("in_pool")
+                elif sid in self.run_samples:
+                    self._duplicate("in_run")
+                else:
+                    self.run_samples.add(sid)
+                    rows.append(i)
+        self.funnel["accepted"] += len(rows)
+        return rows
+
+    def _new_scores(self, sample_ids: list[str], valid: pa.Table) -> list[int]:
+        rows = []
+        for i, (sid, ppl) in enumerate(zip(sample_ids, valid["ppl"].to_pylist())):
+            if ppl is not None and sid not in self.pool_scores:
+                self.pool_scores.add(sid)
+                rows.append(i)
+        return rows
+
+    def _count_problem_records(self, problem_ids: list[str], added_rows: set[int]) -> None:
+        """For sources without responses: a record is accepted when it added a problem or
+        an answer, else it is a duplicate."""
+        for i, pid in enumerate(problem_ids):
+            if i in added_rows:
+                self.funnel["accepted"] += 1
+            else:
+                self._duplicate("in_pool" if pid in self.pool_problems else "in_run")
 
     def _duplicate(self, where: str) -> None:
         self.funnel["duplicate"] += 1

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,11 @@ class PartWriter:
 
     Each write() becomes a row group; a part is renamed into place when it is full or at
     close(). Part names are `<prefix>-<digest>.parquet`, the digest taken over the
-    `id_column` values in order.
+    `id_column` values in order. Writing (encoding and compression, which release the
+    GIL) runs on a background thread, at most `_MAX_PENDING` tables behind the caller.
     """
+
+    _MAX_PENDING = 2
 
     def __init__(
         self,
@@ -76,11 +81,23 @@ class PartWriter:
         self._tmp: Path | None = None
         self._digest = hashlib.sha256()
         self._part_rows = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{prefix}")
+        self._pending: deque[Future] = deque()
+        self._closed = False
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         table = table.select(self.schema.names).cast(self.schema)
+        while len(self._pending) >= self._MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._executor.submit(self._write_sync, table))
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _write_sync(self, table: pa.Table) -> None:
         start = 0
         while start < table.num_rows:
             room = self.rows_per_part - self._part_rows
@@ -114,11 +131,21 @@ class PartWriter:
         self._part_rows = 0
 
     def close(self) -> list[Path]:
-        self._finish_part()
+        if self._closed:
+            return self.parts
+        self._closed = True
+        self._drain()
+        self._executor.submit(self._finish_part).result()
+        self._executor.shutdown()
         return self.parts
 
     def abort(self) -> None:
         """Drop the part in progress (on error); finished parts stay, they are whole."""
+        self._closed = True
+        for future in self._pending:
+            future.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
         if self._writer is not None:
             self._writer.close()
             assert self._tmp is not None

@@ -77,7 +77,6 @@ class StageRun:
 
     def fail(self, error: BaseException) -> None:
         self.rejects.abort()
-        self.rejects.close()
         atomic_write_json(
             self.dir / "stats.json",
             {"status": "failed", "run_id": self.run_id, "error": f"{type(error).__name__}: {error}"},

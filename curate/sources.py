@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,14 +138,50 @@ def _hf_dataset_files(folder: Path) -> list[SourceFile]:
 
 
 def read_batches(source: SourceFile, columns: list[str] | None = None) -> Iterator[DictBatch | ArrowBatch]:
-    """Stream one file as batches. `columns` limits the top-level columns read from
-    parquet and Arrow files (None reads all)."""
+    """Stream one file as batches, read ahead on a background thread (decoding parquet
+    and parsing JSON overlap with the caller's work). `columns` limits the top-level
+    columns read from parquet and Arrow files (None reads all)."""
     if source.format == "parquet":
-        yield from _parquet_batches(source, columns)
+        batches = _parquet_batches(source, columns)
     elif source.format == "arrow":
-        yield from _arrow_batches(source, columns)
+        batches = _arrow_batches(source, columns)
     else:
-        yield from _json_batches(source)
+        batches = _json_batches(source)
+    return _read_ahead(batches)
+
+
+_DONE = object()
+
+
+def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator on a thread, `depth` items ahead; its errors re-raise here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if stop.is_set():
+                    return
+                slots.put(item)
+            slots.put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := slots.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
 
 
 def arrow_schema(source: SourceFile) -> pa.Schema:
