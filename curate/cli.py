@@ -186,7 +186,7 @@ def main() -> None:
     try:
         app()
     except OxaError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        typer.echo(f"error: {exc}", err=True)  # plain, unwrapped: paths and SQL stay whole
         sys.exit(2)
 
 

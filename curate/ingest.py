@@ -13,7 +13,7 @@ file, row, reason and a preview.
 
 from __future__ import annotations
 
-import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -256,11 +256,14 @@ class _Ingest:
         if not filters:
             return staged, 0
         condition = " AND ".join(f"({f})" for f in filters)
-        self.con.register("staged", staged)
+        # Hand DuckDB only the columns the condition names (not the long texts it ignores).
+        named = [c for c in WHERE_COLUMNS if re.search(rf"\b{c}\b", condition)]
+        columns = {c: staged["_row" if c == "source_row" else c] for c in named}
+        columns["_reason"] = staged["_reason"]
+        self.con.register("staged", pa.table(columns))
         try:
             keep = self.con.sql(
-                f"SELECT _reason IS NOT NULL OR coalesce(({condition}), false) AS keep "
-                "FROM (SELECT *, _row AS source_row FROM staged)"
+                f"SELECT _reason IS NOT NULL OR coalesce(({condition}), false) AS keep FROM staged"
             ).to_arrow_table()["keep"]
         except duckdb.Error as exc:
             raise OxaError(f"the filter {condition!r} failed: {exc}; columns: {', '.join(WHERE_COLUMNS)}") from exc
@@ -322,7 +325,7 @@ class _Ingest:
         self.reasons.update(rows["_reason"].to_pylist())
 
     def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
-        self.con.register("valid", valid)
+        self.con.register("valid", _in_morsels(valid))
         ids = self.con.sql(
             "SELECT problem_id, oxa_sample_id(problem_id, response) AS sample_id, n_chars FROM ("
             "  SELECT oxa_problem_id(problem) AS problem_id, response, length(response)::BIGINT AS n_chars"
@@ -476,6 +479,12 @@ def _null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Arr
         raw = column.cast(pa.binary()) if not pa.types.is_large_string(column.type) else column.cast(pa.large_binary())
         mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()])
         return pc.if_else(mask, pa.nulls(len(column), column.type), raw.cast(column.type, safe=False)), mask
+
+
+def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
+    """The same table in small record batches: DuckDB scans an Arrow table's batches in
+    parallel, so one big batch would use one core."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), table.schema)
 
 
 def _take(table: pa.Table, rows: list[int]) -> pa.Table:

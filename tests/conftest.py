@@ -29,11 +29,11 @@ def naive_normalize(text: str) -> str:
 
 
 def naive_problem_id(problem: str) -> str:
-    return hashlib.sha256(naive_normalize(problem).encode()).hexdigest()[:24]
+    return hashlib.md5(naive_normalize(problem).encode()).hexdigest()[:24]
 
 
 def naive_sample_id(problem: str, response: str) -> str:
-    return hashlib.sha256(f"{naive_problem_id(problem)}\n{response}".encode()).hexdigest()[:24]
+    return hashlib.md5(f"{naive_problem_id(problem)}\n{response}".encode()).hexdigest()[:24]
 
 
 @pytest.fixture

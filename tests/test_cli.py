@@ -1,0 +1,80 @@
+"""The oxa command line, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from tests.conftest import SHARED, write_jsonl
+
+runner = CliRunner()
+
+
+def oxa(*args):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def oxa_process(*args):
+    """Through the console entry point, for exit codes and error output."""
+    return subprocess.run([sys.executable, "-m", "curate.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_init_ingest_status_sql(tmp_path):
+    ws = tmp_path / "ws"
+    assert oxa("init", ws).exit_code == 0
+    src = write_jsonl(tmp_path / "qa.jsonl", [
+        {"question": "What is 1+1?", "solution": "\\boxed{2}", "final": "2"},
+        {"question": "What is 2+2?", "solution": "\\boxed{4}", "final": "4"},
+        {"question": "", "solution": "\\boxed{0}", "final": "0"},
+    ])
+    result = oxa("ingest", ws, src, "--map", "problem=question", "--map", "response=solution",
+                 "--map", "gold_answer=final", "--generator", "my-teacher")
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.output and "rejected: empty_problem" in result.output
+    status = oxa("status", ws).output
+    assert "samples" in status and "ingest" in status and "done" in status
+
+    csv = oxa("sql", ws, "SELECT problem, generator, gold_answer FROM candidates ORDER BY problem", "--format", "csv").output
+    assert csv.splitlines() == ["problem,generator,gold_answer", "What is 1+1?,my-teacher,2", "What is 2+2?,my-teacher,4"]
+    rows = json.loads(oxa("sql", ws, "SELECT count(*) AS n FROM samples", "-f", "json").output)
+    assert rows == [{"n": 2}]
+    out = tmp_path / "c.parquet"
+    assert oxa("sql", ws, "SELECT * FROM candidates", "-f", "parquet", "-o", out).exit_code == 0
+    assert pq.read_table(out).num_rows == 2
+    assert "pool_summary" in oxa("sql", ws, "--list").output
+    table = oxa("sql", ws, "--query", "pool_summary").output
+    assert "qa" in table  # the source defaults to the file's name
+
+
+def test_errors_are_one_clear_line_with_exit_code_2(tmp_path):
+    ws = tmp_path / "ws"
+    oxa("init", ws)
+    result = oxa_process("sql", ws, "SELECT nope FROM samples")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: SQL error: Binder Error") and "Traceback" not in result.stderr
+    result = oxa_process("ingest", ws, tmp_path / "missing.jsonl")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = oxa_process("status", tmp_path / "elsewhere")
+    assert result.returncode == 2 and "not an oxa workspace" in result.stderr
+    result = oxa_process("ingest", ws, SHARED / "formats" / "aime24.verl.parquet", "--map", "problem")
+    assert result.returncode == 2 and "--map takes FIELD=COLUMN" in result.stderr
+
+
+def test_help_explains_the_commands():
+    top = oxa("--help").output
+    for command in ("init", "status", "ingest", "sql", "demo"):
+        assert command in top
+    ingest_help = oxa("ingest", "--help").output
+    assert "acereason" in ingest_help and "oxa-lists" in ingest_help and "--where" in ingest_help
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = oxa("demo", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    assert "minerva" in result.output and "272" in result.output
+    assert "duplicate in pool" in result.output  # the verl prompts are the same AIME problems

@@ -1,0 +1,136 @@
+"""The workspace: layout, status, the catalog from elsewhere, moves, locks, reruns."""
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from curate import workspace as workspace_module
+from curate.errors import OxaError, WorkspaceBusy
+from curate.ingest import IngestConfig, run_ingest
+from curate.workspace import Workspace
+from tests.conftest import SHARED, query, write_jsonl
+
+ROWS = [
+    {"category": "math", "source": "s", "input": f"What is {i}+{i}?", "output": f"\\boxed{{{2 * i}}}"}
+    for i in range(20)
+]
+
+
+def test_init_creates_layout_and_status_is_empty(ws):
+    for folder in ("pool/problems", "pool/samples", "answers", "verify", "scores", "runs", "subsets"):
+        assert (ws.root / folder).is_dir()
+    assert ws.status()["tables"] == {"problems": 0, "samples": 0, "answers": 0, "verify": 0}
+    assert ws.status()["runs"] == []
+    assert Workspace.init(ws.root).root == ws.root  # idempotent
+
+
+def test_init_and_open_refuse_what_is_not_a_workspace(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    with pytest.raises(OxaError, match="is not empty"):
+        Workspace.init(tmp_path / "busy")
+    with pytest.raises(OxaError, match="not an oxa workspace"):
+        Workspace.open(tmp_path / "busy")
+
+
+def test_status_lists_runs_with_fingerprints(ws, tmp_path):
+    stats = run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+    info = ws.status()
+    assert info["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0}
+    [run] = info["runs"]
+    assert run["stage"] == "ingest" and run["run_id"] == stats["run_id"] and run["status"] == "done"
+    assert stats["run_id"].split("-")[1] == run["config_fingerprint"][:8]
+    assert query(ws, "SELECT stage, status, json_extract(stats, '$.funnel.accepted')::INT FROM runs") == [
+        ("ingest", "done", 20)
+    ]
+
+
+def _duckdb_elsewhere(catalog: Path, sql: str) -> str:
+    """Run SQL on the catalog with the plain duckdb library, from another directory."""
+    code = f"import duckdb; print(duckdb.connect({str(catalog)!r}, read_only=True).sql({sql!r}).fetchall())"
+    return subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_catalog_opens_from_any_directory_and_after_a_move(ws, tmp_path):
+    run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+    assert _duckdb_elsewhere(ws.catalog_path, "SELECT count(*) FROM candidates") == "[(20,)]"
+    assert _duckdb_elsewhere(ws.catalog_path, "SELECT oxa_problem_id('What is 0+0?') = min(problem_id) FROM problems WHERE source_row = 0") == "[(True,)]"
+    moved = tmp_path / "moved"
+    shutil.move(str(ws.root), moved)
+    reopened = Workspace.open(moved)
+    assert reopened.status()["tables"]["samples"] == 20
+    assert _duckdb_elsewhere(reopened.catalog_path, "SELECT count(*) FROM samples") == "[(20,)]"
+    again = run_ingest(reopened, IngestConfig([str(tmp_path / "a.jsonl")]))
+    assert again["funnel"]["duplicate"] == 20
+
+
+def test_second_writer_fails_at_once_naming_the_first(ws, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from curate.workspace import Workspace
+            with Workspace.open({str(ws.root)!r}).lock("pool", "oxa ingest"):
+                print("locked", flush=True)
+                time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(WorkspaceBusy, match=rf"being written \(pool\) by `oxa ingest` \(pid {holder.pid},"):
+            run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock dies with its holder: the next writer goes ahead
+    assert run_ingest(ws, IngestConfig([str(tmp_path / "a.jsonl")]))["funnel"]["accepted"] == 20
+    assert ws.status()["tables"]["samples"] == 20
+
+
+def test_held_catalog_gives_a_clear_error_not_a_hang(ws, monkeypatch):
+    monkeypatch.setattr(workspace_module, "_LOCK_WAIT_SECONDS", 0.5)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(ws.catalog_path)!r}); print('open', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(WorkspaceBusy, match="held by another process"):
+            ws.status()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ws.status()["tables"]["samples"] == 0  # nothing corrupt
+
+
+def test_reingest_adds_nothing_and_outputs_are_byte_identical(tmp_path):
+    src = write_jsonl(tmp_path / "a.jsonl", ROWS + ROWS[:3])
+    first, second = Workspace.init(tmp_path / "one"), Workspace.init(tmp_path / "two")
+    for ws in (first, second):
+        for source in (src, SHARED / "benchmarks" / "aime24.json"):
+            run_ingest(ws, IngestConfig([str(source)]))
+    again = run_ingest(first, IngestConfig([str(src)]))
+    assert again["funnel"] == {"read": 23, "accepted": 0, "duplicate": 23, "rejected": 0, "filtered": 0}
+    assert again["added"] == {"problems": 0, "samples": 0, "answers": 0, "scores": 0}
+    for folder in ("pool/samples", "pool/problems", "answers"):
+        names_one = sorted(p.name for p in (first.root / folder).glob("*.parquet"))
+        names_two = sorted(p.name for p in (second.root / folder).glob("*.parquet"))
+        assert names_one == names_two and len(names_one) >= 2
+        match, mismatch, errors = filecmp.cmpfiles(first.root / folder, second.root / folder, names_one, shallow=False)
+        assert mismatch == [] and errors == []
+
+
+def test_curation_core_imports_without_torch():
+    code = "import sys, curate.cli, curate.ingest, curate.workspace, train; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
