@@ -151,10 +151,11 @@ class _Ingest:
             "_sub", pa.nulls(staged.num_rows, pa.int32())
         )
         staged = self._fill_defaults(staged, preset, batch.file)
-        staged, filtered = self._filter(staged, preset)
-        staged = self._check_content(staged, preset)
+        keep = self._filter_mask(staged, preset)
+        staged = self._check_content(staged, preset, keep)
 
-        read = len(unreadable) + staged.num_rows + filtered
+        filtered = staged.num_rows - pc.sum(keep).as_py() if keep is not None else 0
+        read = len(unreadable) + staged.num_rows
         self.funnel["read"] += read
         self.funnel["filtered"] += filtered
         for bad in unreadable:
@@ -162,13 +163,16 @@ class _Ingest:
                 "_row": [bad.row], "_sub": pa.nulls(1, pa.int32()), "_reason": [bad.reason],
                 "_detail": [bad.detail], "_preview": [bad.preview],
             }))
-        rejected = staged.filter(pc.is_valid(staged["_reason"]))
-        if rejected.num_rows:
+        has_reason = pc.is_valid(staged["_reason"])  # reasons are only set on kept rows
+        if pc.any(has_reason).as_py():
+            rejected = staged.filter(has_reason)
             preview = pc.utf8_slice_codeunits(pc.coalesce(rejected["problem"], rejected["response"]), 0, 200)
             self._reject(batch.file, rejected.append_column("_preview", preview))
-        valid = staged.filter(pc.is_null(staged["_reason"]))
-        if valid.num_rows:
-            self._write_valid(valid, preset, batch.file)
+        valid_mask = pc.invert(has_reason) if keep is None else pc.and_(keep, pc.invert(has_reason))
+        if pc.all(valid_mask).as_py():
+            self._write_valid(staged, preset, batch.file)  # the common case: no copy
+        elif pc.any(valid_mask).as_py():
+            self._write_valid(staged.filter(valid_mask), preset, batch.file)
         return read
 
     def _explode(self, staged: pa.Table) -> pa.Table:
@@ -249,12 +253,14 @@ class _Ingest:
             ("gold_alternatives", pa.list_(pa.string())), ("meta", pa.string()), ("ppl", pa.float64()),
             ("n_tokens", pa.float64()), ("_row", pa.int64()), ("_reason", pa.string()))})
         for preset in {p.name: p for p in presets}.values():
-            self._filter(empty, preset)
+            self._filter_mask(empty, preset)
 
-    def _filter(self, staged: pa.Table, preset: Preset) -> tuple[pa.Table, int]:
+    def _filter_mask(self, staged: pa.Table, preset: Preset) -> pa.ChunkedArray | None:
+        """True where a record passes the filters (None: no filters). Records already
+        rejected pass, so that they are counted as rejects."""
         filters = self._filters(preset)
         if not filters:
-            return staged, 0
+            return None
         condition = " AND ".join(f"({f})" for f in filters)
         # Hand DuckDB only the columns the condition names (not the long texts it ignores).
         named = [c for c in WHERE_COLUMNS if re.search(rf"\b{c}\b", condition)]
@@ -262,22 +268,25 @@ class _Ingest:
         columns["_reason"] = staged["_reason"]
         self.con.register("staged", pa.table(columns))
         try:
-            keep = self.con.sql(
+            return self.con.sql(
                 f"SELECT _reason IS NOT NULL OR coalesce(({condition}), false) AS keep FROM staged"
             ).to_arrow_table()["keep"]
         except duckdb.Error as exc:
             raise OxaError(f"the filter {condition!r} failed: {exc}; columns: {', '.join(WHERE_COLUMNS)}") from exc
         finally:
             self.con.unregister("staged")
-        kept = staged.filter(keep)
-        return kept, staged.num_rows - kept.num_rows
 
-    def _check_content(self, staged: pa.Table, preset: Preset) -> pa.Table:
+    def _check_content(self, staged: pa.Table, preset: Preset, keep: pa.ChunkedArray | None) -> pa.Table:
+        """Set a reject reason on kept records with bad content (filtered ones are left alone)."""
         reason, detail = staged["_reason"], staged["_detail"]
+        if keep is not None:  # a filtered record keeps a null reason: it is not a reject
+            reason = pc.if_else(keep, reason, pa.scalar(None, pa.string()))
 
         def flag(mask: pa.ChunkedArray, code: str, text: str) -> None:
             nonlocal reason, detail
             mask = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
+            if keep is not None:
+                mask = pc.and_(mask, keep)
             reason = pc.if_else(mask, code, reason)
             detail = pc.if_else(mask, text, detail)
 
