@@ -29,6 +29,9 @@ from curate.resources import sql_text
 from curate.schema import SCORES, TABLE_FOLDERS
 
 CATALOG = "catalog.duckdb"
+# Written in a storage format that DuckDB 1.x shells can read too (DuckDB 2 would
+# otherwise write one that only 2.x opens).
+_CATALOG_STORAGE = {"storage_compatibility_version": "v1.0.0"}
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOCK_WAIT_SECONDS = 10.0
 
@@ -171,7 +174,8 @@ class Workspace:
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         while True:
             try:
-                return duckdb.connect(str(self.catalog_path), read_only=read_only)
+                config = {} if self.catalog_path.exists() else _CATALOG_STORAGE
+                return duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise OxaError(f"cannot open the catalog {self.catalog_path}: {exc}") from exc
@@ -190,6 +194,12 @@ class Workspace:
             if not force and self._stored_digest(con) == digest:
                 return
             con.execute(script)
+            wanted = {score_view_name(tag) for tag in self.score_tags()}
+            for (view,) in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal AND starts_with(view_name, 'scores_')"
+            ).fetchall():
+                if view not in wanted:  # its scores/<tag>/ folder was removed
+                    con.execute(f'DROP VIEW "{view}"')
             meta = {"root": self.root.as_posix(), "catalog_digest": digest, "oxa_version": __version__}
             con.executemany("INSERT OR REPLACE INTO oxa_meta VALUES (?, ?)", list(meta.items()))
         finally:

@@ -158,3 +158,48 @@ def test_generic_mapping_and_where(ws, tmp_path):
         ingest(ws, src, mapping=mapping, where="no_such_column = 1")
     with pytest.raises(OxaError, match="unknown field"):
         ingest(ws, src, mapping={"question": "problem"})
+
+
+def test_verl_and_benchmark_inline_rows(ws, tmp_path):
+    suffix = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+    verl = write_jsonl(tmp_path / "rl.jsonl", [
+        {"data_source": "dapo", "prompt": [{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "Compute $3^2$." + suffix}],
+         "reward_model": {"ground_truth": "9", "style": "rule"}, "extra_info": {"index": 7}},
+        {"data_source": "dapo", "prompt": "Compute $4^2$.", "reward_model": {"ground_truth": "16"}},
+        {"data_source": "dapo", "prompt": [{"role": "user", "content": "Compute $5^2$."}], "reward_model": {}},
+    ])
+    stats = ingest(ws, verl)  # detected: verl
+    assert rejects(ws, stats) == [(1, None, "wrong_type:problem")]
+    assert stats["instructions_stripped"] == 1
+    assert query(ws, "SELECT problem, instruction, source, meta FROM problems ORDER BY source_row") == [
+        ("Compute $3^2$.", suffix.strip(), "dapo", '{"index": 7}'),
+        ("Compute $5^2$.", None, "dapo", None),
+    ]
+    assert query(ws, "SELECT problem_id, gold_answer FROM gold") == [(naive_problem_id("Compute $3^2$."), "9")]
+
+    bench = tmp_path / "mini.json"
+    bench.write_text(json.dumps([
+        {"problem": "Compute $3^2$.", "answer": 9, "id": 1},  # same problem: a second source's answer
+        {"problem": "Find $k$.", "answer": ["0.5\n", "\\frac{1}{2}"], "id": 2},
+        {"problem": "Find $m$.", "answer": {"value": 3}, "id": 3},
+        {"problem": "Find $n$.", "answer": 2.50, "id": 4},
+    ]))
+    stats = ingest(ws, bench)  # detected: benchmark
+    assert stats["funnel"] == {"read": 4, "accepted": 3, "duplicate": 0, "rejected": 1, "filtered": 0}
+    assert rejects(ws, stats) == [(2, None, "wrong_type:gold_answer")]
+    assert query(ws, "SELECT a.answer_source, a.gold_answer, a.gold_alternatives, p.meta FROM answers AS a "
+                 "JOIN problems AS p USING (problem_id) WHERE a.answer_source = 'mini' ORDER BY a.source_row") == [
+        ("mini", "9", [], '{"index": 7}'),  # a problem keeps the meta of its first sighting
+        ("mini", "0.5", ["\\frac{1}{2}"], '{"id": 2}'),
+        ("mini", "2.5", [], '{"id": 4}'),
+    ]
+    # two sources agreeing is no conflict; disagreeing is, on every row of the problem
+    assert query(ws, "SELECT count(*), bool_or(conflict) FROM answers WHERE problem_id = ?", [naive_problem_id("Compute $3^2$.")]) == [(2, False)]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"problem": "Find $k$.", "answer": "0.25"}]))
+    ingest(ws, other)
+    assert query(ws, "SELECT answer_source, gold_answer, conflict FROM answers WHERE problem_id = ? ORDER BY 1", [naive_problem_id("Find $k$.")]) == [
+        ("mini", "0.5", True), ("other", "0.25", True)
+    ]
+    assert query(ws, "SELECT gold_answer, conflict FROM gold WHERE problem_id = ?", [naive_problem_id("Find $k$.")]) == [("0.5", True)]

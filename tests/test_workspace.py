@@ -53,21 +53,31 @@ def test_status_lists_runs_with_fingerprints(ws, tmp_path):
     ]
 
 
-def _duckdb_elsewhere(catalog: Path, sql: str) -> str:
-    """Run SQL on the catalog with the plain duckdb library, from another directory."""
-    code = f"import duckdb; print(duckdb.connect({str(catalog)!r}, read_only=True).sql({sql!r}).fetchall())"
-    return subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True).stdout.strip()
+DUCKDB_SHELL = Path(sys.executable).parent / "duckdb"  # from the duckdb-cli package (dev extra)
 
 
-def test_catalog_opens_from_any_directory_and_after_a_move(ws, tmp_path):
+def _duckdb_shell(catalog: Path, sql: str) -> str:
+    """Run SQL on the catalog with the plain `duckdb` shell, from another directory."""
+    assert DUCKDB_SHELL.exists(), "install the dev extra: it brings the duckdb shell (duckdb-cli)"
+    result = subprocess.run(
+        [str(DUCKDB_SHELL), "-readonly", "-csv", "-noheader", str(catalog), "-c", sql],
+        cwd="/", capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_catalog_opens_in_the_duckdb_shell_from_anywhere_and_after_a_move(ws, tmp_path):
     run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
-    assert _duckdb_elsewhere(ws.catalog_path, "SELECT count(*) FROM candidates") == "[(20,)]"
-    assert _duckdb_elsewhere(ws.catalog_path, "SELECT oxa_problem_id('What is 0+0?') = min(problem_id) FROM problems WHERE source_row = 0") == "[(True,)]"
+    assert _duckdb_shell(ws.catalog_path, "SELECT count(*) FROM candidates") == "20"
+    assert _duckdb_shell(
+        ws.catalog_path, "SELECT oxa_problem_id('What  is 0+0? ') = problem_id FROM problems WHERE source_row = 0"
+    ) == "true"
     moved = tmp_path / "moved"
     shutil.move(str(ws.root), moved)
     reopened = Workspace.open(moved)
-    assert reopened.status()["tables"]["samples"] == 20
-    assert _duckdb_elsewhere(reopened.catalog_path, "SELECT count(*) FROM samples") == "[(20,)]"
+    assert reopened.status()["tables"]["samples"] == 20  # oxa re-points the views
+    assert _duckdb_shell(reopened.catalog_path, "SELECT count(*) FROM samples") == "20"
     again = run_ingest(reopened, IngestConfig([str(tmp_path / "a.jsonl")]))
     assert again["funnel"]["duplicate"] == 20
 
@@ -134,3 +144,12 @@ def test_curation_core_imports_without_torch():
     code = "import sys, curate.cli, curate.ingest, curate.workspace, train; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_removing_a_score_tag_folder_drops_its_view(ws, tmp_path):
+    src = write_jsonl(tmp_path / "l.jsonl", [{"query": "Q?", "responses": ["\\boxed{1}"], "ppl": [2.0]}])
+    run_ingest(ws, IngestConfig([str(src)], scores_tag="base"))
+    assert query(ws, "SELECT ppl_base FROM candidates") == [(2.0,)]
+    shutil.rmtree(ws.root / "scores" / "base")
+    assert query(ws, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'scores_base'") == [(0,)]
+    assert "ppl_base" not in [c for (c,) in query(ws, "SELECT column_name FROM (DESCRIBE candidates)")]
