@@ -40,10 +40,24 @@ import pyarrow.parquet as pq
 GEN_VERSION = 1  # bump when the generated text changes
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ["numina_math", "aops", "olympiads", "amc_aime", "math_competition"]
-WHAT = ["the sum", "the product", "the remainder", "the area", "the number of ways",
-        "the smallest integer", "the expected value", "the perimeter", "the common difference"]
-INTRO = ["", "", "The following appeared on a regional olympiad. ", "Consider the configuration below. ",
-         "This is a warm-up problem from a number theory handout. "]
+WHAT = [
+    "the sum",
+    "the product",
+    "the remainder",
+    "the area",
+    "the number of ways",
+    "the smallest integer",
+    "the expected value",
+    "the perimeter",
+    "the common difference",
+]
+INTRO = [
+    "",
+    "",
+    "The following appeared on a regional olympiad. ",
+    "Consider the configuration below. ",
+    "This is a warm-up problem from a number theory handout. ",
+]
 PROBLEMS = [
     "Let $n = {p}$ and suppose a sequence satisfies $a_1 = {a}$ and $a_{{k+1}} = a_k + {b}$ for all "
     "$k \\ge 1$. Find {w} of the first $n$ terms, reduced modulo ${c}$.",
@@ -56,14 +70,40 @@ PROBLEMS = [
     "$BD:DC = {d}:{e}$. Compute {w} involving $AD^2$, rounded to the nearest integer (case {p}).",
 ]
 OUTRO = ["", " Give your answer as an integer.", " Justify every step; a bare numerical answer gets no credit."]
-OPEN = ["Hmm, wait", "Let me think again", "Alternatively", "So", "Now", "Okay", "Actually",
-        "On the other hand", "Then", "Let me double-check", "Going back to the setup"]
-MIDDLE = ["if I substitute {a} for the variable", "the term {a}/{b} simplifies", "the bound {a} might not be tight",
-          "factoring {a} gives a small prime", "I should check the case n = {a}", "the difference is {b} - {a}",
-          "the pattern repeats every {c} steps", "squaring both sides introduces {a} as a root",
-          "the generating function has a pole at {c}", "by symmetry only {c} cases remain"]
-CLOSE = ["which leaves", "and that matches the earlier estimate of", "so the congruence holds modulo",
-         "but I still need to verify it for", "so the running total becomes", "giving", "hence the count is"]
+OPEN = [
+    "Hmm, wait",
+    "Let me think again",
+    "Alternatively",
+    "So",
+    "Now",
+    "Okay",
+    "Actually",
+    "On the other hand",
+    "Then",
+    "Let me double-check",
+    "Going back to the setup",
+]
+MIDDLE = [
+    "if I substitute {a} for the variable",
+    "the term {a}/{b} simplifies",
+    "the bound {a} might not be tight",
+    "factoring {a} gives a small prime",
+    "I should check the case n = {a}",
+    "the difference is {b} - {a}",
+    "the pattern repeats every {c} steps",
+    "squaring both sides introduces {a} as a root",
+    "the generating function has a pole at {c}",
+    "by symmetry only {c} cases remain",
+]
+CLOSE = [
+    "which leaves",
+    "and that matches the earlier estimate of",
+    "so the congruence holds modulo",
+    "but I still need to verify it for",
+    "so the running total becomes",
+    "giving",
+    "hence the count is",
+]
 
 
 def _problem_table(rng: np.random.Generator, n: int) -> list[str]:
@@ -71,24 +111,30 @@ def _problem_table(rng: np.random.Generator, n: int) -> list[str]:
     t, i, o, w = (rng.integers(0, len(x), n) for x in (PROBLEMS, INTRO, OUTRO, WHAT))
     a, b, c = rng.integers(2, 999, (3, n))
     d, e = rng.integers(2, 19, (2, n))
-    return [INTRO[i[p]] + PROBLEMS[t[p]].format(p=p + 11, a=a[p], b=b[p], c=c[p], d=d[p], e=e[p], w=WHAT[w[p]])
-            + OUTRO[o[p]] for p in range(n)]
+    return [
+        INTRO[i[p]]
+        + PROBLEMS[t[p]].format(p=p + 11, a=a[p], b=b[p], c=c[p], d=d[p], e=e[p], w=WHAT[w[p]])
+        + OUTRO[o[p]]
+        for p in range(n)
+    ]
 
 
 def _sentence_bank(rng: np.random.Generator, n: int) -> pa.Array:
     """n sentence heads like 'Actually, the term 12/7 simplifies, which leaves ' (a number follows)."""
     o, m, c = (rng.integers(0, len(x), n) for x in (OPEN, MIDDLE, CLOSE))
     a, b = rng.integers(2, 5000, (2, n))
-    return pa.array([f"{OPEN[o[k]]}, {MIDDLE[m[k]].format(a=a[k], b=b[k], c=a[k] % 97 + 2)}, {CLOSE[c[k]]} "
-                     for k in range(n)])
+    return pa.array(
+        [f"{OPEN[o[k]]}, {MIDDLE[m[k]].format(a=a[k], b=b[k], c=a[k] % 97 + 2)}, {CLOSE[c[k]]} " for k in range(n)]
+    )
 
 
 def _s(x) -> pa.Array:
     return pc.cast(pa.array(x), pa.string())
 
 
-def _shard(i: int, n: int, row0: int, seed: int, problems: pa.Array, answers: np.ndarray,
-           psource: np.ndarray, bank: pa.Array) -> pa.Table:
+def _shard(
+    i: int, n: int, row0: int, seed: int, problems: pa.Array, answers: np.ndarray, psource: np.ndarray, bank: pa.Array
+) -> pa.Table:
     """Build one shard with vectorized pyarrow string joins (no per-row Python)."""
     rng = np.random.default_rng([seed, i])
     is_code = rng.random(n) < 0.05
@@ -99,30 +145,58 @@ def _shard(i: int, n: int, row0: int, seed: int, problems: pa.Array, answers: np
     sentences = []  # bank head + per-row number + end; all null when j >= k (skipped in the join)
     for j in range(11):
         skip = k <= j
-        sentences += [bank.take(pa.array(rng.integers(0, len(bank), n), mask=skip)),
-                      _s(pa.array(rng.integers(0, 100_000, n), mask=skip)),
-                      ends.take(pa.array(rng.integers(0, len(ends), n), mask=skip))]
+        sentences += [
+            bank.take(pa.array(rng.integers(0, len(bank), n), mask=skip)),
+            _s(pa.array(rng.integers(0, 100_000, n), mask=skip)),
+            ends.take(pa.array(rng.integers(0, len(ends), n), mask=skip)),
+        ]
     ans = np.where(rng.random(n) < 0.85, answers[pid], rng.integers(0, 1000, n))
     math_out = pc.binary_join_element_wise(
         "<think>\nOkay, let me restate the problem and set up the notation first. ",
-        *sentences[:15], "Compute ", _s(a), " * ", _s(b), " = ", _s(a * b), ".\n\n", *sentences[15:],
+        *sentences[:15],
+        "Compute ",
+        _s(a),
+        " * ",
+        _s(b),
+        " = ",
+        _s(a * b),
+        ".\n\n",
+        *sentences[15:],
         "\n</think>\n\nWe reduce the problem to a single congruence and evaluate it directly. "
-        "Checking the boundary cases confirms the value, so the answer is $\\boxed{", _s(ans),
-        "}$.", "", null_handling="skip")
+        "Checking the boundary cases confirms the value, so the answer is $\\boxed{",
+        _s(ans),
+        "}$.",
+        "",
+        null_handling="skip",
+    )
     code_in = pc.binary_join_element_wise(
         "Write a function `solve(xs)` that returns the maximum sum of a subarray of length ",
-        _s(a % 50 + 1), " whose elements are all divisible by ", _s(b % 13 + 2), ".", "")
+        _s(a % 50 + 1),
+        " whose elements are all divisible by ",
+        _s(b % 13 + 2),
+        ".",
+        "",
+    )
     code_out = pc.binary_join_element_wise(
-        "<think>\n", *sentences[:9], "\n</think>\n\n```python\ndef solve(xs):\n    k = ", _s(a % 50 + 1),
-        "\n    d = ", _s(b), "\n    return max(sum(xs[i:i+k]) for i in range(len(xs) - k + 1))\n```",
-        "", null_handling="skip")
+        "<think>\n",
+        *sentences[:9],
+        "\n</think>\n\n```python\ndef solve(xs):\n    k = ",
+        _s(a % 50 + 1),
+        "\n    d = ",
+        _s(b),
+        "\n    return max(sum(xs[i:i+k]) for i in range(len(xs) - k + 1))\n```",
+        "",
+        null_handling="skip",
+    )
     mask = pa.array(is_code)
-    return pa.table({
-        "category": pa.array(np.where(is_code, "code", "math")),
-        "source": pa.array(np.where(is_code, "code_contests", psource[pid])),
-        "input": pc.if_else(mask, code_in, problems.take(pa.array(pid))),
-        "output": pc.if_else(mask, code_out, math_out),
-    })
+    return pa.table(
+        {
+            "category": pa.array(np.where(is_code, "code", "math")),
+            "source": pa.array(np.where(is_code, "code_contests", psource[pid])),
+            "input": pc.if_else(mask, code_in, problems.take(pa.array(pid))),
+            "output": pc.if_else(mask, code_out, math_out),
+        }
+    )
 
 
 def generate(pool: Path, rows: int, seed: int, shard_rows: int, force: bool) -> dict:
@@ -169,13 +243,13 @@ sys.exit(rc)"""
 
 def run_measured(cmd: list[str], log: Path) -> tuple[float, float, int]:
     """Run cmd in its own process; return (wall s, peak RSS MB, exit code)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     rss_file = log.with_suffix(".rss")
     with open(log, "wb") as out:
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-c", RSS_WRAPPER, str(rss_file), *cmd],
-                             stdout=out, stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.call(
+            [sys.executable, "-c", RSS_WRAPPER, str(rss_file), *cmd], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
         wall = time.perf_counter() - t0
     if rc != 0:
         tail = log.read_text(errors="replace")[-2000:]
@@ -212,16 +286,19 @@ def main() -> None:
             shutil.rmtree(ws, ignore_errors=True)
             ours_ok = run_measured(cli + ["init", str(ws)], wd / "ours-init.log")[2] == 0
         if ours_ok:
-            wall, rss, rc = run_measured(cli + ["ingest", str(ws), str(pool), "--preset", "acereason"],
-                                         wd / "ours-ingest.log")
+            wall, rss, rc = run_measured(
+                cli + ["ingest", str(ws), str(pool), "--preset", "acereason"], wd / "ours-ingest.log"
+            )
             ours_ok = rc == 0
             res["ours"] += [(wall, rss)] if ours_ok else []
         raw_out.unlink(missing_ok=True)
         wall, rss, rc = run_measured([py, "-c", RAW_COPY, str(pool), str(raw_out)], wd / "raw.log")
         raw_ok = raw_ok and rc == 0
         res["raw"] += [(wall, rss)] if rc == 0 else []
-        print(f"run {r + 1}/{args.repeat}: " + "  ".join(
-            f"{k} {v[-1][0]:.1f}s {v[-1][1]:.0f}MB" for k, v in res.items() if v))
+        print(
+            f"run {r + 1}/{args.repeat}: "
+            + "  ".join(f"{k} {v[-1][0]:.1f}s {v[-1][1]:.0f}MB" for k, v in res.items() if v)
+        )
 
     # best (min) wall time, worst (max) peak RSS over the repeats
     best = {k: (min(w for w, _ in v), max(s for _, s in v)) if v else (None, None) for k, v in res.items()}
@@ -232,8 +309,10 @@ def main() -> None:
     raw_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{raw_out}')").fetchall()[0][0] if raw_ok else None
     ratio = best["ours"][0] / best["raw"][0] if ours_ok and raw_ok else None
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    machine = (f"{os.cpu_count()} CPUs, {mem_gb:.1f} GB RAM, {platform.machine()}, python {platform.python_version()}, "
-               f"duckdb {duckdb.__version__}, pyarrow {pa.__version__}")
+    machine = (
+        f"{os.cpu_count()} CPUs, {mem_gb:.1f} GB RAM, {platform.machine()}, python {platform.python_version()}, "
+        f"duckdb {duckdb.__version__}, pyarrow {pa.__version__}"
+    )
 
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     print(f"\npool rows {m['rows']:,}   math rows {m['math_rows']:,}   problems {m['problems']:,}")
@@ -241,14 +320,30 @@ def main() -> None:
     for k in ("ours", "raw"):
         print(f"{k:6}{fmt(best[k][0], '.2f'):>9}{fmt(best[k][1], '.0f'):>13}")
     print(f"ours/raw wall {fmt(ratio, '.2f')}x (target <= 2x); ours peak RSS target < 4096 MB")
-    print(f"samples in ws {fmt(samples, ',')} vs math rows {m['math_rows']:,}: {check or 'n/a (ours failed)'}"
-          f"   raw copy rows {fmt(raw_rows, ',')}")
+    print(
+        f"samples in ws {fmt(samples, ',')} vs math rows {m['math_rows']:,}: {check or 'n/a (ours failed)'}"
+        f"   raw copy rows {fmt(raw_rows, ',')}"
+    )
     print(f"machine: {machine}")
     r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
-    print(json.dumps({"bench": "ingest", "pool_rows": m["rows"], "math_rows": m["math_rows"],
-                      "ours_s": r2(best["ours"][0]), "ours_rss_mb": r2(best["ours"][1]),
-                      "raw_s": r2(best["raw"][0]), "raw_rss_mb": r2(best["raw"][1]), "ratio": r2(ratio),
-                      "samples": samples, "check": check, "repeat": args.repeat, "machine": machine}))
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "pool_rows": m["rows"],
+                "math_rows": m["math_rows"],
+                "ours_s": r2(best["ours"][0]),
+                "ours_rss_mb": r2(best["ours"][1]),
+                "raw_s": r2(best["raw"][0]),
+                "raw_rss_mb": r2(best["raw"][1]),
+                "ratio": r2(ratio),
+                "samples": samples,
+                "check": check,
+                "repeat": args.repeat,
+                "machine": machine,
+            }
+        )
+    )
     sys.exit(0 if ours_ok and raw_ok and check == "OK" else 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,9 +13,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from curate.errors import OxaError
-from curate.ingest import WHERE_COLUMNS, IngestConfig, run_ingest
+from curate.ingest import IngestConfig, run_ingest
 from curate.presets import PRESETS
-from curate.query import FORMATS, named_queries, named_query, run_query
+from curate.query import named_queries, named_query, run_query
+from curate.records import WHERE_COLUMNS
 from curate.resources import benchmarks_dir
 from curate.workspace import Workspace
 
@@ -35,8 +36,10 @@ WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (made by `o
 def init(workspace: WorkspaceArg) -> None:
     """Create a workspace: catalog.duckdb, pool/, answers/, verify/, scores/, runs/, subsets/."""
     ws = Workspace.init(workspace)
-    console.print(f"workspace ready at [bold]{ws.root}[/]; query it with `oxa sql {workspace} \"SELECT ...\"`"
-                  f" or `duckdb {ws.catalog_path}`")
+    console.print(
+        f'workspace ready at [bold]{ws.root}[/]; query it with `oxa sql {workspace} "SELECT ..."`'
+        f" or `duckdb {ws.catalog_path}`"
+    )
 
 
 @app.command()
@@ -73,15 +76,52 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
 @app.command(epilog="Presets: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
 def ingest(
     workspace: WorkspaceArg,
-    sources: Annotated[list[Path], typer.Argument(help="Files or folders: .jsonl/.ndjson/.json (.gz), .parquet, .arrow, `datasets` save_to_disk folders.")],
-    preset: Annotated[Optional[str], typer.Option(help="Source layout: " + ", ".join(PRESETS) + ". Default: detected from each file's columns.")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN (dots reach nested fields); fields: problem, response, responses, gold_answer, source, category, generator, ppl, n_tokens, meta. Overrides the preset's column for that field.")] = [],
-    where: Annotated[Optional[str], typer.Option(help="Keep only records where this SQL predicate holds; columns: " + ", ".join(WHERE_COLUMNS) + ".")] = None,
-    all_categories: Annotated[bool, typer.Option("--all-categories", help="Keep rows the preset filters out by default (acereason keeps category 'math' only).")] = False,
-    generator: Annotated[Optional[str], typer.Option(help="Generator to record when the source names none (acereason: DeepSeek-R1).")] = None,
-    strip_instruction: Annotated[Optional[bool], typer.Option("--strip-instruction/--keep-instruction", help="Strip known instruction suffixes from problems (default: per preset; verl strips).")] = None,
-    scores_tag: Annotated[Optional[str], typer.Option(help="Tag for the PPL lists a source carries (oxa-lists): kept as scores/<tag>/.")] = None,
-    max_record_bytes: Annotated[int, typer.Option(help="Reject records whose problem + response exceed this many bytes.")] = 4 * 2**20,
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders: .jsonl/.ndjson/.json (.gz), .parquet, .arrow, `datasets` save_to_disk folders."
+        ),
+    ],
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Source layout: " + ", ".join(PRESETS) + ". Default: detected from each file's columns."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="FIELD=COLUMN (dots reach nested fields); fields: problem, response, responses, gold_answer, source, category, generator, ppl, n_tokens, meta. Overrides the preset's column for that field.",
+        ),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep only records where this SQL predicate holds; columns: " + ", ".join(WHERE_COLUMNS) + "."
+        ),
+    ] = None,
+    all_categories: Annotated[
+        bool,
+        typer.Option(
+            "--all-categories",
+            help="Keep rows the preset filters out by default (acereason keeps category 'math' only).",
+        ),
+    ] = False,
+    generator: Annotated[
+        str | None, typer.Option(help="Generator to record when the source names none (acereason: DeepSeek-R1).")
+    ] = None,
+    strip_instruction: Annotated[
+        bool | None,
+        typer.Option(
+            "--strip-instruction/--keep-instruction",
+            help="Strip known instruction suffixes from problems (default: per preset; verl strips).",
+        ),
+    ] = None,
+    scores_tag: Annotated[
+        str | None, typer.Option(help="Tag for the PPL lists a source carries (oxa-lists): kept as scores/<tag>/.")
+    ] = None,
+    max_record_bytes: Annotated[
+        int, typer.Option(help="Reject records whose problem + response exceed this many bytes.")
+    ] = 4 * 2**20,
 ) -> None:
     """Add pool sources to a workspace: problems, samples, and the answers they give.
 
@@ -90,12 +130,19 @@ def ingest(
     """
     ws = Workspace.open(workspace)
     config = IngestConfig(
-        sources=[str(s) for s in sources], preset=preset, mapping=_parse_map(map_), where=where,
-        all_categories=all_categories, generator=generator, strip_instruction=strip_instruction,
-        scores_tag=scores_tag, max_record_bytes=max_record_bytes,
+        sources=[str(s) for s in sources],
+        preset=preset,
+        mapping=_parse_map(map_ or []),
+        where=where,
+        all_categories=all_categories,
+        generator=generator,
+        strip_instruction=strip_instruction,
+        scores_tag=scores_tag,
+        max_record_bytes=max_record_bytes,
     )
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
         task = progress.add_task("reading")
 
         def report(records: int, file) -> None:
@@ -128,11 +175,18 @@ def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
 @app.command()
 def sql(
     workspace: WorkspaceArg,
-    query: Annotated[Optional[str], typer.Argument(help="A SQL query over the views problems, samples, answers, gold, verify, candidates, scores_<tag>, runs.")] = None,
-    named: Annotated[Optional[str], typer.Option("--query", "-q", help="Run a named query from sql/queries/ instead (see --list).")] = None,
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="A SQL query over the views problems, samples, answers, gold, verify, candidates, scores_<tag>, runs."
+        ),
+    ] = None,
+    named: Annotated[
+        str | None, typer.Option("--query", "-q", help="Run a named query from sql/queries/ instead (see --list).")
+    ] = None,
     list_queries: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
 ) -> None:
     """Run SQL against the workspace catalog (read-only)."""
@@ -179,7 +233,7 @@ def demo(
     _print_ingest_summary(ws, run_ingest(ws, IngestConfig([str(verl)], preset="verl")))
     console.rule("oxa sql --query pool_summary")
     _print_rows(*run_query(ws, named_query("pool_summary")), limit=50)
-    console.print(f"\nexplore it: oxa sql {workspace} \"SELECT * FROM problems LIMIT 5\"  |  oxa status {workspace}")
+    console.print(f'\nexplore it: oxa sql {workspace} "SELECT * FROM problems LIMIT 5"  |  oxa status {workspace}')
 
 
 def main() -> None:

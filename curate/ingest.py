@@ -13,11 +13,9 @@ file, row, reason and a preview.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -25,10 +23,8 @@ import pyarrow.compute as pc
 
 from curate import __version__
 from curate.errors import OxaError
-from curate.instructions import strip_instruction_suffixes
 from curate.parts import PartWriter, atomic_write_json
 from curate.presets import (
-    KIND_TYPES,
     PRESETS,
     Preset,
     check_arrow_schema,
@@ -38,6 +34,7 @@ from curate.presets import (
     generic_preset,
     no_preset_error,
 )
+from curate.records import check_content, empty_staged, explode_responses, fill_defaults, filter_mask
 from curate.resources import sql_text
 from curate.runs import StageRun
 from curate.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
@@ -115,8 +112,9 @@ class _Ingest:
         self.pool_samples = self._existing("pool/samples", "sample_id")
         self.pool_problems = self._existing("pool/problems", "problem_id")
         self.pool_answers = {
-            tuple(r) for r in self.con.execute(
-                f"SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
                 [str(ws.root / "answers" / "*.parquet")],
             ).fetchall()
         }
@@ -147,95 +145,45 @@ class _Ingest:
             staged = extract_dicts(preset, batch.rows, batch.objects)
         else:
             staged = extract_arrow(preset, batch.first_row, batch.table)
-        staged = self._explode(staged) if preset.explodes else staged.append_column(
-            "_sub", pa.nulls(staged.num_rows, pa.int32())
-        )
-        staged = self._fill_defaults(staged, preset, batch.file)
-        keep = self._filter_mask(staged, preset)
-        staged = self._check_content(staged, preset, keep)
+        if preset.explodes:
+            staged = explode_responses(self.con, staged)
+        else:
+            staged = staged.append_column("_sub", pa.nulls(staged.num_rows, pa.int32()))
+        staged = fill_defaults(staged, batch.file.dataset_name, self.config.generator or preset.generator)
+        keep = filter_mask(self.con, staged, self._filters(preset))
+        texts = ["problem", "response"] if preset.has_responses else ["problem"]
+        staged = check_content(staged, keep, texts, self._strip_instruction(preset), self.config.max_record_bytes)
 
         filtered = staged.num_rows - pc.sum(keep).as_py() if keep is not None else 0
         read = len(unreadable) + staged.num_rows
         self.funnel["read"] += read
         self.funnel["filtered"] += filtered
         for bad in unreadable:
-            self._reject(batch.file, pa.table({
-                "_row": [bad.row], "_sub": pa.nulls(1, pa.int32()), "_reason": [bad.reason],
-                "_detail": [bad.detail], "_preview": [bad.preview],
-            }))
+            self._reject(
+                batch.file,
+                pa.table(
+                    {
+                        "_row": [bad.row],
+                        "_sub": pa.nulls(1, pa.int32()),
+                        "_reason": [bad.reason],
+                        "_detail": [bad.detail],
+                        "_preview": [bad.preview],
+                    }
+                ),
+            )
         has_reason = pc.is_valid(staged["_reason"])  # reasons are only set on kept rows
         if pc.any(has_reason).as_py():
             rejected = staged.filter(has_reason)
             preview = pc.utf8_slice_codeunits(pc.coalesce(rejected["problem"], rejected["response"]), 0, 200)
             self._reject(batch.file, rejected.append_column("_preview", preview))
         valid_mask = pc.invert(has_reason) if keep is None else pc.and_(keep, pc.invert(has_reason))
-        if pc.all(valid_mask).as_py():
+        if staged.num_rows == 0:
+            pass
+        elif pc.all(valid_mask).as_py():
             self._write_valid(staged, preset, batch.file)  # the common case: no copy
         elif pc.any(valid_mask).as_py():
             self._write_valid(staged.filter(valid_mask), preset, batch.file)
         return read
-
-    def _explode(self, staged: pa.Table) -> pa.Table:
-        """One record per element of `responses` (with its ppl and n_tokens, where given);
-        a row already rejected, or whose lists cannot be paired, stays one record."""
-        lists = [c for c in ("ppl", "n_tokens") if c in staged.column_names]
-        mismatch = "".join(
-            f" WHEN {c} IS NOT NULL AND len({c}) <> len(responses) THEN 'list_length_mismatch'" for c in lists
-        )
-        self.con.register("staged", staged)
-        checked = self.con.sql(
-            f"""SELECT * REPLACE (
-                    CASE WHEN _reason IS NOT NULL THEN _reason
-                         WHEN len(responses) = 0 THEN 'missing_field:responses'{mismatch}
-                    END AS _reason,
-                    CASE WHEN _reason IS NOT NULL THEN _detail
-                         WHEN len(responses) = 0 THEN 'the responses list is empty'
-                         ELSE 'responses has ' || len(responses) || ' elements, a parallel list differs'
-                    END AS _detail)
-                FROM staged"""
-        ).to_arrow_table()
-        self.con.register("checked", checked)
-        rest = ", ".join(f"NULL::DOUBLE AS {c}" for c in lists)
-        unnest_rest = ", ".join(f"unnest({c}) AS {c}" for c in lists)
-        exclude = ", ".join(["responses", *lists])
-        exploded = self.con.sql(
-            f"""SELECT * EXCLUDE ({exclude}), NULL::VARCHAR AS response{', ' + rest if rest else ''},
-                       NULL::INTEGER AS _sub
-                FROM checked WHERE _reason IS NOT NULL
-                UNION ALL
-                SELECT * EXCLUDE ({exclude}), unnest(responses) AS response{', ' + unnest_rest if unnest_rest else ''},
-                       unnest(range(len(responses)))::INTEGER AS _sub
-                FROM checked WHERE _reason IS NULL
-                ORDER BY _row, _sub NULLS FIRST"""
-        ).to_arrow_table()
-        self.con.unregister("staged")
-        self.con.unregister("checked")
-        null_element = pc.and_(pc.is_null(exploded["response"]), pc.is_valid(exploded["_sub"]))
-        return exploded.set_column(
-            exploded.schema.get_field_index("_reason"), "_reason",
-            pc.if_else(null_element, "missing_field:response", exploded["_reason"]),
-        ).set_column(
-            exploded.schema.get_field_index("_detail"), "_detail",
-            pc.if_else(null_element, "a null element of the responses list", exploded["_detail"]),
-        )
-
-    def _fill_defaults(self, staged: pa.Table, preset: Preset, file: SourceFile) -> pa.Table:
-        """Give every batch the same columns: defaults filled, gold split into its
-        first form and the alternatives."""
-        n = staged.num_rows
-        columns = {name: staged[name] for name in staged.column_names}
-        source = columns.get("source", pa.nulls(n, pa.string()))
-        blank = pc.equal(pc.utf8_trim_whitespace(source), "")
-        columns["source"] = pc.coalesce(pc.if_else(blank, pa.scalar(None, pa.string()), source), pa.scalar(file.dataset_name))
-        generator = self.config.generator or preset.generator
-        columns["generator"] = pc.coalesce(columns.get("generator", pa.nulls(n, pa.string())), pa.scalar(generator, pa.string()))
-        golds = columns.pop("gold_answer", pa.nulls(n, KIND_TYPES["answers"])).to_pylist()
-        columns["gold_answer"] = pa.array([g[0] if g else None for g in golds], pa.string())
-        columns["gold_alternatives"] = pa.array([g[1:] if g else None for g in golds], pa.list_(pa.string()))
-        for name, typ in (("response", pa.string()), ("category", pa.string()), ("meta", pa.string()),
-                          ("ppl", pa.float64()), ("n_tokens", pa.float64())):
-            columns.setdefault(name, pa.nulls(n, typ))
-        return pa.table(columns)
 
     def _filters(self, preset: Preset) -> list[str]:
         filters = []
@@ -247,89 +195,29 @@ class _Ingest:
 
     def validate_filters(self, presets: list[Preset]) -> None:
         """Try each file's filters on an empty batch, so a bad --where fails before any work."""
-        empty = pa.table({name: pa.nulls(0, typ) for name, typ in (
-            ("problem", pa.string()), ("response", pa.string()), ("source", pa.string()),
-            ("category", pa.string()), ("generator", pa.string()), ("gold_answer", pa.string()),
-            ("gold_alternatives", pa.list_(pa.string())), ("meta", pa.string()), ("ppl", pa.float64()),
-            ("n_tokens", pa.float64()), ("_row", pa.int64()), ("_reason", pa.string()))})
         for preset in {p.name: p for p in presets}.values():
-            self._filter_mask(empty, preset)
+            filter_mask(self.con, empty_staged(), self._filters(preset))
 
-    def _filter_mask(self, staged: pa.Table, preset: Preset) -> pa.ChunkedArray | None:
-        """True where a record passes the filters (None: no filters). Records already
-        rejected pass, so that they are counted as rejects."""
-        filters = self._filters(preset)
-        if not filters:
-            return None
-        condition = " AND ".join(f"({f})" for f in filters)
-        # Hand DuckDB only the columns the condition names (not the long texts it ignores).
-        named = [c for c in WHERE_COLUMNS if re.search(rf"\b{c}\b", condition)]
-        columns = {c: staged["_row" if c == "source_row" else c] for c in named}
-        columns["_reason"] = staged["_reason"]
-        self.con.register("staged", pa.table(columns))
-        try:
-            return self.con.sql(
-                f"SELECT _reason IS NOT NULL OR coalesce(({condition}), false) AS keep FROM staged"
-            ).to_arrow_table()["keep"]
-        except duckdb.Error as exc:
-            raise OxaError(f"the filter {condition!r} failed: {exc}; columns: {', '.join(WHERE_COLUMNS)}") from exc
-        finally:
-            self.con.unregister("staged")
-
-    def _check_content(self, staged: pa.Table, preset: Preset, keep: pa.ChunkedArray | None) -> pa.Table:
-        """Set a reject reason on kept records with bad content (filtered ones are left alone)."""
-        reason, detail = staged["_reason"], staged["_detail"]
-        if keep is not None:  # a filtered record keeps a null reason: it is not a reject
-            reason = pc.if_else(keep, reason, pa.scalar(None, pa.string()))
-
-        def flag(mask: pa.ChunkedArray, code: str, text: str) -> None:
-            nonlocal reason, detail
-            mask = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
-            if keep is not None:
-                mask = pc.and_(mask, keep)
-            reason = pc.if_else(mask, code, reason)
-            detail = pc.if_else(mask, text, detail)
-
-        texts = ["problem"] + (["response"] if preset.has_responses else [])
-        for name in texts:
-            column, invalid = _null_invalid_utf8(staged[name])
-            staged = staged.set_column(staged.schema.get_field_index(name), name, column)
-            flag(invalid, f"invalid_utf8:{name}", f"{name} is not valid UTF-8")
-            flag(pc.match_substring_regex(column, r"\x00"), f"nul_byte:{name}", f"{name} contains a NUL byte")
-        if self.strip_instruction(preset):
-            problem, instruction = strip_instruction_suffixes(staged["problem"])
-            staged = staged.set_column(staged.schema.get_field_index("problem"), "problem", problem)
-            staged = staged.append_column("instruction", instruction)
-        else:
-            staged = staged.append_column("instruction", pa.nulls(staged.num_rows, pa.string()))
-        for name in texts:
-            flag(pc.match_substring_regex(staged[name], r"^[\s\p{Z}]*$"), f"empty_{name}", f"{name} is empty or blank")
-        size = pc.add(pc.binary_length(staged["problem"]), pc.fill_null(pc.binary_length(staged["response"]), 0))
-        limit = self.config.max_record_bytes
-        flag(pc.greater(size, limit), "record_too_large", f"problem + response exceed --max-record-bytes {limit}")
-        ppl, n_tokens = staged["ppl"], staged["n_tokens"]
-        flag(pc.invert(pc.and_(pc.is_finite(ppl), pc.greater_equal(ppl, 1.0))), "invalid_ppl",
-             "a PPL must be a finite number >= 1")
-        flag(pc.invert(pc.and_(pc.greater_equal(n_tokens, 0), pc.equal(pc.floor(n_tokens), n_tokens))),
-             "invalid_n_tokens", "a token length must be a whole number >= 0")
-        staged = staged.set_column(staged.schema.get_field_index("_reason"), "_reason", reason)
-        return staged.set_column(staged.schema.get_field_index("_detail"), "_detail", detail)
-
-    def strip_instruction(self, preset: Preset) -> bool:
+    def _strip_instruction(self, preset: Preset) -> bool:
         if self.config.strip_instruction is None:
             return preset.strip_instruction
         return self.config.strip_instruction
 
     def _reject(self, file: SourceFile, rows: pa.Table) -> None:
         n = rows.num_rows
-        self.run.rejects.write(pa.table({
-            "source_file": pa.array([str(file.path)] * n, pa.string()),
-            "source_row": rows["_row"],
-            "source_index": rows["_sub"],
-            "reason": rows["_reason"],
-            "detail": rows["_detail"],
-            "preview": rows["_preview"],
-        }, schema=REJECTS))
+        self.run.rejects.write(
+            pa.table(
+                {
+                    "source_file": pa.array([str(file.path)] * n, pa.string()),
+                    "source_row": rows["_row"],
+                    "source_index": rows["_sub"],
+                    "reason": rows["_reason"],
+                    "detail": rows["_detail"],
+                    "preview": rows["_preview"],
+                },
+                schema=REJECTS,
+            )
+        )
         self.funnel["rejected"] += n
         self.reasons.update(rows["_reason"].to_pylist())
 
@@ -354,16 +242,20 @@ class _Ingest:
             self._count_problem_records(problem_ids, set(new_problems) | set(new_answers))
         path = pa.array([str(file.path)] * valid.num_rows, pa.string())
         table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
-        table = table.rename_columns([{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names])
+        table = table.rename_columns(
+            [{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names]
+        )
         if new_problems:
             self.problems.write(_take(table, new_problems))
         if new_answers:
             answers = _take(table, new_answers)
             n = answers.num_rows
-            self.answers.write(answers.append_column("answer_source", answers["source"])
-                               .append_column("match_method", pa.array(["given"] * n))
-                               .append_column("match_score", pa.array([1.0] * n))
-                               .append_column("conflict", pa.array([False] * n)))
+            self.answers.write(
+                answers.append_column("answer_source", answers["source"])
+                .append_column("match_method", pa.array(["given"] * n))
+                .append_column("match_score", pa.array([1.0] * n))
+                .append_column("conflict", pa.array([False] * n))
+            )
         if new_samples or new_scores:
             table = table.append_column("sample_id", ids["sample_id"]).append_column("n_chars", ids["n_chars"])
         if new_samples:
@@ -373,17 +265,27 @@ class _Ingest:
             scores = _take(table, new_scores)
             n_tokens = scores["n_tokens"].cast(pa.int64())
             nll_sum = pc.multiply(pc.ln(scores["ppl"]), n_tokens.cast(pa.float64()))
-            self.scores.write(pa.table({
-                "sample_id": scores["sample_id"], "n_tokens": n_tokens, "nll_sum": nll_sum,
-                "ppl": scores["ppl"], "truncated": pa.nulls(scores.num_rows, pa.bool_()),
-            }))
-        self.added.update(problems=len(new_problems), samples=len(new_samples),
-                          answers=len(new_answers), scores=len(new_scores))
+            self.scores.write(
+                pa.table(
+                    {
+                        "sample_id": scores["sample_id"],
+                        "n_tokens": n_tokens,
+                        "nll_sum": nll_sum,
+                        "ppl": scores["ppl"],
+                        "truncated": pa.nulls(scores.num_rows, pa.bool_()),
+                    }
+                )
+            )
+        self.added.update(
+            problems=len(new_problems), samples=len(new_samples), answers=len(new_answers), scores=len(new_scores)
+        )
 
     def _new_problems(self, problem_ids: list[str]) -> list[int]:
         """Rows holding the first sighting of a problem not yet in the pool."""
         first_row = dict(zip(reversed(problem_ids), range(len(problem_ids) - 1, -1, -1)))
-        rows = sorted(i for pid, i in first_row.items() if pid not in self.pool_problems and pid not in self.run_problems)
+        rows = sorted(
+            i for pid, i in first_row.items() if pid not in self.pool_problems and pid not in self.run_problems
+        )
         self.run_problems.update(problem_ids[i] for i in rows)
         return rows
 
@@ -399,8 +301,11 @@ class _Ingest:
 
     def _new_samples(self, sample_ids: list[str]) -> list[int]:
         """Rows with a sample not yet in the pool; the others are counted as duplicates."""
-        if (len(set(sample_ids)) == len(sample_ids) and self.pool_samples.isdisjoint(sample_ids)
-                and self.run_samples.isdisjoint(sample_ids)):
+        if (
+            len(set(sample_ids)) == len(sample_ids)
+            and self.pool_samples.isdisjoint(sample_ids)
+            and self.run_samples.isdisjoint(sample_ids)
+        ):
             rows = list(range(len(sample_ids)))  # the common case, checked at C speed
             self.run_samples.update(sample_ids)
         else:
@@ -443,13 +348,16 @@ class _Ingest:
         for writer in self._writers():
             writer.close()
         if self.scores is not None:
-            atomic_write_json(self.scores.folder / "manifest.json", {
-                "tag": self.config.scores_tag,
-                "origin": "ingested",
-                "note": "PPL and token lengths as given by the source; oxa did not score these",
-                "sources": [f["path"] for f in self.files],
-                "ingest_fingerprint": self.run.fingerprint,
-            })
+            atomic_write_json(
+                self.scores.folder / "manifest.json",
+                {
+                    "tag": self.config.scores_tag,
+                    "origin": "ingested",
+                    "note": "PPL and token lengths as given by the source; oxa did not score these",
+                    "sources": [f["path"] for f in self.files],
+                    "ingest_fingerprint": self.run.fingerprint,
+                },
+            )
 
     def abort(self) -> None:
         for writer in self._writers():
@@ -462,8 +370,10 @@ class _Ingest:
         f = self.funnel
         assert f["read"] == f["accepted"] + f["duplicate"] + f["rejected"] + f["filtered"], f
         return {
-            "summary": (f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
-                        f"rejected {f['rejected']}, filtered {f['filtered']}"),
+            "summary": (
+                f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
+                f"rejected {f['rejected']}, filtered {f['filtered']}"
+            ),
             "funnel": dict(f),
             "duplicates": dict(self.duplicates),
             "rejects": dict(sorted(self.reasons.items())),
@@ -471,23 +381,6 @@ class _Ingest:
             "instructions_stripped": self.instructions_stripped,
             "files": self.files,
         }
-
-
-# Columns a --where predicate can use (after defaults are filled and lists exploded).
-WHERE_COLUMNS = ("problem", "response", "source", "category", "generator", "gold_answer",
-                 "gold_alternatives", "meta", "ppl", "n_tokens", "source_row")
-
-
-def _null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:
-    """The column with invalid UTF-8 values set to null, and the mask of those values.
-    Arrow string data read from parquet or Arrow files is not checked on read."""
-    try:
-        column.validate(full=True)
-        return column, pa.array([False] * len(column))
-    except pa.ArrowInvalid:
-        raw = column.cast(pa.binary()) if not pa.types.is_large_string(column.type) else column.cast(pa.large_binary())
-        mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()])
-        return pc.if_else(mask, pa.nulls(len(column), column.type), raw.cast(column.type, safe=False)), mask
 
 
 def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
@@ -498,14 +391,6 @@ def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
 
 def _take(table: pa.Table, rows: list[int]) -> pa.Table:
     return table if len(rows) == table.num_rows else table.take(rows)
-
-
-def _is_utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
@@ -526,8 +411,9 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
                     records += state.process(batch, preset)
                     if progress:
                         progress(records, file)
-                state.files.append({"path": str(file.path), "format": file.format,
-                                    "preset": preset.name, "records": records})
+                state.files.append(
+                    {"path": str(file.path), "format": file.format, "preset": preset.name, "records": records}
+                )
             state.close()
             return run.finish(state.stats())
         except BaseException as exc:

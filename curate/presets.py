@@ -132,16 +132,25 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 
-GENERIC_FIELDS = ("problem", "response", "responses", "gold_answer", "source", "category", "generator", "ppl", "n_tokens", "meta")
+GENERIC_FIELDS = (
+    "problem",
+    "response",
+    "responses",
+    "gold_answer",
+    "source",
+    "category",
+    "generator",
+    "ppl",
+    "n_tokens",
+    "meta",
+)
 
 
 def generic_preset(mapping: dict[str, str], base: Preset | None = None) -> Preset:
     """A preset from `--map field=column` pairs, optionally over a named preset."""
     unknown = sorted(set(mapping) - set(GENERIC_FIELDS))
     if unknown:
-        raise OxaError(
-            f"unknown field(s) in --map: {', '.join(unknown)}; mappable fields: {', '.join(GENERIC_FIELDS)}"
-        )
+        raise OxaError(f"unknown field(s) in --map: {', '.join(unknown)}; mappable fields: {', '.join(GENERIC_FIELDS)}")
     fields = {f.name: f for f in (base.fields if base else ())}
     for name, path in mapping.items():
         kind = FIELD_KINDS[name]
@@ -333,7 +342,9 @@ def extract_arrow(preset: Preset, first_row: int, table: pa.Table) -> pa.Table:
         target = KIND_TYPES[f.kind]
         if f.path == "*":
             rest = table.drop_columns([c for c in table.column_names if c in mapped_top])
-            values = [json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) if r else None for r in rest.to_pylist()]
+            values = [
+                json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) if r else None for r in rest.to_pylist()
+            ]
             arrays[f.name] = pa.array(values, target)
             continue
         column = _arrow_column(table, f.path)
@@ -354,8 +365,10 @@ def extract_arrow(preset: Preset, first_row: int, table: pa.Table) -> pa.Table:
             reason = pc.if_else(pc.and_(bad, pc.is_null(reason)), f"wrong_type:{f.name}", reason)
             detail = pc.if_else(pc.and_(bad, pc.is_null(detail)), pa.array(errors, pa.string()), detail)
         elif f.kind == "answers" and not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
-            as_text = column if pa.types.is_string(column.type) else pa.array(
-                [None if v is None else _answer_text(v) for v in column.to_pylist()], pa.string()
+            as_text = (
+                column
+                if pa.types.is_string(column.type)
+                else pa.array([None if v is None else _answer_text(v) for v in column.to_pylist()], pa.string())
             )
             column = pc.if_else(pc.is_null(as_text), pa.nulls(n, target), _singleton_lists(as_text))
         else:

@@ -17,9 +17,7 @@ def resource_dir(name: str) -> Path:
     for candidate in (_PACKAGE_DIR / "_resources" / name, _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        f"oxa's '{name}' folder is missing from {_PACKAGE_DIR}; reinstall the package"
-    )
+    raise FileNotFoundError(f"oxa's '{name}' folder is missing from {_PACKAGE_DIR}; reinstall the package")
 
 
 def sql_text(relative: str) -> str:

@@ -4,7 +4,7 @@ the start), stats.json (written at the end), rejects/ parts and a log."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from curate.parts import PartWriter, atomic_write_json, fingerprint
@@ -13,7 +13,7 @@ from curate.workspace import Workspace
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass

@@ -112,8 +112,7 @@ def discover(sources: list[str | Path]) -> list[SourceFile]:
             files.append(found)
             continue
         folder_files = _hf_dataset_files(path) or [
-            f for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, path)
-            if (f := classify(p)) is not None
+            f for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, path) if (f := classify(p)) is not None
         ]
         if not folder_files:
             raise OxaError(f"found no readable files (.jsonl, .json, .parquet, .arrow) under {source}")

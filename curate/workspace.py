@@ -17,14 +17,14 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from curate import __version__
 from curate.errors import OxaError, WorkspaceBusy
-from curate.parts import atomic_write_json, fingerprint, write_schema_part
+from curate.parts import fingerprint, write_schema_part
 from curate.resources import sql_text
 from curate.schema import SCORES, TABLE_FOLDERS
 
@@ -84,9 +84,7 @@ class Workspace:
     def open(cls, root: str | Path) -> Workspace:
         ws = cls(root)
         if not ws.catalog_path.is_file():
-            raise OxaError(
-                f"{ws.root} is not an oxa workspace (no {CATALOG}); create one with `oxa init {root}`"
-            )
+            raise OxaError(f"{ws.root} is not an oxa workspace (no {CATALOG}); create one with `oxa init {root}`")
         return ws
 
     @property
@@ -134,7 +132,7 @@ class Workspace:
                 ) from None
             handle.seek(0)
             handle.truncate()
-            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            started = datetime.now(UTC).isoformat(timespec="seconds")
             handle.write(f"`{purpose}` (pid {os.getpid()}, since {started})")
             handle.flush()
             try:
@@ -150,7 +148,7 @@ class Workspace:
         ws = self.root.as_posix().replace("'", "''")
         tags = self.score_tags()
         columns = "".join(
-            f",\n    {score_view_name(t)}.ppl AS \"ppl_{t}\",\n    {score_view_name(t)}.n_tokens AS \"n_tokens_{t}\""
+            f',\n    {score_view_name(t)}.ppl AS "ppl_{t}",\n    {score_view_name(t)}.n_tokens AS "n_tokens_{t}"'
             for t in tags
         )
         joins = "".join(f"\nLEFT JOIN {score_view_name(t)} USING (sample_id)" for t in tags)
@@ -258,9 +256,9 @@ class Workspace:
         try:
             counts = dict(con.execute(sql_text("queries/table_counts.sql")).fetchall())
             for tag in self.score_tags():
-                counts[score_view_name(tag)] = con.execute(
-                    f'SELECT count(*) FROM "{score_view_name(tag)}"'
-                ).fetchone()[0]
+                counts[score_view_name(tag)] = con.execute(f'SELECT count(*) FROM "{score_view_name(tag)}"').fetchone()[
+                    0
+                ]
         finally:
             con.close()
         runs = []

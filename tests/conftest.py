@@ -1,6 +1,5 @@
 import hashlib
 import json
-import sys
 import unicodedata
 from pathlib import Path
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
-import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -27,20 +26,40 @@ def oxa_process(*args):
 def test_init_ingest_status_sql(tmp_path):
     ws = tmp_path / "ws"
     assert oxa("init", ws).exit_code == 0
-    src = write_jsonl(tmp_path / "qa.jsonl", [
-        {"question": "What is 1+1?", "solution": "\\boxed{2}", "final": "2"},
-        {"question": "What is 2+2?", "solution": "\\boxed{4}", "final": "4"},
-        {"question": "", "solution": "\\boxed{0}", "final": "0"},
-    ])
-    result = oxa("ingest", ws, src, "--map", "problem=question", "--map", "response=solution",
-                 "--map", "gold_answer=final", "--generator", "my-teacher")
+    src = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {"question": "What is 1+1?", "solution": "\\boxed{2}", "final": "2"},
+            {"question": "What is 2+2?", "solution": "\\boxed{4}", "final": "4"},
+            {"question": "", "solution": "\\boxed{0}", "final": "0"},
+        ],
+    )
+    result = oxa(
+        "ingest",
+        ws,
+        src,
+        "--map",
+        "problem=question",
+        "--map",
+        "response=solution",
+        "--map",
+        "gold_answer=final",
+        "--generator",
+        "my-teacher",
+    )
     assert result.exit_code == 0, result.output
     assert "accepted" in result.output and "rejected: empty_problem" in result.output
     status = oxa("status", ws).output
     assert "samples" in status and "ingest" in status and "done" in status
 
-    csv = oxa("sql", ws, "SELECT problem, generator, gold_answer FROM candidates ORDER BY problem", "--format", "csv").output
-    assert csv.splitlines() == ["problem,generator,gold_answer", "What is 1+1?,my-teacher,2", "What is 2+2?,my-teacher,4"]
+    csv = oxa(
+        "sql", ws, "SELECT problem, generator, gold_answer FROM candidates ORDER BY problem", "--format", "csv"
+    ).output
+    assert csv.splitlines() == [
+        "problem,generator,gold_answer",
+        "What is 1+1?,my-teacher,2",
+        "What is 2+2?,my-teacher,4",
+    ]
     rows = json.loads(oxa("sql", ws, "SELECT count(*) AS n FROM samples", "-f", "json").output)
     assert rows == [{"n": 2}]
     out = tmp_path / "c.parquet"

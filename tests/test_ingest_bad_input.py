@@ -21,19 +21,19 @@ def row(**changes):
 
 def test_jsonl_bad_rows_each_get_a_reason(ws, tmp_path):
     lines = [
-        row(),                                          # 0 accepted
-        b'{"category": "math", "input": "broken',       # 1 malformed JSON
-        b'{"category": "math", "input": "caf\xe9"}',    # 2 invalid UTF-8
-        "[1, 2, 3]",                                    # 3 not an object
+        row(),  # 0 accepted
+        b'{"category": "math", "input": "broken',  # 1 malformed JSON
+        b'{"category": "math", "input": "caf\xe9"}',  # 2 invalid UTF-8
+        "[1, 2, 3]",  # 3 not an object
         {"category": "math", "source": "s", "output": "x"},  # 4 no input
-        row(output=42),                                 # 5 wrong type
-        row(input="   \n\t"),                           # 6 blank problem
-        row(output=""),                                 # 7 empty response
+        row(output=42),  # 5 wrong type
+        row(input="   \n\t"),  # 6 blank problem
+        row(output=""),  # 7 empty response
         row(input="What is 3+3?", output="nul \u0000 here"),  # 8 NUL byte
-        row(input="What is 5+5?", output="x" * 300),   # 9 over the size limit
-        "",                                             # 10 blank line: not a record
-        row(),                                          # 11 duplicate of row 0
-        row(category="code"),                           # 12 filtered (acereason keeps math)
+        row(input="What is 5+5?", output="x" * 300),  # 9 over the size limit
+        "",  # 10 blank line: not a record
+        row(),  # 11 duplicate of row 0
+        row(category="code"),  # 12 filtered (acereason keeps math)
         row(input="What is 4+4?", output="\\boxed{8}"),  # 13 accepted
     ]
     src = write_jsonl(tmp_path / "bad.jsonl", lines)
@@ -92,7 +92,9 @@ def test_parquet_invalid_utf8_nulls_and_nul_bytes(ws, tmp_path):
 
 
 def test_typed_file_that_cannot_fit_fails_early_naming_the_column(ws, tmp_path):
-    pq.write_table(pa.table({"category": ["math"], "source": ["s"], "input": [1], "output": ["x"]}), tmp_path / "t.parquet")
+    pq.write_table(
+        pa.table({"category": ["math"], "source": ["s"], "input": [1], "output": ["x"]}), tmp_path / "t.parquet"
+    )
     with pytest.raises(OxaError, match="column 'input' has type int64"):
         run_ingest(ws, IngestConfig([str(tmp_path / "t.parquet")], preset="acereason"))
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "u.parquet")

@@ -33,7 +33,10 @@ def test_acereason_jsonl(ws, tmp_path):
     assert stats["funnel"] == {"read": 5, "accepted": 3, "duplicate": 1, "rejected": 0, "filtered": 1}
     assert stats["duplicates"] == {"in_pool": 0, "in_run": 1}
     assert stats["added"] == {"problems": 2, "samples": 3, "answers": 0, "scores": 0}
-    rows = query(ws, "SELECT sample_id, problem_id, source, generator, origin, source_row, n_chars FROM samples ORDER BY source_row")
+    rows = query(
+        ws,
+        "SELECT sample_id, problem_id, source, generator, origin, source_row, n_chars FROM samples ORDER BY source_row",
+    )
     p1, p2 = naive_problem_id("What is $1+1$?"), naive_problem_id("Find $x$ if $2x=6$.")
     assert rows == [
         (naive_sample_id("What is $1+1$?", R1), p1, "olympiads", "DeepSeek-R1", "teacher", 0, len(R1)),
@@ -85,7 +88,7 @@ def test_oxa_lists_explodes_and_keeps_ppl_as_scores(ws, tmp_path):
         (3, 1, "missing_field:response"),
     ]
     assert query(ws, "SELECT source_row, source_index FROM samples ORDER BY 1, 2") == [(0, 0), (0, 1), (3, 0)]
-    scores = query(ws, 'SELECT sample_id, n_tokens, ppl, round(nll_sum, 9) FROM scores_qwen_math_7b ORDER BY ppl')
+    scores = query(ws, "SELECT sample_id, n_tokens, ppl, round(nll_sum, 9) FROM scores_qwen_math_7b ORDER BY ppl")
     import math
 
     assert scores == [
@@ -119,21 +122,32 @@ def test_verl_real_file_matches_benchmark_problems(ws):
 def test_benchmark_real_files(ws):
     stats = ingest(ws, SHARED / "benchmarks", preset="benchmark")
     assert [(f["path"].rsplit("/", 1)[1], f["records"]) for f in stats["files"]] == [
-        ("aime24.json", 30), ("aime25.json", 30), ("brumo25.json", 30),
-        ("cmimc25.json", 40), ("hmmt25.json", 30), ("minerva.json", 272),
+        ("aime24.json", 30),
+        ("aime25.json", 30),
+        ("brumo25.json", 30),
+        ("cmimc25.json", 40),
+        ("hmmt25.json", 30),
+        ("minerva.json", 272),
     ]
     assert stats["funnel"] == {"read": 432, "accepted": 432, "duplicate": 0, "rejected": 0, "filtered": 0}
     assert query(ws, "SELECT answer_source, count(*) FROM gold GROUP BY 1 ORDER BY 1") == [
-        ("aime24", 30), ("aime25", 30), ("brumo25", 30), ("cmimc25", 40), ("hmmt25", 30), ("minerva", 272)
+        ("aime24", 30),
+        ("aime25", 30),
+        ("brumo25", 30),
+        ("cmimc25", 40),
+        ("hmmt25", 30),
+        ("minerva", 272),
     ]
     minerva = json.loads((SHARED / "benchmarks" / "minerva.json").read_text())
     first = minerva[0]
-    assert query(ws, "SELECT gold_answer, gold_alternatives FROM answers WHERE problem_id = ?", [naive_problem_id(first["problem"])]) == [
-        (first["answer"][0].strip(), [])
-    ]
-    assert query(ws, "SELECT len(gold_alternatives), count(*) FROM answers WHERE answer_source = 'minerva' GROUP BY 1 ORDER BY 1") == [
-        (0, 197), (1, 71), (2, 4)
-    ]
+    assert query(
+        ws,
+        "SELECT gold_answer, gold_alternatives FROM answers WHERE problem_id = ?",
+        [naive_problem_id(first["problem"])],
+    ) == [(first["answer"][0].strip(), [])]
+    assert query(
+        ws, "SELECT len(gold_alternatives), count(*) FROM answers WHERE answer_source = 'minerva' GROUP BY 1 ORDER BY 1"
+    ) == [(0, 197), (1, 71), (2, 4)]
     assert query(ws, "SELECT gold_answer FROM answers WHERE source_row = 3 AND answer_source = 'hmmt25'") == [("-984",)]
     meta = json.loads(query(ws, "SELECT meta FROM problems WHERE source = 'aime24' AND source_row = 0")[0][0])
     assert meta["aime_number"] == 1 and "answer" not in meta and "problem" not in meta
@@ -148,11 +162,18 @@ def test_generic_mapping_and_where(ws, tmp_path):
     src = write_jsonl(tmp_path / "custom.jsonl", rows)
     with pytest.raises(OxaError, match="fits no preset; its columns are: question, solution, final, dataset, model"):
         ingest(ws, src)
-    mapping = {"problem": "question", "response": "solution", "gold_answer": "final", "source": "dataset", "generator": "model"}
+    mapping = {
+        "problem": "question",
+        "response": "solution",
+        "gold_answer": "final",
+        "source": "dataset",
+        "generator": "model",
+    }
     stats = ingest(ws, src, mapping=mapping, where="source = 'mine'")
     assert stats["funnel"] == {"read": 3, "accepted": 2, "duplicate": 0, "rejected": 0, "filtered": 1}
     assert query(ws, "SELECT problem, generator, gold_answer, match_method FROM candidates ORDER BY source_row") == [
-        ("Q one?", "R1-distill", "1", "given"), ("Q two?", "R1-distill", "2", "given")
+        ("Q one?", "R1-distill", "1", "given"),
+        ("Q two?", "R1-distill", "2", "given"),
     ]
     with pytest.raises(OxaError, match="the filter .* failed"):
         ingest(ws, src, mapping=mapping, where="no_such_column = 1")
@@ -162,13 +183,22 @@ def test_generic_mapping_and_where(ws, tmp_path):
 
 def test_verl_and_benchmark_inline_rows(ws, tmp_path):
     suffix = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-    verl = write_jsonl(tmp_path / "rl.jsonl", [
-        {"data_source": "dapo", "prompt": [{"role": "system", "content": "Be brief."},
-                                           {"role": "user", "content": "Compute $3^2$." + suffix}],
-         "reward_model": {"ground_truth": "9", "style": "rule"}, "extra_info": {"index": 7}},
-        {"data_source": "dapo", "prompt": "Compute $4^2$.", "reward_model": {"ground_truth": "16"}},
-        {"data_source": "dapo", "prompt": [{"role": "user", "content": "Compute $5^2$."}], "reward_model": {}},
-    ])
+    verl = write_jsonl(
+        tmp_path / "rl.jsonl",
+        [
+            {
+                "data_source": "dapo",
+                "prompt": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Compute $3^2$." + suffix},
+                ],
+                "reward_model": {"ground_truth": "9", "style": "rule"},
+                "extra_info": {"index": 7},
+            },
+            {"data_source": "dapo", "prompt": "Compute $4^2$.", "reward_model": {"ground_truth": "16"}},
+            {"data_source": "dapo", "prompt": [{"role": "user", "content": "Compute $5^2$."}], "reward_model": {}},
+        ],
+    )
     stats = ingest(ws, verl)  # detected: verl
     assert rejects(ws, stats) == [(1, None, "wrong_type:problem")]
     assert stats["instructions_stripped"] == 1
@@ -179,27 +209,40 @@ def test_verl_and_benchmark_inline_rows(ws, tmp_path):
     assert query(ws, "SELECT problem_id, gold_answer FROM gold") == [(naive_problem_id("Compute $3^2$."), "9")]
 
     bench = tmp_path / "mini.json"
-    bench.write_text(json.dumps([
-        {"problem": "Compute $3^2$.", "answer": 9, "id": 1},  # same problem: a second source's answer
-        {"problem": "Find $k$.", "answer": ["0.5\n", "\\frac{1}{2}"], "id": 2},
-        {"problem": "Find $m$.", "answer": {"value": 3}, "id": 3},
-        {"problem": "Find $n$.", "answer": 2.50, "id": 4},
-    ]))
+    bench.write_text(
+        json.dumps(
+            [
+                {"problem": "Compute $3^2$.", "answer": 9, "id": 1},  # same problem: a second source's answer
+                {"problem": "Find $k$.", "answer": ["0.5\n", "\\frac{1}{2}"], "id": 2},
+                {"problem": "Find $m$.", "answer": {"value": 3}, "id": 3},
+                {"problem": "Find $n$.", "answer": 2.50, "id": 4},
+            ]
+        )
+    )
     stats = ingest(ws, bench)  # detected: benchmark
     assert stats["funnel"] == {"read": 4, "accepted": 3, "duplicate": 0, "rejected": 1, "filtered": 0}
     assert rejects(ws, stats) == [(2, None, "wrong_type:gold_answer")]
-    assert query(ws, "SELECT a.answer_source, a.gold_answer, a.gold_alternatives, p.meta FROM answers AS a "
-                 "JOIN problems AS p USING (problem_id) WHERE a.answer_source = 'mini' ORDER BY a.source_row") == [
+    assert query(
+        ws,
+        "SELECT a.answer_source, a.gold_answer, a.gold_alternatives, p.meta FROM answers AS a "
+        "JOIN problems AS p USING (problem_id) WHERE a.answer_source = 'mini' ORDER BY a.source_row",
+    ) == [
         ("mini", "9", [], '{"index": 7}'),  # a problem keeps the meta of its first sighting
         ("mini", "0.5", ["\\frac{1}{2}"], '{"id": 2}'),
         ("mini", "2.5", [], '{"id": 4}'),
     ]
     # two sources agreeing is no conflict; disagreeing is, on every row of the problem
-    assert query(ws, "SELECT count(*), bool_or(conflict) FROM answers WHERE problem_id = ?", [naive_problem_id("Compute $3^2$.")]) == [(2, False)]
+    assert query(
+        ws, "SELECT count(*), bool_or(conflict) FROM answers WHERE problem_id = ?", [naive_problem_id("Compute $3^2$.")]
+    ) == [(2, False)]
     other = tmp_path / "other.json"
     other.write_text(json.dumps([{"problem": "Find $k$.", "answer": "0.25"}]))
     ingest(ws, other)
-    assert query(ws, "SELECT answer_source, gold_answer, conflict FROM answers WHERE problem_id = ? ORDER BY 1", [naive_problem_id("Find $k$.")]) == [
-        ("mini", "0.5", True), ("other", "0.25", True)
-    ]
-    assert query(ws, "SELECT gold_answer, conflict FROM gold WHERE problem_id = ?", [naive_problem_id("Find $k$.")]) == [("0.5", True)]
+    assert query(
+        ws,
+        "SELECT answer_source, gold_answer, conflict FROM answers WHERE problem_id = ? ORDER BY 1",
+        [naive_problem_id("Find $k$.")],
+    ) == [("mini", "0.5", True), ("other", "0.25", True)]
+    assert query(
+        ws, "SELECT gold_answer, conflict FROM gold WHERE problem_id = ?", [naive_problem_id("Find $k$.")]
+    ) == [("0.5", True)]

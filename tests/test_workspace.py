@@ -1,7 +1,6 @@
 """The workspace: layout, status, the catalog from elsewhere, moves, locks, reruns."""
 
 import filecmp
-import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +8,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from curate import workspace as workspace_module
@@ -61,7 +59,9 @@ def _duckdb_shell(catalog: Path, sql: str) -> str:
     assert DUCKDB_SHELL.exists(), "install the dev extra: it brings the duckdb shell (duckdb-cli)"
     result = subprocess.run(
         [str(DUCKDB_SHELL), "-readonly", "-csv", "-noheader", str(catalog), "-c", sql],
-        cwd="/", capture_output=True, text=True,
+        cwd="/",
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -70,9 +70,12 @@ def _duckdb_shell(catalog: Path, sql: str) -> str:
 def test_catalog_opens_in_the_duckdb_shell_from_anywhere_and_after_a_move(ws, tmp_path):
     run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
     assert _duckdb_shell(ws.catalog_path, "SELECT count(*) FROM candidates") == "20"
-    assert _duckdb_shell(
-        ws.catalog_path, "SELECT oxa_problem_id('What  is 0+0? ') = problem_id FROM problems WHERE source_row = 0"
-    ) == "true"
+    assert (
+        _duckdb_shell(
+            ws.catalog_path, "SELECT oxa_problem_id('What  is 0+0? ') = problem_id FROM problems WHERE source_row = 0"
+        )
+        == "true"
+    )
     moved = tmp_path / "moved"
     shutil.move(str(ws.root), moved)
     reopened = Workspace.open(moved)
@@ -84,14 +87,19 @@ def test_catalog_opens_in_the_duckdb_shell_from_anywhere_and_after_a_move(ws, tm
 
 def test_second_writer_fails_at_once_naming_the_first(ws, tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from curate.workspace import Workspace
             with Workspace.open({str(ws.root)!r}).lock("pool", "oxa ingest"):
                 print("locked", flush=True)
                 time.sleep(30)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -110,8 +118,13 @@ def test_second_writer_fails_at_once_naming_the_first(ws, tmp_path):
 def test_held_catalog_gives_a_clear_error_not_a_hang(ws, monkeypatch):
     monkeypatch.setattr(workspace_module, "_LOCK_WAIT_SECONDS", 0.5)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(ws.catalog_path)!r}); print('open', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(ws.catalog_path)!r}); print('open', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "open"
