@@ -154,7 +154,7 @@ class _Ingest:
         texts = ["problem", "response"] if preset.has_responses else ["problem"]
         staged = check_content(staged, keep, texts, self._strip_instruction(preset), self.config.max_record_bytes)
 
-        filtered = staged.num_rows - pc.sum(keep).as_py() if keep is not None else 0
+        filtered = staged.num_rows - (pc.sum(keep).as_py() or 0) if keep is not None else 0
         read = len(unreadable) + staged.num_rows
         self.funnel["read"] += read
         self.funnel["filtered"] += filtered

@@ -184,10 +184,10 @@ def null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Arra
     Arrow string data read from parquet or Arrow files is not checked on read."""
     try:
         column.validate(full=True)
-        return column, pa.array([False] * len(column))
+        return column, pa.array([False] * len(column), pa.bool_())
     except pa.ArrowInvalid:
         raw = column.cast(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
-        mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()])
+        mask = pa.array([value is not None and not _is_utf8(value) for value in raw.to_pylist()], pa.bool_())
         return pc.if_else(mask, pa.nulls(len(column), column.type), raw.cast(column.type, safe=False)), mask
 
 

@@ -150,6 +150,7 @@ def read_batches(source: SourceFile, columns: list[str] | None = None) -> Iterat
 
 
 _DONE = object()
+_BOM = b"\xef\xbb\xbf"
 
 
 def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
@@ -244,7 +245,7 @@ def _open_binary(source: SourceFile) -> io.BufferedIOBase:
 def _json_batches(source: SourceFile) -> Iterator[DictBatch]:
     with _open_binary(source) as handle:
         head = handle.peek(64) if hasattr(handle, "peek") else b""
-        is_array = source.format == "json" and head.lstrip()[:1] == b"["
+        is_array = source.format == "json" and head.removeprefix(_BOM).lstrip()[:1] == b"["
     if is_array:
         yield from _json_array_batches(source)
     else:
@@ -270,6 +271,8 @@ def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch]:
     batch = DictBatch(source)
     with _open_binary(source) as handle:
         for row, line in enumerate(handle):
+            if row == 0:
+                line = line.removeprefix(_BOM)  # a UTF-8 byte-order mark is not part of the data
             if not line.strip():
                 continue  # blank lines are not records
             obj, bad = _parse_line(line)
@@ -290,6 +293,8 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch]:
     batch = DictBatch(source)
     row = 0
     with _open_binary(source) as handle:
+        if handle.read(len(_BOM)) != _BOM:
+            handle.seek(0)
         items = ijson.items(handle, "item", use_float=True)
         while True:
             try:

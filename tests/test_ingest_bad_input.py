@@ -57,6 +57,22 @@ def test_jsonl_bad_rows_each_get_a_reason(ws, tmp_path):
     assert on_disk["rejects"]["wrong_type:response"] == 1 and on_disk["funnel"] == stats["funnel"]
 
 
+def test_byte_order_mark_is_not_data(ws, tmp_path):
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + json.dumps(row()).encode() + b"\n")
+    array = tmp_path / "bom.json"
+    array.write_bytes(b"\xef\xbb\xbf" + json.dumps([row(input="What is 7?")]).encode())
+    stats = run_ingest(ws, IngestConfig([str(src), str(array)], preset="acereason"))
+    assert stats["funnel"] == {"read": 2, "accepted": 2, "duplicate": 0, "rejected": 0, "filtered": 0}
+
+
+def test_a_file_of_nothing_but_bad_lines(ws, tmp_path):
+    src = write_jsonl(tmp_path / "junk.jsonl", [b"{oops", b"[]", b"\xff"])
+    stats = run_ingest(ws, IngestConfig([str(src)], preset="acereason"))
+    assert rejects(ws, stats) == [(0, None, "malformed_json"), (1, None, "not_an_object"), (2, None, "invalid_utf8")]
+    assert stats["funnel"] == {"read": 3, "accepted": 0, "duplicate": 0, "rejected": 3, "filtered": 0}
+
+
 def test_gzip_jsonl_and_json_array(ws, tmp_path):
     gz = tmp_path / "rows.jsonl.gz"
     with gzip.open(gz, "wt") as handle:
