@@ -1,4 +1,5 @@
-"""Ingest presets: how a source's columns map onto the canonical fields.
+"""Presets: how a source's columns map onto the canonical fields. Ingest reads pools
+with PRESETS; `oxa trace` reads reference answer sources with REFERENCE_PRESETS.
 
 A preset is a list of `Field`s (canonical name, source column path, kind) plus a few
 rules: a default filter, a default generator, whether instruction suffixes are stripped.
@@ -39,6 +40,7 @@ FIELD_KINDS: dict[str, str] = {
     "ppl": "numbers",
     "n_tokens": "numbers",
     "meta": "json",
+    "solution": "text",  # reference sources for tracing: the answer is its last \\boxed
 }
 
 
@@ -132,6 +134,40 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 
+# Reference sources for `oxa trace`: where a data set keeps each problem's answer.
+# Fields: problem, and gold_answer or solution (whose last \\boxed is the answer);
+# `source` is kept for the record. verl and benchmark are the ingest presets.
+REFERENCE_PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "numina-1.5",
+            "AI-MO/NuminaMath-1.5: problem, solution, answer (may be 'proof' or 'notfound'), source, question_type",
+            (_f("problem", "problem", True), _f("gold_answer", "answer"), _f("source", "source")),
+            detect=("problem", "answer", "question_type"),
+        ),
+        Preset(
+            "numina-cot",
+            "AI-MO/NuminaMath-CoT: problem, solution (the answer is its last \\boxed), messages, source",
+            (_f("problem", "problem", True), _f("solution", "solution"), _f("source", "source")),
+            detect=("problem", "solution", "messages"),
+        ),
+        Preset(
+            "openmathreasoning",
+            "nvidia/OpenMathReasoning: problem, expected_answer, problem_source, generated_solution",
+            (_f("problem", "problem", True), _f("gold_answer", "expected_answer"), _f("source", "problem_source")),
+            detect=("problem", "expected_answer"),
+        ),
+        Preset(
+            "deepscaler",
+            "agentica-org/DeepScaleR-Preview-Dataset: problem, answer, solution",
+            (_f("problem", "problem", True), _f("gold_answer", "answer")),
+        ),
+        PRESETS["verl"],
+        PRESETS["benchmark"],
+    ]
+}
+
 GENERIC_FIELDS = (
     "problem",
     "response",
@@ -144,13 +180,16 @@ GENERIC_FIELDS = (
     "n_tokens",
     "meta",
 )
+REFERENCE_FIELDS = ("problem", "gold_answer", "solution", "source")
 
 
-def generic_preset(mapping: dict[str, str], base: Preset | None = None) -> Preset:
+def generic_preset(
+    mapping: dict[str, str], base: Preset | None = None, mappable: tuple[str, ...] = GENERIC_FIELDS
+) -> Preset:
     """A preset from `--map field=column` pairs, optionally over a named preset."""
-    unknown = sorted(set(mapping) - set(GENERIC_FIELDS))
+    unknown = sorted(set(mapping) - set(mappable))
     if unknown:
-        raise OxaError(f"unknown field(s) in --map: {', '.join(unknown)}; mappable fields: {', '.join(GENERIC_FIELDS)}")
+        raise OxaError(f"unknown field(s) in --map: {', '.join(unknown)}; mappable fields: {', '.join(mappable)}")
     fields = {f.name: f for f in (base.fields if base else ())}
     for name, path in mapping.items():
         kind = FIELD_KINDS[name]
@@ -166,21 +205,25 @@ def generic_preset(mapping: dict[str, str], base: Preset | None = None) -> Prese
     return replace(base, name=f"{base.name}+map", fields=tuple(fields.values()))
 
 
-def detect_preset(columns: list[str]) -> Preset | None:
+def detect_preset(columns: list[str], presets: dict[str, Preset] = PRESETS) -> Preset | None:
     present = set(columns)
-    for preset in PRESETS.values():
+    for preset in presets.values():
         if preset.detect and set(preset.detect) <= present:
             return preset
     return None
 
 
-def no_preset_error(file: str, columns: list[str]) -> OxaError:
-    presets = "\n".join(f"  {p.name}: {p.description}" for p in PRESETS.values())
+def no_preset_error(
+    file: str,
+    columns: list[str],
+    presets: dict[str, Preset] = PRESETS,
+    mapping_hint: str = "--map problem=COL --map response=COL [--map gold_answer=COL --map source=COL --map generator=COL]",
+) -> OxaError:
+    listed = "\n".join(f"  {p.name}: {p.description}" for p in presets.values())
     return OxaError(
         f"{file} fits no preset; its columns are: {', '.join(columns) or '(none)'}.\n"
-        f"Presets (--preset NAME):\n{presets}\n"
-        "Or map columns yourself: --map problem=COL --map response=COL "
-        "[--map gold_answer=COL --map source=COL --map generator=COL]"
+        f"Presets (--preset NAME):\n{listed}\n"
+        f"Or map columns yourself: {mapping_hint}"
     )
 
 

@@ -54,10 +54,25 @@ ANSWERS = pa.schema(
 VERIFY = pa.schema(
     [
         ("sample_id", pa.string()),
+        ("problem_id", pa.string()),
+        ("gold_key", pa.string()),  # oxa_gold_key() of the gold judged against (sql/macros.sql)
         ("pred_answer", pa.string()),
         ("verdict", pa.string()),  # correct|incorrect|no_answer|bad_gold|timeout|error
+        ("reason", pa.string()),  # why, for every verdict but correct and a plain incorrect
+        ("simple_verdict", pa.string()),  # normalized string equality of the last box with the gold
         ("verifier", pa.string()),
         ("settings_hash", pa.string()),
+    ]
+)
+
+# verify/.cache/<settings_hash>/: the verdict of each distinct (gold, answer) pair, and
+# whether each gold parses, reused by later runs with the same settings.
+PAIR_VERDICTS = pa.schema(
+    [
+        ("key", pa.string()),  # 'gold:<gold_key>' or a digest of (gold_key, answer)
+        ("verdict", pa.string()),
+        ("reason", pa.string()),
+        ("pred_answer", pa.string()),  # the answer math-verify extracted (lenient mode)
     ]
 )
 
@@ -79,6 +94,50 @@ REJECTS = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("preview", pa.string()),  # the start of the offending record, made printable
+    ]
+)
+
+# data.parquet of a subset of responses (SFT; loss_type 0 = MLE, 1 = unlikelihood).
+SUBSET_SAMPLES = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("problem_id", pa.string()),
+        ("problem", pa.string()),
+        ("response", pa.string()),
+        ("gold_answer", pa.string()),
+        ("source", pa.string()),
+        ("origin", pa.string()),
+        ("generator", pa.string()),
+        ("verdict", pa.string()),
+        ("scores_tag", pa.string()),  # the scoring model the row was selected on
+        ("ppl", pa.float64()),
+        ("n_tokens", pa.int64()),
+        ("ppl_bin", pa.int32()),  # gaussian: the row's PPL bin (0-based), else null
+        ("loss_type", pa.int64()),
+    ]
+)
+
+# data.parquet of a subset of problems (RL prompts, strategy pass_rate).
+SUBSET_PROBLEMS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("problem", pa.string()),
+        ("gold_answer", pa.string()),
+        ("source", pa.string()),
+        ("pass_rate", pa.float64()),
+        ("n_judged", pa.int64()),
+        ("n_correct", pa.int64()),
+    ]
+)
+
+# A verl RL prompt file, exactly as verl's own (see data/formats/aime24.verl.parquet).
+VERL_PROMPTS = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(pa.field("element", pa.struct([("content", pa.string()), ("role", pa.string())])))),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("ground_truth", pa.string()), ("style", pa.string())])),
+        ("extra_info", pa.struct([("index", pa.int64()), ("split", pa.string())])),
     ]
 )
 

@@ -248,6 +248,27 @@ class Workspace:
             finally:
                 con.close()
 
+    def record_subset(self, row: dict) -> None:
+        """Add a published subset version to the catalog's subsets table."""
+        with self.lock("catalog", f"record subset {row['name']}/{row['version']}"):
+            self._write_catalog()
+            con = self._connect_raw(read_only=False)
+            try:
+                con.execute(
+                    "INSERT OR REPLACE INTO subsets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        row["name"],
+                        row["version"],
+                        row["created_at"],
+                        row["strategy"],
+                        row["n_rows"],
+                        row["run_id"],
+                        row["description"],
+                    ],
+                )
+            finally:
+                con.close()
+
     # -- status -------------------------------------------------------------------
 
     def status(self) -> dict:

@@ -13,3 +13,16 @@ CREATE TABLE IF NOT EXISTS runs (
     status VARCHAR,
     stats VARCHAR  -- stats.json as text
 );
+
+-- subsets: one row per published subset version (its folder is subsets/<name>/<version>/,
+-- holding data.parquet and the card; `oxa subsets list` reads the folders themselves).
+CREATE TABLE IF NOT EXISTS subsets (
+    name VARCHAR,
+    version VARCHAR,
+    created_at TIMESTAMP,
+    strategy VARCHAR,
+    n_rows BIGINT,
+    run_id VARCHAR,
+    description VARCHAR,
+    PRIMARY KEY (name, version)
+);

@@ -26,3 +26,11 @@ CREATE OR REPLACE MACRO oxa_problem_id(t) AS
 -- response exactly as given (responses are not normalized).
 CREATE OR REPLACE MACRO oxa_sample_id(problem_id, response) AS
     left(md5(problem_id || chr(10) || response), 24);
+
+-- gold_key: the gold answer a verdict was judged against: the first 24 hex digits of MD5
+-- of its accepted forms (gold_answer, then gold_alternatives) joined by U+001F; NULL
+-- when there is no gold answer. The verify view keeps verdicts whose gold_key is the
+-- current gold's, so a changed gold answer never leaves a stale verdict in view.
+CREATE OR REPLACE MACRO oxa_gold_key(gold_answer, gold_alternatives) AS
+    CASE WHEN gold_answer IS NOT NULL THEN left(md5(array_to_string(
+        list_prepend(gold_answer, coalesce(gold_alternatives, []::VARCHAR[])), chr(31))), 24) END;

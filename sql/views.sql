@@ -32,9 +32,19 @@ QUALIFY row_number() OVER (
              answer_source, gold_answer
 ) = 1;
 
--- verify: one verdict per sample.
+-- verify: one verdict per sample: the verdicts written under the settings of the last
+-- finished `oxa verify` run (its settings_hash), judged against the problem's current
+-- gold answer (gold_key, sql/macros.sql). Verdicts under other settings, or against a
+-- gold answer that tracing has since changed, stay in verify/ but out of this view;
+-- `oxa verify` fills the gaps.
 CREATE OR REPLACE VIEW verify AS
-SELECT * FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true);
+SELECT v.*
+FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true) AS v
+LEFT JOIN gold AS g USING (problem_id)
+WHERE v.settings_hash = (
+        SELECT json_extract_string(stats, '$.settings_hash') FROM runs
+        WHERE stage = 'verify' AND status = 'done' ORDER BY rowid DESC LIMIT 1)
+  AND v.gold_key IS NOT DISTINCT FROM oxa_gold_key(g.gold_answer, g.gold_alternatives);
 
 -- candidates: samples with their problem, gold answer, verdict and PPL under every
 -- scoring model (columns ppl_<tag>, n_tokens_<tag>). Selection reads only this view.

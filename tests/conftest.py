@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from curate.synth.world import WorldConfig, build_world
 from curate.workspace import Workspace
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -68,7 +69,40 @@ def rejects(ws: Workspace, stats: dict) -> list[tuple]:
         return []
     import duckdb
 
-    return duckdb.sql(
+    return duckdb.connect().sql(
         f"SELECT source_row, source_index, reason FROM read_parquet('{folder}/*.parquet') "
         "ORDER BY source_file, source_row, source_index NULLS FIRST"
     ).fetchall()
+
+
+# The test bed (curate.synth, train.tiny_models), small enough to build once per session.
+SMALL_WORLD = WorldConfig(problems=40, heldout=8, reference_only=16, corpus_problems=48)
+FAST_MODELS = {
+    "block": 128,
+    "batch": 8,
+    "pretrain_steps": 150,
+    "learning_rate": 5e-3,
+    "sft_examples": 64,
+    "sft_steps": 20,
+}
+
+
+@pytest.fixture(scope="session")
+def synth_world(tmp_path_factory) -> Path:
+    """A small synthetic world (`oxa synth world`); its manifest.json says what is true of it."""
+    folder = tmp_path_factory.mktemp("synth") / "world"
+    build_world(folder, SMALL_WORLD)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(synth_world, tmp_path_factory) -> Path:
+    """The world's tokenizer and tiny models (`oxa synth model`): base/ and instruct/."""
+    pytest.importorskip("torch")
+    from train.tiny_config import TinyModelConfig
+    from train.tiny_models import build_tiny_models
+
+    folder = tmp_path_factory.mktemp("synth") / "models"
+    config = TinyModelConfig(world=str(synth_world), out=str(folder), **FAST_MODELS)
+    build_tiny_models(config, progress=lambda message: None)
+    return folder

@@ -1,0 +1,84 @@
+"""Text normalizations for tracing problems and comparing answers, as Polars expressions.
+
+`problem_id` (sql/macros.sql) only folds NFC and whitespace. Copies of one problem in
+different data sets drift further: LaTeX spacing (`\\,` `\\!`), `\\left(`, `\\dfrac`,
+unicode look-alikes, `x^{2}` for `x^2`, case, an instruction suffix. These expressions
+fold that drift, vectorized over a whole batch:
+
+- `match_text`: a problem as tracing compares it (the fuzzy stage scores this text);
+- `match_key`: `match_text` without any whitespace (the normalized stage joins on it);
+- `answer_key`: an answer as the simple verdict and conflict detection compare it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+# Characters that NFKC leaves alone but that differ between copies of the same text.
+_LOOKALIKES = {
+    "\u2212": "-",  # minus sign
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u00d7": "\\times ",
+    "\u00b7": "\\cdot ",
+    "\u2264": "\\le ",
+    "\u2265": "\\ge ",
+    "\u2260": "\\ne ",
+    "~": " ",  # LaTeX's unbreakable space
+}
+
+# (pattern, replacement) in order; Rust regex syntax (no look-around), `$1` for groups.
+_LATEX_RULES: tuple[tuple[str, str], ...] = (
+    (r"\\!", ""),  # negative thin space
+    (r"\\[,;: ]|\\q?quad\b", " "),  # spacing commands
+    (r"\\(?:left|right)\s*\.", ""),  # null delimiters
+    (r"\\(?:left|right|[bB]igg?[lr]?)\b", ""),  # delimiter sizing: \left( is (
+    (r"\\[dt]frac\b", r"\frac"),
+    (r"\\[dt]binom\b", r"\binom"),
+    (r"\\(le|ge|ne)q\b", r"\$1"),  # \leq is \le
+    (r"\\displaystyle\b", ""),
+    (r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}", "$1"),
+    (r"([\^_])\{([^{}\\\s])\}", "$1$2"),  # x^{2} is x^2
+)
+
+_MATH_DELIMITERS = r"\$|\\[()\[\]]"
+
+
+def latex_canonical(text: pl.Expr) -> pl.Expr:
+    """The folds shared by problems and answers: NFKC, look-alike characters, LaTeX
+    spacing and sizing commands, \\dfrac/\\tfrac, text wrappers, single-character
+    braces after ^ and _."""
+    text = text.str.normalize("NFKC").str.replace_many(list(_LOOKALIKES), list(_LOOKALIKES.values()))
+    for pattern, replacement in _LATEX_RULES:
+        text = text.str.replace_all(pattern, replacement)
+    return text
+
+
+def match_text(problem: pl.Expr) -> pl.Expr:
+    """A problem as tracing compares it: canonical LaTeX, lower case, no math
+    delimiters, single spaces, no trailing period."""
+    text = latex_canonical(problem).str.to_lowercase().str.replace_all(_MATH_DELIMITERS, " ")
+    return text.str.replace_all(r"\s+", " ").str.strip_chars().str.strip_chars_end(". ")
+
+
+def match_key(text: pl.Expr) -> pl.Expr:
+    """`match_text` without whitespace: `x + 1` and `x+1` get the same key."""
+    return text.str.replace_all(r"\s+", "")
+
+
+def answer_key(answer: pl.Expr) -> pl.Expr:
+    """An answer as strings compare it: canonical LaTeX, no math delimiters, no
+    whitespace, no trailing period. Case is kept (`A` and `a` are different answers)."""
+    text = latex_canonical(answer).str.replace_all(_MATH_DELIMITERS, "")
+    return text.str.replace_all(r"\s+", "").str.strip_chars_end(".")
+
+
+def answer_keys(answers: Sequence[str | None]) -> list[str | None]:
+    """`answer_key` of each answer (for callers that hold a few Python strings)."""
+    return pl.select(answer_key(pl.Series("a", list(answers), pl.String))).to_series().to_list()

@@ -1,0 +1,334 @@
+"""`oxa synth world`: write the synthetic world to a folder, with a manifest of its truth.
+
+```
+WORLD/
+  pool/teacher.jsonl            the teacher pool, AceReason-1.1-SFT layout (category, source, input, output)
+  references/numina15.parquet   answers in an `answer` column (NuminaMath-1.5 layout)
+  references/numina_cot.parquet answers as the last \\boxed of a `solution` (NuminaMath-CoT layout)
+  heldout.json                  evaluation problems in no pool or reference (benchmark layout)
+  corpus.jsonl                  pretraining text for the tiny models: problems in every style
+  manifest.json                 the composition, and per problem and per sample what is true
+```
+
+The same config gives byte-identical files. The manifest records, per pool problem, its
+problem_id, family, gold answer and tracing case (which reference rows hold it, with
+what drift, and the method that should find it), and per pool row its sample_id, style,
+flaw and the content of its last \\boxed, so later stages can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rapidfuzz import fuzz, process
+
+from curate.errors import OxaError
+from curate.resources import sql_text
+from curate.synth.families import FAMILIES, Problem
+from curate.synth.mix import exact_counts, exact_mix, stream
+from curate.synth.references import (
+    DISTINCT_BELOW,
+    FUZZY_AT_LEAST,
+    ORIGINS,
+    TRACE_CASES,
+    build_references,
+    loose,
+)
+from curate.synth.responses import FLAWS, code_row, teacher_response
+from curate.synth.styles import STYLES
+
+MANIFEST = "manifest.json"
+FORMAT = "oxa-synth-world/1"
+POOL_FILE = "pool/teacher.jsonl"
+HELDOUT_FILE = "heldout.json"
+CORPUS_FILE = "corpus.jsonl"
+
+DEFAULT_FLAW_SHARES = {
+    "none": 0.66,
+    "wrong_answer": 0.15,
+    "equivalent_form": 0.08,
+    "missing_box": 0.04,
+    "missing_think_close": 0.03,
+    "truncated": 0.04,
+}
+DEFAULT_TRACE_SHARES = {
+    "exact": 0.35,
+    "normalized": 0.20,
+    "fuzzy": 0.15,
+    "agree": 0.05,
+    "conflict": 0.05,
+    "placeholder": 0.08,
+    "missing": 0.12,
+}
+
+
+@dataclass
+class WorldConfig:
+    """What `oxa synth world` makes; every field is also an option of the command."""
+
+    seed: int = 0  # the only source of randomness
+    problems: int = 240  # pool problems, dealt to the families in turn
+    min_responses: int = 2  # teacher responses per pool problem: uniform in [min, max]
+    max_responses: int = 8
+    heldout: int = 40  # evaluation problems, in no pool or reference
+    reference_only: int = 120  # reference rows for problems outside the pool
+    corpus_problems: int = 480  # pretraining problems, each written once in every style
+    non_math_rows: int = 6  # category 'code' rows, which the acereason preset filters out
+    flaw_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLAW_SHARES))
+    trace_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TRACE_SHARES))
+
+    def check(self) -> None:
+        if self.problems < 1 or self.heldout < 0 or self.reference_only < 0 or self.corpus_problems < 0:
+            raise OxaError(f"problem counts must be positive (pool) or zero or more (the rest); got {self}")
+        if not 1 <= self.min_responses <= self.max_responses:
+            raise OxaError(
+                f"responses per problem must satisfy 1 <= min <= max; got {self.min_responses}..{self.max_responses}"
+            )
+        for what, shares, known in (("flaw", self.flaw_shares, FLAWS), ("trace", self.trace_shares, TRACE_CASES)):
+            unknown = sorted(set(shares) - set(known))
+            if unknown:
+                raise OxaError(f"unknown {what} kind(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        exact_counts(1, self.flaw_shares)  # raises on negative or all-zero shares
+        exact_counts(1, self.trace_shares)
+
+
+class _ProblemDrawer:
+    """Draws problems family by family, each from its own stream, keeping only those
+    distinct enough from every problem already kept (see references.DISTINCT_BELOW)."""
+
+    def __init__(self, seed: int, purpose: str, distinct: bool, taken: set[str]) -> None:
+        self.streams = {name: stream(seed, purpose, name) for name in FAMILIES}
+        self.distinct, self.taken = distinct, taken
+        self.kept: list[str] = []  # loose forms, for the fuzzy check
+
+    def draw(self, count: int) -> list[Problem]:
+        names = list(FAMILIES)
+        return [self._one(names[i % len(names)]) for i in range(count)]
+
+    def _one(self, family: str) -> Problem:
+        for _ in range(10_000):
+            problem = FAMILIES[family].problem(self.streams[family])
+            if problem.text in self.taken:
+                continue
+            if self.distinct:
+                form = loose(problem.text)
+                if process.extractOne(form, self.kept, scorer=fuzz.ratio, score_cutoff=DISTINCT_BELOW):
+                    continue
+                self.kept.append(form)
+            self.taken.add(problem.text)
+            return problem
+        raise OxaError(
+            f"could not draw another '{family}' problem distinct from the {len(self.kept)} drawn so far; "
+            "ask for fewer problems (pool + held-out + reference-only: about 1,000 fit)"
+        )
+
+
+def build_world(out: Path, config: WorldConfig) -> dict:
+    """Write the world to `out` (replacing a world already there) and return its manifest.
+
+    The files are written to a temporary sibling folder that is renamed into place, so
+    a killed build leaves no half-written world."""
+    config.check()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise OxaError(f"{out} is not empty and holds no synthetic world ({MANIFEST}); pick a new or empty folder")
+    seed = config.seed
+    taken: set[str] = set()
+    drawer = _ProblemDrawer(seed, "problems", distinct=True, taken=taken)
+    pool, heldout, others = (
+        drawer.draw(config.problems),
+        drawer.draw(config.heldout),
+        drawer.draw(config.reference_only),
+    )
+    corpus = _ProblemDrawer(seed, "corpus", distinct=False, taken=taken).draw(config.corpus_problems)
+
+    sources = [stream(seed, "pool-source", i).choice(ORIGINS) for i in range(len(pool))]
+    rows, owners, facts = _teacher_pool(seed, pool, sources, config)
+    references, traces = build_references(seed, pool, others, config.trace_shares)
+    math_rows = [i for i, owner in enumerate(owners) if owner is not None]
+    problem_ids = _content_ids([p.text for p in pool])
+    sample_ids = _content_ids([pool[owners[i]].text for i in math_rows], [rows[i]["output"] for i in math_rows])
+    samples = [
+        {"row": i, "sample_id": sid, "problem_id": problem_ids[owners[i]], **facts[i]}
+        for i, sid in zip(math_rows, sample_ids)
+    ]
+    files = {
+        POOL_FILE: _jsonl(rows),
+        CORPUS_FILE: _jsonl(_corpus_documents(seed, corpus)),
+        HELDOUT_FILE: _json([{"problem": p.text, "answer": p.gold, "family": p.family} for p in heldout]),
+        **{f"references/{name}.parquet": _parquet(table) for name, table in references.items()},
+    }
+    manifest = {
+        "format": FORMAT,
+        "seed": seed,
+        "config": asdict(config),
+        "families": list(FAMILIES),
+        "styles": list(STYLES),
+        "flaws": list(FLAWS),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        "counts": _counts(pool, samples, traces, references, config),
+        "fuzzy": {
+            "scorer": "rapidfuzz.fuzz.ratio",
+            "text": "NFKC, case-folded, whitespace collapsed",
+            "distinct_below": DISTINCT_BELOW,
+            "fuzzy_at_least": FUZZY_AT_LEAST,
+        },
+        "problems": [
+            {"problem_id": pid, "family": p.family, "source": source, "gold": p.gold, "trace": trace}
+            for p, pid, trace, source in zip(pool, problem_ids, traces, sources)
+        ],
+        "non_math_rows": [i for i, owner in enumerate(owners) if owner is None],
+        "samples": samples,
+    }
+    files[MANIFEST] = _json(manifest)
+    _write_folder(out, files)
+    return manifest
+
+
+def _teacher_pool(seed: int, pool: list[Problem], sources: list[str], config: WorldConfig):
+    """The pool's rows (acereason layout) in a seeded order and, beside each row, the index
+    of its pool problem and its facts (both None for a non-math row)."""
+    counts = [
+        stream(seed, "responses", i).randint(config.min_responses, config.max_responses) for i in range(len(pool))
+    ]
+    flaws = iter(exact_mix(stream(seed, "flaws"), sum(counts), config.flaw_shares))
+    rows, owners, facts = [], [], []
+    for index, (problem, count) in enumerate(zip(pool, counts)):
+        texts: set[str] = set()
+        for j in range(count):
+            flaw, rng = next(flaws), stream(seed, "response", index, j)
+            style = rng.choice(list(STYLES))
+            for _ in range(100):  # the stream goes on, so a repeat draws other phrasings
+                response = teacher_response(problem, style, flaw, rng)
+                if response.text not in texts:
+                    break
+            else:
+                raise AssertionError(f"style {style!r} has too few phrasings for {count} responses")
+            texts.add(response.text)
+            rows.append({"category": "math", "source": sources[index], "input": problem.text, "output": response.text})
+            owners.append(index)
+            facts.append(
+                {
+                    "family": problem.family,
+                    "style": style,
+                    "flaw": flaw,
+                    "boxed": response.boxed,
+                    "think_closed": response.think_closed,
+                }
+            )
+    for k in range(config.non_math_rows):
+        problem_text, response_text = code_row(k)
+        rows.append({"category": "code", "source": "codeforces", "input": problem_text, "output": response_text})
+        owners.append(None)
+        facts.append(None)
+    order = list(range(len(rows)))
+    stream(seed, "pool-order").shuffle(order)
+    return [rows[i] for i in order], [owners[i] for i in order], [facts[i] for i in order]
+
+
+def _corpus_documents(seed: int, corpus: list[Problem]):
+    """Each corpus problem solved once in every style, with no flaw."""
+    for index, problem in enumerate(corpus):
+        for style in STYLES:
+            response = teacher_response(problem, style, "none", stream(seed, "corpus", index, style))
+            yield {"family": problem.family, "style": style, "problem": problem.text, "response": response.text}
+
+
+def _content_ids(problems: list[str], responses: list[str] | None = None) -> list[str]:
+    """problem_ids, or sample_ids when responses are given, from the SQL macros that
+    ingest uses, so the manifest's ids are the catalog's ids."""
+    con = duckdb.connect()
+    try:
+        con.execute(sql_text("macros.sql"))
+        texts = pa.table(
+            {
+                "i": list(range(len(problems))),
+                "problem": problems,
+                "response": responses if responses is not None else [None] * len(problems),
+            }
+        )
+        con.register("texts", texts)
+        expression = (
+            "oxa_problem_id(problem)" if responses is None else "oxa_sample_id(oxa_problem_id(problem), response)"
+        )
+        return [row[0] for row in con.execute(f"SELECT {expression} FROM texts ORDER BY i").fetchall()]
+    finally:
+        con.close()
+
+
+def _counts(pool, samples, traces, references, config: WorldConfig) -> dict:
+    def tally(values) -> dict[str, int]:
+        return dict(sorted(Counter(values).items()))
+
+    return {
+        "problems": {
+            "pool": len(pool),
+            "by_family": tally(p.family for p in pool),
+            "heldout": config.heldout,
+            "reference_only": config.reference_only,
+            "corpus": config.corpus_problems,
+        },
+        "pool_rows": len(samples) + config.non_math_rows,
+        "non_math_rows": config.non_math_rows,
+        "samples": {
+            "total": len(samples),
+            "by_family": tally(s["family"] for s in samples),
+            "by_style": tally(s["style"] for s in samples),
+            "by_flaw": tally(s["flaw"] for s in samples),
+            "by_family_style": {
+                family: tally(s["style"] for s in samples if s["family"] == family) for family in FAMILIES
+            },
+        },
+        "traces": {
+            "by_case": tally(t["case"] for t in traces),
+            "by_drift": tally(t["drift"] for t in traces if "drift" in t),
+            "by_placeholder": tally(t["placeholder"] for t in traces if "placeholder" in t),
+        },
+        "reference_rows": {name: table.num_rows for name, table in references.items()},
+        "corpus_documents": config.corpus_problems * len(STYLES),
+    }
+
+
+def _jsonl(rows) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+
+
+def _json(obj) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _write_folder(out: Path, files: dict[str, bytes]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.partial")
+    for name, data in files.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(data)
+    if out.exists():  # an empty folder, or a world (build_world checked)
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def load_manifest(world: Path) -> dict:
+    path = Path(world) / MANIFEST
+    if not path.is_file():
+        raise OxaError(f"{world} holds no synthetic world (no {MANIFEST}); make one with `oxa synth world {world}`")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise OxaError(f"{path} has format {manifest.get('format')!r}; this oxa reads {FORMAT!r}. Rebuild the world")
+    return manifest

@@ -1,0 +1,9 @@
+-- trl_prompt_completion: a response subset ($data: its data.parquet) as TRL conversational
+-- prompt/completion rows, with loss_type (0: MLE, 1: unlikelihood); $suffix is appended
+-- to each problem (the instruction, with its leading newline).
+SELECT
+    [{'role': 'user', 'content': problem || $suffix}] AS prompt,
+    [{'role': 'assistant', 'content': response}] AS completion,
+    loss_type
+FROM read_parquet($data, file_row_number = true)
+ORDER BY file_row_number;

@@ -1,0 +1,135 @@
+"""Exports read back: TRL prompt/completion, LLaMA-Factory alpaca JSON, verl parquet
+(the exact schema of verl's own file, and a round trip through `oxa ingest --preset
+verl`), and a Hugging Face datasets folder."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate.errors import OxaError
+from curate.export import ExportConfig, run_export
+from curate.ingest import IngestConfig, run_ingest
+from curate.instructions import KNOWN_SUFFIXES
+from curate.select import run_select
+from curate.select_config import SelectConfig, Selection
+from curate.workspace import Workspace
+from tests.conftest import SHARED, query
+from tests.pools import STRATEGY_POOL, TAG, add_pool
+
+SUFFIX = "\n" + KNOWN_SUFFIXES[0]
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """A workspace with a mix subset (4 positives, 2 negatives); its data rows."""
+    root = tmp_path_factory.mktemp("export")
+    ws = Workspace.init(root / "ws")
+    add_pool(ws, root, STRATEGY_POOL)
+    config = SelectConfig(
+        name="full",
+        strategy="mix",
+        positives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=4),
+        negatives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'incorrect'", n=2),
+    )
+    stats = run_select(ws, config)
+    return ws, pq.read_table(f"{stats['path']}/data.parquet").to_pylist()
+
+
+def export(ws, fmt, output, **options):
+    return run_export(ws, ExportConfig(subset="full", format=fmt, output=str(output), **options))
+
+
+def test_trl_parquet_and_jsonl(subset, tmp_path):
+    ws, rows = subset
+    expected = [
+        {
+            "prompt": [{"role": "user", "content": r["problem"] + SUFFIX}],
+            "completion": [{"role": "assistant", "content": r["response"]}],
+            "loss_type": r["loss_type"],
+        }
+        for r in rows
+    ]
+    assert [r["loss_type"] for r in rows] == [0, 0, 0, 0, 1, 1]
+    stats = export(ws, "trl", tmp_path / "trl.parquet")
+    assert stats["rows"] == 6
+    assert pq.read_table(tmp_path / "trl.parquet").to_pylist() == expected
+    export(ws, "trl", tmp_path / "trl.jsonl")
+    assert [json.loads(line) for line in (tmp_path / "trl.jsonl").read_text().splitlines()] == expected
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "trl.parquet"), split="train")
+    assert loaded.column_names == ["prompt", "completion", "loss_type"]
+
+
+def test_alpaca(subset, tmp_path):
+    ws, rows = subset
+    export(ws, "alpaca", tmp_path / "alpaca.json")
+    records = json.loads((tmp_path / "alpaca.json").read_text())
+    assert records == [
+        {
+            "instruction": r["problem"] + SUFFIX,
+            "input": "",
+            "output": r["response"],
+            "history": [],
+            "loss_type": r["loss_type"],
+        }
+        for r in rows
+    ]
+    export(ws, "alpaca", tmp_path / "plain.json", instruction="")
+    assert json.loads((tmp_path / "plain.json").read_text())[0]["instruction"] == rows[0]["problem"]
+
+
+def test_verl_schema_and_round_trip(subset, tmp_path):
+    ws, rows = subset
+    stats = export(ws, "verl", tmp_path / "rl.parquet")
+    table = pq.read_table(tmp_path / "rl.parquet")
+    assert table.schema.equals(pq.read_schema(SHARED / "formats" / "aime24.verl.parquet"))
+    problems = list(dict.fromkeys(r["problem_id"] for r in rows))  # one prompt per problem
+    assert stats["rows"] == table.num_rows == len(problems)
+    first = table.to_pylist()[0]
+    assert first["prompt"] == [{"content": rows[0]["problem"] + SUFFIX, "role": "user"}]
+    assert first["reward_model"] == {"ground_truth": "1", "style": "rule"}
+    assert first["extra_info"] == {"index": 0, "split": "train"}
+
+    back = Workspace.init(tmp_path / "back")
+    run_ingest(back, IngestConfig([str(tmp_path / "rl.parquet")], preset="verl"))
+    assert [r[0] for r in query(back, "SELECT problem_id FROM problems ORDER BY source_row")] == problems
+
+
+def test_hf_folder(subset, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ws, rows = subset
+    export(ws, "hf", tmp_path / "hf")
+    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert loaded.to_list() == rows
+
+
+def test_export_errors(subset, tmp_path):
+    ws, _ = subset
+    export(ws, "trl", tmp_path / "once.parquet")
+    with pytest.raises(OxaError, match="exists; choose another path or pass --overwrite"):
+        export(ws, "trl", tmp_path / "once.parquet")
+    export(ws, "trl", tmp_path / "once.parquet", overwrite=True)
+    with pytest.raises(OxaError, match=r"--format alpaca writes \.json; got 'x.parquet'"):
+        export(ws, "alpaca", tmp_path / "x.parquet")
+    with pytest.raises(OxaError, match="unknown export format 'csv'"):
+        export(ws, "csv", tmp_path / "x.csv")
+    with pytest.raises(OxaError, match="no subset named 'nope'"):
+        run_export(ws, ExportConfig(subset="nope", format="trl", output=str(tmp_path / "y.parquet")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["once.parquet"]  # no temporary files left
+
+
+def test_prompt_sets_and_missing_gold(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    rows = [
+        {"problem": f"{q}: solve.", "response": f"r{i}", "gold": gold, "origin": "self", "verdict": v}
+        for q, gold in (("Q1", "1"), ("Q2", None))
+        for i, v in enumerate(["correct", "incorrect"] * 4)
+    ]
+    add_pool(ws, tmp_path, rows)
+    run_select(ws, SelectConfig(name="rl", strategy="pass_rate", n=2))
+    with pytest.raises(OxaError, match="holds problems without responses"):
+        run_export(ws, ExportConfig(subset="rl", format="trl", output=str(tmp_path / "x.parquet")))
+    with pytest.raises(OxaError, match="1 problems of this subset have no gold answer"):
+        run_export(ws, ExportConfig(subset="rl", format="verl", output=str(tmp_path / "x.parquet")))
+    assert not (tmp_path / "x.parquet").exists()

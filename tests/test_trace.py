@@ -1,0 +1,286 @@
+"""`oxa trace`: matching stages on inline reference sources, conflicts and placeholders,
+presets, reruns, and the test-bed world end to end (trace, then verify)."""
+
+import json
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.errors import OxaError
+from curate.ingest import IngestConfig, run_ingest
+from curate.trace import TraceConfig, run_trace
+from curate.workspace import Workspace
+from tests.conftest import SHARED, naive_problem_id, query, write_jsonl
+
+SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+COWS = "A farmer has 17 cows and buys 5 more at the market. How many cows does the farmer have now?"
+
+POOL = {
+    "exact": "What is $1+1$?",
+    "normalized": "Compute $\\frac{1}{2}+\\frac{1}{4}$ exactly.",
+    "suffix": "Find $x$ if $2x = 6$.",
+    "fuzzy": COWS,
+    "template": COWS.replace("17", "18"),  # differs only in a number: no reference is its own
+    "conflict": "How many primes are below 12?",
+    "equivalent": "What is half of one?",
+    "proof": "Prove that there are infinitely many primes.",
+    "notfound": "Find the number of lattice points on the circle of radius 5.",
+    "empty": "What is $3 \\cdot 3$?",
+    "no_box": "What is $10-3$?",
+    "missing": "What is the largest prime below 100?",
+}
+
+NUMINA15 = [  # problem, solution, answer, question_type, source: source 1, the higher priority
+    ("What  is $1+1$?\n", "1+1=2", "2"),
+    ("Compute $\\dfrac{1}{2} + \\dfrac{1}{4}$ exactly", "...", "\\frac{3}{4}"),
+    ("How many primes are below 12?", "2, 3, 5, 7, 11", "5"),
+    ("What is half of one?", "...", "0.5"),
+    ("Prove that there are infinitely many primes.", "Euclid.", "proof"),
+    ("Find the number of lattice points on the circle of radius 5.", "...", "notfound"),
+    ("What is $3 \\cdot 3$?", "...", ""),
+    ("An unrelated problem about 42 sheep.", "...", "42"),
+]
+NUMINA_COT = [  # source, problem, solution, messages: source 2
+    ("Find $x$ if $2x=6$.\n" + SUFFIX, "Divide: $x = \\boxed{3}$."),
+    (COWS.replace("buys 5 more", "buys 5 more cows"), "So $\\boxed{22}$."),
+    ("How many primes are below 12?", "They are 2, 3, 5, 7: $\\boxed{4}$."),
+    ("What is half of one?", "$\\boxed{\\frac{1}{2}}$"),
+    ("What is $10-3$?", "It is seven."),
+]
+
+
+def make_sources(tmp_path):
+    first = write_jsonl(
+        tmp_path / "numina15.jsonl",
+        [
+            {"problem": p, "solution": s, "answer": a, "question_type": "math-word-problem", "source": "olympiads"}
+            for p, s, a in NUMINA15
+        ],
+    )
+    second = tmp_path / "numina_cot.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "source": ["cn_k12"] * len(NUMINA_COT),
+                "problem": [p for p, _ in NUMINA_COT],
+                "solution": [s for _, s in NUMINA_COT],
+                "messages": [[{"role": "user", "content": p}] for p, _ in NUMINA_COT],
+            }
+        ),
+        second,
+    )
+    return first, second
+
+
+@pytest.fixture
+def traced_ws(ws, tmp_path):
+    rows = [{"problem": text, "response": f"<think>{case}</think> \\boxed{{1}}"} for case, text in POOL.items()]
+    pool = write_jsonl(tmp_path / "pool.jsonl", rows)
+    run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
+    given = write_jsonl(tmp_path / "given.jsonl", [{"problem": "What is 7 times 6?", "answer": "42"}])
+    run_ingest(ws, IngestConfig([str(given)], preset="benchmark"))
+    return ws
+
+
+def outcomes(ws, stats) -> dict[str, tuple]:
+    path = ws.run_dir("trace", stats["run_id"]) / "outcomes.parquet"
+    rows = duckdb.connect().sql(
+        f"SELECT problem_id, outcome, gold_answer, answer_source, conflict FROM read_parquet('{path}')"
+    ).fetchall()
+    by_id = {r[0]: r[1:] for r in rows}
+    return {case: by_id[naive_problem_id(text)] for case, text in POOL.items()}
+
+
+def test_trace_stages_conflicts_and_placeholders(traced_ws, tmp_path):
+    first, second = make_sources(tmp_path)
+    stats = run_trace(traced_ws, TraceConfig([str(first), str(second)]))
+    assert outcomes(traced_ws, stats) == {
+        "exact": ("exact", "2", "numina15", False),
+        "normalized": ("normalized", "\\frac{3}{4}", "numina15", False),
+        "suffix": ("normalized", "3", "numina_cot", False),  # the answer is the solution's last \boxed
+        "fuzzy": ("fuzzy", "22", "numina_cot", False),
+        "template": ("unmatched", None, None, False),
+        "conflict": ("exact", "5", "numina15", True),  # priority: the first source's answer, flagged
+        "equivalent": ("exact", "0.5", "numina15", False),  # 0.5 and \frac{1}{2}: math-verify finds them equal
+        "proof": ("placeholder", None, None, False),
+        "notfound": ("placeholder", None, None, False),
+        "empty": ("placeholder", None, None, False),
+        "no_box": ("placeholder", None, None, False),
+        "missing": ("unmatched", None, None, False),
+    }
+    assert stats["problems"] == {
+        "pool": 13,
+        "given": 1,
+        "exact": 3,
+        "normalized": 2,
+        "fuzzy": 1,
+        "conflict_dropped": 0,
+        "placeholder": 4,
+        "unmatched": 2,
+    }
+    assert stats["references"] == {"read": 13, "kept": 9, "rejected": 4}
+    assert stats["rejects"] == {"no_boxed_answer": 1, "placeholder_answer": 3}
+    assert stats["conflicts"] == {
+        "differing_answers": 2,
+        "equivalent_by_math_verify": 1,
+        "conflicts": 1,
+        "policy": "priority",
+    }
+    rejected = duckdb.connect().sql(
+        f"SELECT source_row, reason FROM read_parquet('{traced_ws.run_dir('trace', stats['run_id'])}/rejects/*.parquet') "
+        "ORDER BY source_file, source_row"
+    ).fetchall()
+    assert rejected == [
+        (4, "placeholder_answer"),
+        (5, "placeholder_answer"),
+        (6, "placeholder_answer"),
+        (4, "no_boxed_answer"),
+    ]
+    answers = query(
+        traced_ws,
+        "SELECT match_method, match_score >= 0.9, conflict, source_row FROM answers "
+        "WHERE match_method <> 'given' ORDER BY match_method, source_row",
+    )
+    assert answers == [
+        ("exact", True, False, 0),
+        ("exact", True, True, 2),
+        ("exact", True, False, 3),
+        ("fuzzy", True, False, 1),
+        ("normalized", True, False, 0),
+        ("normalized", True, False, 1),
+    ]
+    # the given answer is kept, and gold picks it
+    assert query(traced_ws, "SELECT gold_answer, match_method FROM gold WHERE gold_answer = '42'") == [("42", "given")]
+
+
+def test_drop_policy_and_a_rerun_replace_the_previous_trace(traced_ws, tmp_path):
+    first, second = make_sources(tmp_path)
+    run_trace(traced_ws, TraceConfig([str(first), str(second)]))
+    stats = run_trace(traced_ws, TraceConfig([str(second), str(first)], on_conflict="drop", fuzzy=False))
+    got = outcomes(traced_ws, stats)
+    assert got["conflict"] == ("conflict_dropped", "4", "numina_cot", True)
+    assert got["equivalent"] == ("exact", "\\frac{1}{2}", "numina_cot", False)  # numina_cot now comes first
+    assert got["fuzzy"][0] == "unmatched"
+    assert stats["problems"]["conflict_dropped"] == 1
+    assert len(list(traced_ws.table_folder("answers").glob("trace-*.parquet"))) == 1
+    assert query(traced_ws, "SELECT count(*) FROM answers WHERE match_method <> 'given'") == [(4,)]
+    assert query(traced_ws, "SELECT count(*) FROM gold") == [(5,)]
+
+
+def test_reference_presets_and_mappings(ws, tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"problem": "What is $2^{10}$?", "response": "\\boxed{1024}"}])
+    run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
+    omr = write_jsonl(
+        tmp_path / "omr.jsonl",
+        [
+            {
+                "problem": "What is $2^{10}$?",
+                "expected_answer": "1024",
+                "problem_source": "aops",
+                "generated_solution": "",
+            }
+        ],
+    )
+    stats = run_trace(ws, TraceConfig([str(omr)]))
+    assert stats["files"][0]["preset"] == "openmathreasoning" and stats["problems"]["exact"] == 1
+    custom = write_jsonl(tmp_path / "custom.jsonl", [{"q": "What is $2^{10}$?", "final": {"value": "1024"}}])
+    stats = run_trace(ws, TraceConfig([str(custom)], mapping={"problem": "q", "gold_answer": "final.value"}))
+    assert stats["files"][0]["preset"] == "custom" and stats["problems"]["exact"] == 1
+    with pytest.raises(OxaError, match="(?s)fits no preset.*--map gold_answer=COL"):
+        run_trace(ws, TraceConfig([str(custom)]))
+    with pytest.raises(OxaError, match="names no answer column"):
+        run_trace(ws, TraceConfig([str(custom)], mapping={"problem": "q"}))
+    with pytest.raises(OxaError, match="unknown reference preset 'numina'"):
+        run_trace(ws, TraceConfig([str(custom)], preset="numina"))
+    with pytest.raises(OxaError, match="unknown field.*response"):
+        run_trace(ws, TraceConfig([str(custom)], mapping={"problem": "q", "response": "final"}))
+    with pytest.raises(OxaError, match="conflict policy 'vote'"):
+        run_trace(ws, TraceConfig([str(custom)], on_conflict="vote"))
+
+
+def test_verl_and_benchmark_files_trace_the_real_problems(ws):
+    verl = SHARED / "formats" / "aime24.verl.parquet"  # prompts with an instruction suffix
+    aime = json.loads((SHARED / "benchmarks" / "aime24.json").read_text())
+    pool = write_jsonl(
+        ws.root.parent / "pool.jsonl", [{"problem": item["problem"], "response": "\\boxed{0}"} for item in aime]
+    )
+    run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
+    stats = run_trace(ws, TraceConfig([str(verl), str(SHARED / "benchmarks" / "aime24.json")]))
+    assert stats["problems"]["pool"] == 30 and stats["problems"]["unmatched"] == 0
+    assert stats["conflicts"]["conflicts"] == 0  # verl's ground truth and the benchmark agree
+    assert query(ws, "SELECT count(*) FROM gold WHERE match_method IN ('exact', 'normalized')") == [(30,)]
+
+
+# -- the test-bed world: every traceable problem by the expected method -------------------
+
+EXPECTED = {"exact": "exact", "normalized": "normalized", "fuzzy": "fuzzy", "agree": "exact"}
+
+
+def test_world_trace_and_verify_follow_the_manifest(tmp_path):
+    world = pytest.importorskip("curate.synth.world")
+    manifest = world.build_world(tmp_path / "world", world.WorldConfig())
+    runner = CliRunner()
+    ws = tmp_path / "ws"
+    for args in (
+        ["init", ws],
+        ["ingest", ws, tmp_path / "world" / "pool" / "teacher.jsonl", "--preset", "acereason"],
+        [
+            "trace",
+            ws,
+            "--answers",
+            tmp_path / "world/references/numina15.parquet",
+            "--answers",
+            tmp_path / "world/references/numina_cot.parquet",
+        ],
+    ):
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert "fuzzy" in result.output and "conflicts (priority)" in result.output
+    workspace = Workspace.open(ws)
+    gold = dict(query(workspace, "SELECT problem_id, match_method || ' ' || gold_answer || ' ' || conflict FROM gold"))
+    for problem in manifest["problems"]:
+        trace = problem["trace"]
+        found = gold.get(problem["problem_id"])
+        if trace["case"] in EXPECTED:
+            assert found == f"{EXPECTED[trace['case']]} {trace['gold']} false", (trace, found)
+        elif trace["case"] == "conflict":
+            assert found is not None and found.endswith(" true"), (trace, found)
+        else:  # placeholder, missing
+            assert found is None, (trace, found)
+
+    result = runner.invoke(app, ["verify", str(ws)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "agreement where both decided" in result.output
+    verdicts = dict(query(workspace, "SELECT sample_id, verdict || ' ' || coalesce(pred_answer, '-') FROM verify"))
+    cases = {p["problem_id"]: p["trace"]["case"] for p in manifest["problems"]}
+    expected_verdict = {
+        "none": "correct",
+        "equivalent_form": "correct",
+        "missing_think_close": "correct",  # without --require-think the box still counts
+        "wrong_answer": "incorrect",
+        "missing_box": "no_answer",
+        "truncated": "no_answer",
+    }
+    checked = 0
+    for sample in manifest["samples"]:
+        case = cases[sample["problem_id"]]
+        verdict, pred = verdicts[sample["sample_id"]].split(" ", 1)
+        assert pred == (sample["boxed"] or "-") or verdict == "bad_gold"
+        if case in EXPECTED:
+            assert verdict == expected_verdict[sample["flaw"]], (sample, verdict, pred)
+            checked += 1
+        elif case in ("placeholder", "missing"):
+            assert verdict == "bad_gold", (sample, verdict)
+    assert checked > 500
+
+
+def test_trace_and_verify_help():
+    runner = CliRunner()
+    trace_help = runner.invoke(app, ["trace", "--help"]).output
+    assert "--answers" in trace_help and "numina-1.5" in trace_help and "--on-conflict" in trace_help
+    verify_help = runner.invoke(app, ["verify", "--help"]).output
+    assert "--require-think" in verify_help and "--deadline" in verify_help and "lenient" in verify_help
