@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 # Run as a script, bench/ comes first on sys.path, where its modules would shadow the
-# standard library's (bench/select.py and `select`); the sibling is loaded by path.
+# standard library's should one share a name; the sibling is loaded by path.
 BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 

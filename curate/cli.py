@@ -528,7 +528,8 @@ def verify(
         int, typer.Option(help="math-verify: digits of numeric comparison.")
     ] = VerifierSettings.numeric_precision,
     strict: Annotated[
-        bool, typer.Option("--strict/--no-strict", help="math-verify strict mode (variables matter, sets are not tuples).")
+        bool,
+        typer.Option("--strict/--no-strict", help="math-verify strict mode (variables matter, sets are not tuples)."),
     ] = True,
     max_answer_chars: Annotated[
         int, typer.Option(help="A longer extracted answer is not parsed (verdict error).")

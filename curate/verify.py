@@ -429,6 +429,7 @@ class _Verify:
             "summary": f"{self.samples:,} samples: {self.skipped:,} already verified; {verified:,} verified"
             + (f" ({counts})" if counts else ""),
             "settings_hash": self.settings_hash,
+            "finished_ns": time.time_ns(),  # orders runs finished within one second (the verify view)
             "verifier": self.settings.verifier,
             "versions": self.settings.versions(),
             "funnel": {"samples": self.samples, "already_verified": self.skipped, "verified": verified},

@@ -43,7 +43,11 @@ FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true) AS v
 LEFT JOIN gold AS g USING (problem_id)
 WHERE v.settings_hash = (
         SELECT json_extract_string(stats, '$.settings_hash') FROM runs
-        WHERE stage = 'verify' AND status = 'done' ORDER BY rowid DESC LIMIT 1)
+        WHERE stage = 'verify' AND status = 'done'
+        -- finished_at has whole seconds; two runs within one second are told apart by finished_ns
+        ORDER BY finished_at DESC, TRY_CAST(json_extract_string(stats, '$.finished_ns') AS BIGINT) DESC NULLS LAST,
+                 run_id DESC
+        LIMIT 1)
   AND v.gold_key IS NOT DISTINCT FROM oxa_gold_key(g.gold_answer, g.gold_alternatives);
 
 -- candidates: samples with their problem, gold answer, verdict and PPL under every

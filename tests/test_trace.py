@@ -88,9 +88,11 @@ def traced_ws(ws, tmp_path):
 
 def outcomes(ws, stats) -> dict[str, tuple]:
     path = ws.run_dir("trace", stats["run_id"]) / "outcomes.parquet"
-    rows = duckdb.connect().sql(
-        f"SELECT problem_id, outcome, gold_answer, answer_source, conflict FROM read_parquet('{path}')"
-    ).fetchall()
+    rows = (
+        duckdb.connect()
+        .sql(f"SELECT problem_id, outcome, gold_answer, answer_source, conflict FROM read_parquet('{path}')")
+        .fetchall()
+    )
     by_id = {r[0]: r[1:] for r in rows}
     return {case: by_id[naive_problem_id(text)] for case, text in POOL.items()}
 
@@ -130,10 +132,14 @@ def test_trace_stages_conflicts_and_placeholders(traced_ws, tmp_path):
         "conflicts": 1,
         "policy": "priority",
     }
-    rejected = duckdb.connect().sql(
-        f"SELECT source_row, reason FROM read_parquet('{traced_ws.run_dir('trace', stats['run_id'])}/rejects/*.parquet') "
-        "ORDER BY source_file, source_row"
-    ).fetchall()
+    rejected = (
+        duckdb.connect()
+        .sql(
+            f"SELECT source_row, reason FROM read_parquet('{traced_ws.run_dir('trace', stats['run_id'])}/rejects/*.parquet') "
+            "ORDER BY source_file, source_row"
+        )
+        .fetchall()
+    )
     assert rejected == [
         (4, "placeholder_answer"),
         (5, "placeholder_answer"),

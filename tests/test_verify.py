@@ -22,7 +22,7 @@ from curate.mathcheck import VerifierSettings
 from curate.verify import VerifyConfig, run_verify
 from tests.conftest import SHARED, query, write_jsonl
 
-FAST = VerifierSettings(deadline_s=2.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
+FAST = VerifierSettings(deadline_s=3.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
 
 
 def add_pool(ws, path: Path, rows: list[dict]) -> None:
@@ -83,7 +83,7 @@ def test_every_verdict_kind_with_its_reason(ws, tmp_path):
     assert got["half", LONG_BOX][1:] == ("error", "answer_too_long: 1,200 characters", "incorrect")
     assert len(got["half", LONG_BOX][0]) == 1000  # stored cut to max_answer_chars
     for tower in ("9^{9^{9^{9}}}", "10^{10^{10}}!"):
-        assert got["tower", R(tower)] == (tower, "timeout", "killed after the 2 s deadline", "incorrect")
+        assert got["tower", R(tower)] == (tower, "timeout", "killed after the 3 s deadline", "incorrect")
     by_problem = dict(
         query(
             ws, "SELECT p.problem, v.reason FROM verify v JOIN problems p USING (problem_id) WHERE verdict = 'bad_gold'"

@@ -17,7 +17,7 @@ before its clock starts:
 
 Targets: ours at least 20x faster than python, under 2 s, peak RSS under 2 GB.
 
-    .venv/bin/python bench/select.py --rows 2600000 --workdir /tmp/oxa-bench-select
+    .venv/bin/python bench/select_gaussian.py --rows 2600000 --workdir /tmp/oxa-bench-select
 """
 
 import sys
