@@ -24,37 +24,22 @@ and prints what tracing recovered per case against what was generated.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
-# Run as a script, bench/ comes first on sys.path, where its modules would shadow the
-# standard library's should one share a name; the sibling is loaded by path.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+import duckdb
+import ingest as pool_bench  # bench/ingest.py (the pool generator and the peak-RSS wrapper); bench/ is on sys.path when run as a script
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-from collections import Counter  # noqa: E402
-
-import duckdb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-
-def _sibling(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pool_bench = _sibling("ingest")  # the pool generator and the peak-RSS wrapper
 REPO = pool_bench.REPO
 
 GEN_VERSION = 1
