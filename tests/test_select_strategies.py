@@ -223,7 +223,9 @@ def test_bad_selections_fail_and_write_nothing(pool, fields, message):
     with pytest.raises(OxaError, match=message):
         run_select(ws, config)
     assert not (ws.root / "subsets" / "bad").exists()
-    failed = sorted((ws.root / "runs" / "select").glob("*/stats.json"))[-1].read_text()
+    # the newest run (run ids sort by second only, so order by when stats.json was written)
+    newest = max((ws.root / "runs" / "select").glob("*/stats.json"), key=lambda p: p.stat().st_mtime_ns)
+    failed = newest.read_text()
     assert '"status": "failed"' in failed
 
 
