@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from curate.cli_score import register as register_score_commands
 from curate.configfile import field_help, preset_names
 from curate.errors import OxaError
 from curate.export import FORMATS as EXPORT_FORMATS
@@ -31,6 +32,9 @@ from curate.synth.world import WorldConfig, build_world
 from curate.trace import TraceConfig, run_trace
 from curate.verify import VerifyConfig, run_verify
 from curate.workspace import Workspace
+from train.cli_eval import register as register_eval_commands
+from train.cli_grpo import register as register_grpo_commands
+from train.cli_sft import register as register_sft_commands
 from train.tiny_config import TinyModelConfig
 
 app = typer.Typer(
@@ -748,6 +752,16 @@ def synth_model(
     info = build_tiny_models(config, progress=err_console.print)
     folders = ", ".join(str(out / name) for name in (["base", "instruct"] if instruct else ["base"]))
     console.print(f"models in {folders} ({info['seconds']:.0f} s); build record: {out / 'build.json'}")
+
+
+train_app = typer.Typer(help="Train on subsets: SFT with the OXA unlikelihood term, GRPO.", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Prepare model folders (RoPE and chat-template changes of the paper).", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+app.add_typer(model_app, name="model")
+for _register in (register_score_commands, register_sft_commands, register_grpo_commands, register_eval_commands):
+    _register(app, train_app, model_app)
 
 
 def main() -> None:
