@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from curate.mathcheck import VerifierSettings
 from curate.presets import PRESETS, REFERENCE_PRESETS
 from curate.query import named_queries, named_query, run_query
 from curate.records import WHERE_COLUMNS
-from curate.resources import benchmarks_dir
 from curate.select import run_select
 from curate.select_config import ALIASES, SelectConfig, load_select_config
 from curate.subsets import check_checksums, diff_subsets, list_subsets, load_card, resolve_subset
@@ -235,22 +233,50 @@ def _print_rows(columns: list[str], rows: list[tuple], limit: int) -> None:
 
 @app.command()
 def demo(
-    workspace: Annotated[Path, typer.Argument(help="Workspace folder for the demo.")] = Path("oxa-demo"),
-    fresh: Annotated[bool, typer.Option(help="Delete the demo workspace first.")] = True,
+    workdir: Annotated[
+        Path, typer.Option(help="Folder for the world, the models, the workspace and the results.")
+    ] = Path("oxa-demo"),
+    fast: Annotated[
+        bool, typer.Option(help="A smaller world, shorter training and evaluation (about 3 minutes).")
+    ] = False,
 ) -> None:
-    """The main job, end to end on the shipped data: ingest the six benchmark sets and a
-    verl prompt file into a workspace, then summarize the pool with SQL."""
-    if fresh and (workspace / "catalog.duckdb").exists():
-        shutil.rmtree(workspace)
-    ws = Workspace.init(workspace)
-    console.rule("ingest the benchmark sets (preset benchmark)")
-    _print_ingest_summary(ws, run_ingest(ws, IngestConfig([str(benchmarks_dir())], preset="benchmark")))
-    console.rule("ingest verl prompts for AIME 2024 (preset verl): the same problems, nothing new")
-    verl = benchmarks_dir().parent / "formats" / "aime24.verl.parquet"
-    _print_ingest_summary(ws, run_ingest(ws, IngestConfig([str(verl)], preset="verl")))
-    console.rule("oxa sql --query pool_summary")
-    _print_rows(*run_query(ws, named_query("pool_summary")), limit=50)
-    console.print(f'\nexplore it: oxa sql {workspace} "SELECT * FROM problems LIMIT 5"  |  oxa status {workspace}')
+    """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
+    ingest -> trace -> verify -> score -> select SFT / SFT_LP / OXA_MLE -> self-distill ->
+    verify -> score -> OXA_Full -> train each briefly -> evaluate on held-out problems.
+
+    A second run reuses the steps that are done (DIR/demo.json)."""
+    from curate.demo import DemoConfig, run_demo
+
+    config = DemoConfig(workdir=workdir, fast=fast)
+    console.rule(f"oxa demo{' --fast' if fast else ''}: {config.workdir}")
+    with _stage_progress() as progress:
+        summary = run_demo(config, say=console.print, progress=progress)
+    _print_demo_summary(summary)
+
+
+def _print_demo_summary(summary: dict) -> None:
+    console.rule("summary")
+    table = Table("origin", "verdict", "rows", title="verdicts (candidates)")
+    for row in summary["verdicts"]:
+        table.add_row(row["origin"], str(row["verdict"]), f"{row['rows']:,}")
+    console.print(table)
+    table = Table("method", "subset (name/version)", "rows", "Pass@1", "Pass@k", "mean length", "entropy")
+    for method, scores in summary["scores"].items():
+        subset = summary["subsets"].get(method)
+        table.add_row(
+            method,
+            f"{subset['name']}/{subset['version']}" if subset else "(the pre-trained model)",
+            subset["summary"].split(": ", 1)[-1] if subset else "",
+            *(_fmt(scores.get(key)) for key in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")),
+        )
+    console.print(table)
+    console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
+    console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
+    console.print("  subsets/<name>/<version>/card.md, train/<method>/, eval/<method>/table.md, summary.json")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
 def _config_keys_epilog() -> str:

@@ -37,6 +37,30 @@ SAMPLES = pa.schema(
     ]
 )
 
+# pool/samples parts written by `oxa generate` (origin 'self'): the samples' columns and
+# how each was drawn; ingested parts lack these and read them as NULL.
+SELF_SAMPLES = pa.schema(
+    [
+        *SAMPLES,
+        ("sampling", pa.string()),  # JSON: n, temperature, top_p, max_new_tokens, seed, instruction
+        ("seed", pa.int64()),  # the prompt's seed, derived from (seed, problem_id)
+        ("finish_reason", pa.string()),  # 'stop' (end of sequence) | 'length' (max_new_tokens)
+    ]
+)
+
+# pool/self/<tag>/done-*.parquet: the problems `oxa generate` finished under a config,
+# written after their samples, so a rerun skips them.
+GENERATED_PROBLEMS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("fingerprint", pa.string()),
+        ("completions", pa.int64()),  # drawn
+        ("written", pa.int64()),  # new samples
+        ("duplicates", pa.int64()),  # the same response as another sample of the problem
+        ("empty", pa.int64()),  # no text
+    ]
+)
+
 ANSWERS = pa.schema(
     [
         ("problem_id", pa.string()),

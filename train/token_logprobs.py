@@ -51,12 +51,14 @@ class _ChunkedTargetLogprob(torch.autograd.Function):
             g = grad_logp[rows].float()
             logits = (hidden[rows] @ weight.T).float()
             # d logp / d logits = onehot(target) - softmax
-            grad_logits = torch.exp(logits - lse[rows, None]).mul_(-g[:, None])
+            grad_logits = logits.sub_(lse[rows, None]).exp_().mul_(-g[:, None])  # in place: one chunk buffer
             grad_logits.scatter_add_(1, targets[rows, None], g[:, None])
+            # The products run in the inputs' dtype (bf16 tensor cores), as autograd does for plain logits.
+            grad_logits = grad_logits.to(hidden.dtype)
             if grad_hidden is not None:
-                grad_hidden[rows] = (grad_logits @ weight.float()).to(hidden.dtype)
+                grad_hidden[rows] = grad_logits @ weight
             if grad_weight is not None:
-                grad_weight += grad_logits.T @ hidden[rows].float()
+                grad_weight += (grad_logits.T @ hidden[rows]).float()
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None

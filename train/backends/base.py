@@ -45,8 +45,8 @@ class GenerateItem:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
-    token_ids: tuple[int, ...]
+    text: str  # decoded without special tokens
+    token_ids: tuple[int, ...]  # the generated ids, the end-of-sequence token included when it stopped
     finish_reason: str  # 'stop' (end-of-sequence token) or 'length' (max_new_tokens reached)
 
 

@@ -1,0 +1,105 @@
+"""GPU scoring benchmark: the HF backend on a random-init model shaped like Qwen2.5-Math-1.5B.
+
+No downloads: the config is written here (hidden 1536, 28 layers, 12 heads, 2 KV heads,
+intermediate 8960, vocab 151936, tied embeddings), weights are random, bf16 on CUDA.
+--rows sequences of mixed lengths (lognormal around --median, clipped to 64..--max-len)
+are scored through train.backends.hf.HFBackend (packed rows under --budget tokens);
+printed: tokens/s and model-FLOPs utilization against --peak-flops (H100 SXM bf16 dense,
+989 TFLOP/s). Forward-only FLOPs per scored batch: 2 x (non-embedding parameters +
+lm-head) x tokens, plus causal attention 2 x 2 x layers x hidden x sum(len^2) / 2.
+Needs only torch and transformers.
+
+    python bench/gpu_score.py            # on a CUDA machine, well under 2 minutes
+    python bench/gpu_score.py --quick    # a tiny config on the CPU, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+
+from train.backends.base import ScoreItem  # noqa: E402
+from train.backends.hf import HFBackend  # noqa: E402
+
+QWEN25_MATH_15B = {
+    "hidden_size": 1536,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "intermediate_size": 8960,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+    "rope_theta": 10000.0,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-6,
+}
+QUICK = {**QWEN25_MATH_15B, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "num_key_value_heads": 1, "intermediate_size": 128, "vocab_size": 4096}  # fmt: skip
+
+
+def forward_flops(config: Qwen2Config, lengths: list[int]) -> float:
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h // config.num_attention_heads * config.num_key_value_heads
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * config.intermediate_size  # q, o, k, v, MLP
+    dense = 2 * (layers * per_layer + h * config.vocab_size) * sum(lengths)  # body + lm head
+    attention = 2 * 2 * layers * h * sum(n * n for n in lengths) / 2  # QK^T and AV, causal half
+    return dense + attention
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny config on the CPU (smoke run)")
+    ap.add_argument("--rows", type=int, default=64)
+    ap.add_argument("--median", type=int, default=1500)
+    ap.add_argument("--max-len", type=int, default=4096)
+    ap.add_argument("--budget", type=int, default=32768, help="tokens per forward pass")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes over the rows")
+    ap.add_argument("--peak-flops", type=float, default=989e12)
+    args = ap.parse_args()
+    if args.quick:
+        args.rows, args.median, args.max_len, args.budget, args.repeats = 16, 200, 512, 2048, 1
+    cuda = torch.cuda.is_available() and not args.quick
+    torch.manual_seed(0)
+    config = Qwen2Config(**(QUICK if args.quick else QWEN25_MATH_15B), attn_implementation="sdpa")
+    model = Qwen2ForCausalLM(config)
+    backend = HFBackend(model, device="cuda" if cuda else "cpu", token_budget=args.budget)
+    gen = torch.Generator().manual_seed(1)
+    lengths = torch.exp(torch.randn(args.rows, generator=gen) * 0.7 + math.log(args.median))
+    lengths = lengths.clamp(64, args.max_len).int().tolist()
+    items = [
+        ScoreItem(str(i), (), tuple(torch.randint(0, config.vocab_size, (n,), generator=gen).tolist()))
+        for i, n in enumerate(lengths)
+    ]
+    backend.score(items[: max(1, args.rows // 8)])  # warm-up: kernels, allocator
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        scores = backend.score(items)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.repeats
+    tokens = sum(lengths)
+    flops = forward_flops(config, lengths)
+    params = sum(p.numel() for p in model.parameters())
+    device = torch.cuda.get_device_name() if cuda else "CPU"
+    print(f"device {device}; model {params / 1e9:.2f} B parameters, {backend.dtype}; budget {backend.token_budget}")
+    print(f"rows {len(items)}, tokens {tokens:,} (median {sorted(lengths)[len(lengths) // 2]}, max {max(lengths)})")
+    print(f"time per pass {seconds:.2f} s; {tokens / seconds:,.0f} tokens/s; {flops / seconds / 1e12:.1f} TFLOP/s")
+    print(f"MFU {flops / seconds / args.peak_flops:.1%} of {args.peak_flops / 1e12:.0f} TFLOP/s peak")
+    if cuda:
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    assert all(math.isfinite(s.nll_sum) and s.n_tokens == n - 1 for s, n in zip(scores, lengths))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""OXATrainer on a random-init tiny Qwen2 (hidden 64): exactness against a naive fp64 reference,
+invariance to the batch split, bad input, and a short OXA_Full run."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from datasets import Dataset  # noqa: E402
+from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+
+from curate.errors import OxaError  # noqa: E402
+from train.oxa_config import OXAConfig  # noqa: E402
+from train.oxa_loss import TermCounts, count_terms  # noqa: E402
+from train.oxa_trainer import OXATrainer  # noqa: E402
+from train.tiny_models import train_tokenizer  # noqa: E402
+from train.ul_sampler import KNegativesSampler  # noqa: E402
+
+PROBLEMS = [f"What is {a} plus {b}?" for a, b in [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 1)]]
+
+
+def rows(n_pos: int, n_neg: int) -> list[dict]:
+    """Positives answer right with a short chain; negatives look alike but end wrong."""
+    out = []
+    for i in range(n_pos + n_neg):
+        problem = PROBLEMS[i % len(PROBLEMS)]
+        a, b = (int(x) for x in problem.removeprefix("What is ").removesuffix("?").split(" plus "))
+        wrong = i >= n_pos
+        steps = " ".join(f"step {j}: add one." for j in range(i % 3 + 1))
+        answer = a + b + (3 if wrong else 0)
+        out.append(
+            {
+                "prompt": [{"role": "user", "content": problem}],
+                "completion": [{"role": "assistant", "content": f"<think>{steps}</think> The answer is {answer}."}],
+                "loss_type": int(wrong),
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [r["prompt"][0]["content"] + " " + r["completion"][0]["content"] for r in rows(8, 8)] * 4
+    return train_tokenizer(iter(texts), vocab_size=320)
+
+
+def tiny_model(tokenizer, seed: int = 0) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return Qwen2ForCausalLM(config).float()
+
+
+def make_trainer(tokenizer, data, model=None, **overrides) -> OXATrainer:
+    settings = dict(
+        output_dir="/tmp/oxa-test-unused",
+        report_to=[],
+        bf16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=4,
+        max_length=None,
+        ul_global=None,
+        ul_alpha=0.5,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        dataset_num_proc=None,
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return OXATrainer(
+        model or tiny_model(tokenizer),
+        args=OXAConfig(**settings),
+        train_dataset=Dataset.from_list(data),
+        processing_class=tokenizer,
+    )
+
+
+def naive_objective(model64, examples, alpha, normalization, max_logp=-1e-6):
+    """Eq. 3-5 by hand: one unpadded forward per sequence, full fp64 logits."""
+    per_seq = []
+    for example in examples:
+        ids = torch.tensor(example["input_ids"])[None]
+        labels = torch.tensor(example["labels"])[1:]
+        logits = model64(input_ids=ids).logits[0, :-1].double()
+        logp_all = torch.log_softmax(logits, -1)
+        keep = labels != -100
+        logp = logp_all[keep].gather(1, labels[keep, None]).squeeze(1)
+        if example["loss_type"] == 1:
+            tok = -torch.log(1 - torch.exp(logp.clamp(max=max_logp)))
+        else:
+            tok = -logp
+        per_seq.append((example["loss_type"], tok))
+    terms = []
+    for kind in (0, 1):
+        toks = [t for k, t in per_seq if k == kind and t.numel()]
+        if not toks:
+            terms.append(torch.zeros((), dtype=torch.float64))
+        elif normalization == "sequence":
+            terms.append(torch.stack([t.mean() for t in toks]).mean())
+        else:
+            terms.append(torch.cat(toks).sum() / sum(t.numel() for t in toks))
+    return terms[0] + alpha * terms[1]
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+@pytest.mark.parametrize("normalization", ["sequence", "token"])
+def test_loss_and_gradients_equal_naive_fp64_reference(tokenizer, normalization, padding_free):
+    trainer = make_trainer(
+        tokenizer, rows(5, 3), ul_normalization=normalization, padding_free=padding_free, loss_chunk_size=7
+    )
+    examples = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    batch = trainer.data_collator([{k: e[k] for k in ("input_ids", "labels", "loss_type")} for e in examples])
+    trainer._step_counts = TermCounts(count_terms(batch["labels"], batch["sequence_index"], batch["loss_type"]))
+    model = trainer.model.train()
+    loss = trainer.compute_loss(model, dict(batch))
+    loss.backward()
+
+    model64 = tiny_model(tokenizer).double()  # a plain copy: the trainer patched the forward of `model`
+    model64.load_state_dict(model.state_dict())
+    reference = naive_objective(model64, examples, 0.5, normalization)
+    reference.backward()
+
+    torch.testing.assert_close(loss.double(), reference.detach(), rtol=1e-5, atol=1e-6)
+    for (name, p), p64 in zip(model.named_parameters(), model64.parameters(), strict=True):
+        torch.testing.assert_close(p.grad.double(), p64.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def one_sgd_step(tokenizer, data, **overrides):
+    trainer = make_trainer(
+        tokenizer,
+        data,
+        optim="sgd",
+        learning_rate=0.5,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        weight_decay=0.0,
+        max_steps=1,
+        ul_global=2,
+        **overrides,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    return trainer, {n: before[n] - p.detach() for n, p in trainer.model.named_parameters()}
+
+
+def test_update_is_the_same_for_any_split_and_equals_the_reference_gradient(tokenizer):
+    data = rows(9, 4)  # 8 per global batch (6 positives, 2 negatives): leftovers 3 positives, 2 negatives
+    runs = [
+        one_sgd_step(tokenizer, data, per_device_train_batch_size=8, gradient_accumulation_steps=1),
+        one_sgd_step(tokenizer, data, per_device_train_batch_size=2, gradient_accumulation_steps=4),
+        one_sgd_step(tokenizer, data, per_device_train_batch_size=4, gradient_accumulation_steps=2, padding_free=True),
+        one_sgd_step(tokenizer, data, per_device_train_batch_size=1, gradient_accumulation_steps=8),
+    ]
+    trainer, delta = runs[0]
+    assert trainer.unused_per_epoch == {"positives": 3, "negatives": 2}
+    for _, other in runs[1:]:
+        for name in delta:
+            torch.testing.assert_close(other[name], delta[name], rtol=1e-4, atol=1e-7, msg=name)
+
+    prepared = trainer.train_dataset
+    first_batch = list(KNegativesSampler(prepared["loss_type"], 8, 2, seed=trainer.args.seed))[:8]
+    model64 = tiny_model(tokenizer).double()
+    naive_objective(model64, [prepared[i] for i in first_batch], 0.5, "sequence").backward()
+    for name, p64 in model64.named_parameters():
+        torch.testing.assert_close(delta[name].double(), 0.5 * p64.grad, rtol=1e-3, atol=1e-6, msg=name)
+    logged = trainer.state.log_history[0]
+    assert {"ce_loss", "ul_loss", "weighted_ul_loss", "neg_token_prob", "entropy_pos", "entropy_neg"} <= set(logged)
+    assert logged["weighted_ul_loss"] == pytest.approx(0.5 * logged["ul_loss"])
+    assert logged["loss"] == pytest.approx(logged["ce_loss"] + logged["weighted_ul_loss"], rel=1e-5)
+    evaluated = trainer.evaluate(Dataset.from_list(rows(2, 2)))
+    assert evaluated["eval_loss"] == pytest.approx(evaluated["eval_ce_loss"] + 0.5 * evaluated["eval_ul_loss"])
+    assert 0 < evaluated["eval_neg_token_prob"] < 1
+
+
+def mean_ce_and_neg_prob(model, trainer):
+    """Mean token CE on positives and mean p(token) on negatives, over the whole prepared dataset."""
+    ce, probs = [], []
+    with torch.no_grad():
+        for example in trainer.train_dataset:
+            labels = torch.tensor(example["labels"])[1:]
+            logits = model(input_ids=torch.tensor(example["input_ids"])[None]).logits[0, :-1]
+            keep = labels != -100
+            logp = torch.log_softmax(logits[keep], -1).gather(1, labels[keep, None]).squeeze(1)
+            (probs if example["loss_type"] else ce).append(logp.exp() if example["loss_type"] else -logp)
+    return torch.cat(ce).mean().item(), torch.cat(probs).mean().item()
+
+
+def test_thirty_step_oxa_full_lowers_ce_and_negative_probability(tokenizer):
+    # alpha 1.0, not the paper's 1e-4: a random-init model puts p ~ 1/vocab on every token, so the
+    # UL gradient (~p / (1 - p) per token, Eq. 7-8) is tiny; 1e-4 matters only once p nears 1.
+    data = rows(24, 8)
+    results = {}
+    for alpha in (0.0, 1.0):
+        trainer = make_trainer(
+            tokenizer,
+            data,
+            ul_alpha=alpha,
+            ul_global=1,
+            per_device_train_batch_size=4,
+            learning_rate=3e-3,
+            max_steps=30,
+            lr_scheduler_type="constant",
+        )
+        start = mean_ce_and_neg_prob(trainer.model, trainer)
+        trainer.train()
+        results[alpha] = (start, mean_ce_and_neg_prob(trainer.model.eval(), trainer))
+    (start_ce, start_p), (ce0, p0) = results[0.0]
+    _, (ce1, p1) = results[1.0]
+    assert ce1 < 0.5 * start_ce and ce0 < 0.5 * start_ce
+    assert p1 < 0.85 * p0, (p0, p1)
+
+
+def test_bad_input_gives_clear_errors(tokenizer):
+    data = rows(4, 2)
+    with pytest.raises(OxaError, match="no loss_type column"):
+        make_trainer(tokenizer, [{k: v for k, v in r.items() if k != "loss_type"} for r in data])
+    with pytest.raises(OxaError, match=r"ul_alpha=0.5 but the train dataset has no negatives"):
+        make_trainer(tokenizer, rows(4, 0))
+    with pytest.raises(OxaError, match="no positives"):
+        make_trainer(tokenizer, [dict(r, loss_type=1) for r in data])
+    with pytest.raises(OxaError, match=r"ul_global=16 does not fit in the global batch of 4"):
+        make_trainer(tokenizer, data, ul_global=16)
+    with pytest.raises(OxaError, match="packing"):
+        OXAConfig(output_dir="/tmp/x", packing=True, use_cpu=True)
+    assert make_trainer(tokenizer, rows(4, 0), ul_alpha=0.0, ul_global=16)._uses_k_negatives() is False
