@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=32768, help="tokens per forward pass")
     ap.add_argument("--repeats", type=int, default=3, help="timed passes over the rows")
     ap.add_argument("--peak-flops", type=float, default=989e12)
+    ap.add_argument("--naive", action="store_true", help="also time the naive one-sequence-at-a-time loop")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.median, args.max_len, args.budget, args.repeats = 16, 200, 512, 2048, 1
@@ -78,7 +79,7 @@ def main() -> None:
         ScoreItem(str(i), (), tuple(torch.randint(0, config.vocab_size, (n,), generator=gen).tolist()))
         for i, n in enumerate(lengths)
     ]
-    backend.score(items[: max(1, args.rows // 8)])  # warm-up: kernels, allocator
+    backend.score(items)  # warm-up: one whole pass, so every batch shape has its kernels and memory
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -99,6 +100,33 @@ def main() -> None:
     if cuda:
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     assert all(math.isfinite(s.nll_sum) and s.n_tokens == n - 1 for s, n in zip(scores, lengths))
+    if args.naive:
+        naive_seconds, worst = naive_loop(backend.model, items, scores, cuda)
+        print(
+            f"naive one-at-a-time loop (logits -> fp32 log_softmax -> gather): {tokens / naive_seconds:,.0f} tokens/s; "
+            f"ours is {naive_seconds / seconds:.2f}x faster; largest relative NLL difference {worst:.1e} ({backend.dtype})"
+        )
+
+
+def naive_loop(model, items: list[ScoreItem], scores, cuda: bool) -> tuple[float, float]:
+    """One pass of the naive loop over the same rows; (seconds, worst relative NLL difference)."""
+    device = next(model.parameters()).device
+    worst = 0.0
+    with torch.no_grad():  # warm-up
+        for item in items[:4]:
+            model(input_ids=torch.tensor([item.target_ids], device=device))
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for item, score in zip(items, scores):
+            ids = torch.tensor([item.target_ids], device=device)
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+            nll = -logp.gather(1, ids[0, 1:, None]).sum().item()
+            worst = max(worst, abs(nll - score.nll_sum) / abs(nll))
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, worst
 
 
 if __name__ == "__main__":

@@ -260,12 +260,14 @@ def _print_demo_summary(summary: dict) -> None:
     for row in summary["verdicts"]:
         table.add_row(row["origin"], str(row["verdict"]), f"{row['rows']:,}")
     console.print(table)
-    table = Table("method", "subset (name/version)", "rows", "Pass@1", "Pass@k", "mean length", "entropy")
+    table = Table(
+        "method", "subset/version", "rows", "Pass@1", "Pass@k", "length", "entropy", title="held-out problems"
+    )
     for method, scores in summary["scores"].items():
         subset = summary["subsets"].get(method)
         table.add_row(
             method,
-            f"{subset['name']}/{subset['version']}" if subset else "(the pre-trained model)",
+            f"{subset['name']}/{subset['version'][:8]}" if subset else "(pre-trained)",
             subset["summary"].split(": ", 1)[-1] if subset else "",
             *(_fmt(scores.get(key)) for key in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")),
         )

@@ -12,6 +12,7 @@ stages resume on their own where a step was cut short).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -45,8 +46,6 @@ class DemoSize:
     models: dict  # TinyModelConfig fields
     n: int  # rows of SFT, SFT_LP and OXA_MLE (and OXA_Full's positives)
     negatives: int  # OXA_Full's loss_type 1 rows
-    mu: float  # OXA_MLE's Gaussian centre: a little above the base model's typical PPL
-    sigma: float
     generate_n: int  # self-distillation samples per problem
     generate_tokens: int
     train_steps: int
@@ -67,8 +66,6 @@ SIZES = {
         },
         n=24,
         negatives=8,
-        mu=2.6,
-        sigma=0.5,
         generate_n=2,
         generate_tokens=96,
         train_steps=4,
@@ -80,8 +77,6 @@ SIZES = {
         models={},
         n=120,
         negatives=40,
-        mu=2.6,
-        sigma=0.5,
         generate_n=4,
         generate_tokens=192,
         train_steps=24,
@@ -135,9 +130,11 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
         from train.tiny_models import build_tiny_models
     except ImportError as exc:  # torch or transformers
         raise OxaError(f"the demo trains models and needs the train extra: pip install 'oxa[train]' ({exc})") from exc
+    from datasets.utils.logging import disable_progress_bar as disable_datasets_progress_bar
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # the demo shows its own progress
+    disable_datasets_progress_bar()
     size, root = config.size, config.workdir
     root.mkdir(parents=True, exist_ok=True)
     world, models = root / "world", root / "models"
@@ -201,15 +198,12 @@ def _select(ws: Workspace, size: DemoSize, steps: _Steps) -> dict[str, dict]:
     """SFT (random), SFT_LP (lowest PPL) and OXA_MLE (Gaussian) at equal N, one response per
     problem as in the paper; OXA_Full adds the lowest-PPL wrong self answers as loss_type 1."""
     common = {"n": size.n, "max_per_problem": 1, "where": CORRECT_TEACHER}
-    gaussian = Selection(
-        strategy="gaussian", scores_tag=SCORER, mu=size.mu, sigma=size.sigma, p_min=1.0, p_max=8.0,
-        bin_width=0.1, rounding="largest_remainder", redistribute=True, **common,
-    )  # fmt: skip
+    gaussian = Selection(strategy="gaussian", scores_tag=SCORER, **_gaussian_shape(ws), **common)
     negatives = Selection(strategy="lowest_ppl", scores_tag=SCORER, n=size.negatives, where=WRONG_SELF)
     configs = {
         "sft": SelectConfig(name="sft", strategy="random", seed=0, **common),
         "sft_lp": SelectConfig(name="sft_lp", strategy="lowest_ppl", scores_tag=SCORER, **common),
-        "oxa_mle": SelectConfig(name="oxa_mle", **{k: v for k, v in asdict(gaussian).items()}),
+        "oxa_mle": SelectConfig(name="oxa_mle", **asdict(gaussian)),
         "oxa_full": SelectConfig(name="oxa_full", strategy="mix", positives=gaussian, negatives=negatives),
     }
     subsets = {}
@@ -221,6 +215,25 @@ def _select(ws: Workspace, size: DemoSize, steps: _Steps) -> dict[str, dict]:
     return subsets
 
 
+def _gaussian_shape(ws: Workspace) -> dict:
+    """The paper's Gaussian (A.3: mu 2.5, sigma 0.25, bins of 0.05, PPL 1-5 for Qwen2.5-Math-1.5B)
+    scaled to the tiny base model: mu 20% above the median PPL of the correct teacher
+    responses, sigma mu/10, bins sigma/5, PPL from 1 to mu + 4 sigma."""
+    con = ws.connect()
+    try:
+        (median,) = con.execute(f"SELECT median(ppl_{SCORER}) FROM candidates WHERE {CORRECT_TEACHER}").fetchone()
+    finally:
+        con.close()
+    if median is None:
+        raise OxaError("no correct teacher response has a PPL: the score step wrote nothing")
+    mu = round(1.2 * median, 2)
+    sigma = round(mu / 10, 3)
+    return {
+        "mu": mu, "sigma": sigma, "p_min": 1.0, "p_max": round(mu + 4 * sigma, 2), "bin_width": round(sigma / 5, 4),
+        "rounding": "largest_remainder", "redistribute": True,
+    }  # fmt: skip
+
+
 def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Steps, say: Say) -> dict[str, str]:
     from train.sft_run import SftRunConfig, run_sft
 
@@ -229,16 +242,24 @@ def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Step
         out = root / "train" / method
         config = SftRunConfig(
             subset=subsets[method]["path"], model=str(models / "base"), preset="tiny", output=str(out),
-            max_steps=size.train_steps, overwrite=True, overrides=[] if method == "oxa_full" else ["ul_alpha=0"],
+            max_steps=size.train_steps, overwrite=True,
+            overrides=["disable_tqdm=true", *([] if method == "oxa_full" else ["ul_alpha=0"])],
         )  # fmt: skip
         steps.run(
             f"train {method}",
             asdict(config),
-            lambda c=config: _brief_train(run_sft(c)),
+            lambda c=config, log=out.with_suffix(".log"): _brief_train(_quietly(log, lambda: run_sft(c))),
             lambda r: f"{r['global_step']} steps, train loss {r['train_loss']:.3f}",
         )
         trained[method] = str(out)
     return trained
+
+
+def _quietly(log: Path, work: Callable[[], dict]) -> dict:
+    """Run `work` with the trainer's printed logs going to `log` (the record keeps the metrics)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle):
+        return work()
 
 
 def _brief_train(record: dict) -> dict:

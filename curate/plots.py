@@ -69,7 +69,10 @@ def plot_lengths(data: Path, parts: list[dict], path: Path) -> None:
             axis.hist(lengths, bins=50, alpha=0.6, color=_PART_COLOURS[part["loss_type"] % 2], label=part["label"])
     axis.set_xlabel("response tokens")
     axis.set_ylabel("rows")
-    axis.legend()
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend()
+    else:  # a selection that read no scores (random) has no token counts
+        axis.text(0.5, 0.5, "no token counts: the selection read no scores", ha="center", transform=axis.transAxes)
     figure.tight_layout()
     figure.savefig(path, **_SAVE)
 

@@ -69,10 +69,14 @@ def rejects(ws: Workspace, stats: dict) -> list[tuple]:
         return []
     import duckdb
 
-    return duckdb.connect().sql(
-        f"SELECT source_row, source_index, reason FROM read_parquet('{folder}/*.parquet') "
-        "ORDER BY source_file, source_row, source_index NULLS FIRST"
-    ).fetchall()
+    return (
+        duckdb.connect()
+        .sql(
+            f"SELECT source_row, source_index, reason FROM read_parquet('{folder}/*.parquet') "
+            "ORDER BY source_file, source_row, source_index NULLS FIRST"
+        )
+        .fetchall()
+    )
 
 
 # The test bed (curate.synth, train.tiny_models), small enough to build once per session.

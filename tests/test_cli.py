@@ -90,10 +90,3 @@ def test_help_explains_the_commands():
         assert command in top
     ingest_help = oxa("ingest", "--help").output
     assert "acereason" in ingest_help and "oxa-lists" in ingest_help and "--where" in ingest_help
-
-
-def test_demo_runs_the_main_job(tmp_path):
-    result = oxa("demo", tmp_path / "demo")
-    assert result.exit_code == 0, result.output
-    assert "minerva" in result.output and "272" in result.output
-    assert "duplicate in pool" in result.output  # the verl prompts are the same AIME problems

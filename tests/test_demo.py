@@ -1,0 +1,143 @@
+"""The golden end-to-end test: `oxa demo --fast` on the test bed, checked against what the
+world's manifest says is true, then run again to see every step reused."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from curate.cli import app  # noqa: E402
+from curate.demo import METHODS, SIZES  # noqa: E402
+from curate.workspace import Workspace  # noqa: E402
+from tests.conftest import query  # noqa: E402
+
+TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the world's own
+EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)
+    "none": "correct",
+    "equivalent_form": "correct",
+    "missing_think_close": "correct",
+    "wrong_answer": "incorrect",
+    "missing_box": "no_answer",
+    "truncated": "no_answer",
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp("demo") / "oxa-demo"
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--fast"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return workdir, result.output
+
+
+def subset_rows(workdir: Path, method: str) -> list[dict]:
+    (folder,) = (workdir / "ws" / "subsets" / method).iterdir()
+    return duckdb.sql(f"SELECT * FROM read_parquet('{folder}/data.parquet') ORDER BY sample_id").pl().to_dicts()
+
+
+def test_verdicts_follow_the_worlds_composition(demo):
+    workdir, _ = demo
+    manifest = json.loads((workdir / "world" / "manifest.json").read_text())
+    ws = Workspace.open(workdir / "ws")
+    verdicts = dict(query(ws, "SELECT sample_id, verdict FROM candidates WHERE origin = 'teacher'"))
+    assert len(verdicts) == manifest["counts"]["samples"]["total"]
+    cases = {p["problem_id"]: p["trace"]["case"] for p in manifest["problems"]}
+    expected, checked = {}, 0
+    for sample in manifest["samples"]:
+        case = cases[sample["problem_id"]]
+        if case in TRACED:
+            want = EXPECTED_VERDICT[sample["flaw"]]
+        elif case in ("placeholder", "missing"):
+            want = "bad_gold"
+        else:  # conflict: the first source's answer, which may be the other one
+            assert verdicts[sample["sample_id"]] in ("correct", "incorrect", "no_answer")
+            continue
+        assert verdicts[sample["sample_id"]] == want, sample
+        expected[want] = expected.get(want, 0) + 1
+        checked += 1
+    assert checked > 200 and expected["correct"] > 100 and expected["bad_gold"] > 0
+    summary = json.loads((workdir / "summary.json").read_text())
+    teacher = {row["verdict"]: row["rows"] for row in summary["verdicts"] if row["origin"] == "teacher"}
+    assert sum(teacher.values()) == manifest["counts"]["samples"]["total"]
+    self_rows = {row["verdict"]: row["rows"] for row in summary["verdicts"] if row["origin"] == "self"}
+    generated = json.loads((workdir / "demo.json").read_text())["generate"]["result"]
+    assert generated["funnel"]["generated"] == manifest["counts"]["problems"]["pool"]
+    assert generated["completions"]["completions"] == generated["funnel"]["generated"] * SIZES["fast"].generate_n
+    assert sum(self_rows.values()) == generated["completions"]["written"]  # every self sample judged
+    assert None not in self_rows
+
+
+def test_selections_match_naive_references(demo):
+    workdir, _ = demo
+    size = SIZES["fast"]
+    ws = Workspace.open(workdir / "ws")
+    best = query(  # naive SFT_LP: each problem's lowest-PPL correct teacher response, then the N lowest
+        ws,
+        "SELECT arg_min(sample_id, ppl_base) FROM candidates WHERE verdict = 'correct' AND origin = 'teacher' "
+        "GROUP BY problem_id ORDER BY min(ppl_base) LIMIT ?",
+        [size.n],
+    )
+    for method in ("sft", "sft_lp", "oxa_mle"):
+        rows = subset_rows(workdir, method)
+        assert len(rows) == size.n and len({r["problem_id"] for r in rows}) == size.n  # N, one per problem
+        assert {(r["origin"], r["verdict"], r["loss_type"]) for r in rows} == {("teacher", "correct", 0)}
+    assert {r["sample_id"] for r in subset_rows(workdir, "sft_lp")} == {sid for (sid,) in best}
+    full = subset_rows(workdir, "oxa_full")
+    positives = [r for r in full if r["loss_type"] == 0]
+    negatives = [r for r in full if r["loss_type"] == 1]
+    assert {r["sample_id"] for r in positives} == {r["sample_id"] for r in subset_rows(workdir, "oxa_mle")}
+    assert len(negatives) == size.negatives
+    assert {(r["origin"], r["verdict"]) for r in negatives} == {("self", "incorrect")}
+    # lowest PPL under one row per problem: no wrong self answer left out of the subset,
+    # on a problem the subset does not use, has a lower PPL than a chosen negative
+    used = {r["problem_id"] for r in full}
+    left_out = [
+        ppl
+        for problem_id, ppl in query(
+            ws, "SELECT problem_id, ppl_base FROM candidates WHERE verdict = 'incorrect' AND origin = 'self'"
+        )
+        if problem_id not in used
+    ]
+    assert max(r["ppl"] for r in negatives) <= min(left_out)
+
+
+def test_cards_models_and_evaluations(demo):
+    workdir, output = demo
+    for method in METHODS:
+        (folder,) = (workdir / "ws" / "subsets" / method).iterdir()
+        card = json.loads((folder / "card.json").read_text())
+        assert card["name"] == method and card["version"] == folder.name
+        for part in card["parts"]:
+            funnel = part["funnel"]
+            assert funnel["input"] == funnel["selected"] + sum(funnel["dropped"].values())  # adds up
+        assert (folder / "card.md").read_text().startswith("---\n")
+        if method != "sft":  # random selection reads no PPL
+            assert card["scorers"]["base"]["tag"] == "base"  # the scoring model's manifest
+        record = json.loads((workdir / "train" / method / "oxa_train.json").read_text())
+        assert record["status"] == "done" and record["global_step"] == SIZES["fast"].train_steps
+        assert record["data"]["subset"]["version"] == folder.name
+        assert (record["training_config"]["ul_alpha"] > 0) == (method == "oxa_full")
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert set(summary["scores"]) == {"base", *METHODS}
+    for method, scores in summary["scores"].items():
+        assert 0 <= scores["pass_at_1"] <= scores["pass_at_k"] <= 1
+        assert scores["mean_entropy"] > 0 and 0 < scores["mean_length"] <= SIZES["fast"].eval_tokens
+        assert (workdir / "eval" / method / "table.md").is_file() and (
+            workdir / "eval" / method / "pass_at_k.png"
+        ).is_file()
+    assert "held-out problems" in output and str(workdir) in output
+
+
+def test_a_second_run_reuses_every_step(demo):
+    workdir, _ = demo
+    before = json.loads((workdir / "summary.json").read_text())
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--fast"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    state = json.loads((workdir / "demo.json").read_text())
+    assert result.output.count("reused") == len(state)
+    after = json.loads((workdir / "summary.json").read_text())
+    assert after["subsets"] == before["subsets"] and after["scores"] == before["scores"]
