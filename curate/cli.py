@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from curate.cli_score import register as register_score_commands
@@ -21,6 +19,7 @@ from curate.export import ExportConfig, run_export
 from curate.ingest import IngestConfig, run_ingest
 from curate.mathcheck import VerifierSettings
 from curate.presets import PRESETS, REFERENCE_PRESETS
+from curate.progress import err_console, stage_progress
 from curate.query import named_queries, named_query, run_query
 from curate.records import WHERE_COLUMNS
 from curate.select import run_select
@@ -42,7 +41,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
 
 WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (made by `oxa init`).")]
 
@@ -249,7 +247,7 @@ def demo(
 
     config = DemoConfig(workdir=workdir, fast=fast)
     console.rule(f"oxa demo{' --fast' if fast else ''}: {config.workdir}")
-    with _stage_progress() as progress:
+    with stage_progress() as progress:
         summary = run_demo(config, say=console.print, progress=progress)
     _print_demo_summary(summary)
 
@@ -511,7 +509,7 @@ def trace(
         fuzzy_threshold=fuzzy_threshold,
         fuzzy_same_numbers=fuzzy_same_numbers,
     )
-    with _stage_progress() as report:
+    with stage_progress() as report:
         stats = run_trace(ws, config, progress=report)
     table = Table(title=f"trace {stats['run_id']}", show_header=False)
     table.add_column("what")
@@ -592,7 +590,7 @@ def verify(
     )
     config = VerifyConfig(settings, workers=workers, batch_rows=batch_rows, worker_memory_mb=worker_memory_mb)
     ws = Workspace.open(workspace)
-    with _stage_progress() as report:
+    with stage_progress() as report:
         stats = run_verify(ws, config, progress=report)
     table = Table(title=f"verify {stats['run_id']} ({stats['verifier']}, settings {stats['settings_hash']})")
     table.add_column("")
@@ -620,26 +618,6 @@ def verify(
         f"{stats['cache_hits']['pairs']:,}; workers {stats['workers'] or 'not started'}"
     )
     console.print(f"run folder: {ws.run_dir('verify', stats['run_id'])}")
-
-
-@contextlib.contextmanager
-def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar on stderr; `report(what, done, total)` (total 0: unknown) moves it."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-
-        def report(what: str, done: int, total: int) -> None:
-            progress.update(task, description=what, completed=done, total=total or None)
-
-        yield report
 
 
 synth_app = typer.Typer(

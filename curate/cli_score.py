@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from curate.progress import stage_progress
+
 console = Console()
-err_console = Console(stderr=True)
 
 WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (made by `oxa init`).")]
 ModelOpt = Annotated[str, typer.Option(help="Hugging Face model folder (config.json, weights, tokenizer).")]
@@ -26,18 +26,6 @@ BackendOpt = Annotated[str, typer.Option(help="hf (transformers, CPU or CUDA) or
 InstructionOpt = Annotated[
     str | None, typer.Option(help="Appended to the problem in the prompt. Default: the OXA paper's instruction.")
 ]
-
-
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
 
 
 def _summary(title: str, rows: dict) -> None:
@@ -105,14 +93,8 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             packed=not padded,
         )
         ws = Workspace.open(workspace)
-        with _progress() as progress:
-            task = progress.add_task("starting", total=None)
-            stats = run_score(
-                ws,
-                config,
-                parse_shard(shard),
-                lambda what, done, total: progress.update(task, description=what, completed=done, total=total or None),
-            )
+        with stage_progress() as progress:
+            stats = run_score(ws, config, parse_shard(shard), progress)
         funnel = stats["funnel"]
         _summary(
             f"score {stats['run_id']} (tag {tag}, shard {stats['shard']}, config {stats['fingerprint']})",
@@ -169,14 +151,8 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             dtype=dtype,
         )
         ws = Workspace.open(workspace)
-        with _progress() as progress:
-            task = progress.add_task("starting", total=None)
-            stats = run_generate(
-                ws,
-                config,
-                parse_shard(shard),
-                lambda what, done, total: progress.update(task, description=what, completed=done, total=total or None),
-            )
+        with stage_progress() as progress:
+            stats = run_generate(ws, config, parse_shard(shard), progress)
         funnel, completions = stats["funnel"], stats["completions"]
         _summary(
             f"generate {stats['run_id']} (tag {tag}, shard {stats['shard']}, config {stats['fingerprint']})",

@@ -7,9 +7,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from datasets import Dataset  # noqa: E402
-from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from curate.errors import OxaError  # noqa: E402
+from tests.tiny_random import tiny_qwen2  # noqa: E402
 from train.oxa_config import OXAConfig  # noqa: E402
 from train.oxa_loss import TermCounts, count_terms  # noqa: E402
 from train.oxa_trainer import OXATrainer  # noqa: E402
@@ -44,22 +44,8 @@ def tokenizer():
     return train_tokenizer(iter(texts), vocab_size=320)
 
 
-def tiny_model(tokenizer, seed: int = 0) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    return Qwen2ForCausalLM(config).float()
+def tiny_model(tokenizer, seed: int = 0):
+    return tiny_qwen2(tokenizer, hidden=64, layers=2, max_positions=256, seed=seed)
 
 
 def make_trainer(tokenizer, data, model=None, **overrides) -> OXATrainer:

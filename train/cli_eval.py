@@ -97,7 +97,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             return
         if model is None:
             raise typer.BadParameter("--model is required: the model folder to evaluate", param_hint="--model")
-        from curate.cli import _stage_progress
+        from curate.progress import stage_progress
         from train.evaluate import run_eval
 
         config = EvalConfig(
@@ -122,7 +122,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             workers=workers,
             overwrite=overwrite,
         )
-        with _stage_progress() as report:
+        with stage_progress() as report:
             result = run_eval(config, progress=report)
         for name, status in result["sets"].items():
             console.print(f"{name}: {status}")
@@ -169,7 +169,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         """The initial policy entropy of a model on a prompt set: sample n completions per
         prompt, and average over every generated token the entropy -sum_v p(v) log p(v) of
         the model's next-token distribution at that position (temperature 1, nats)."""
-        from curate.cli import _stage_progress
+        from curate.progress import stage_progress
         from train.eval_entropy import run_entropy
 
         config = EntropyConfig(
@@ -188,7 +188,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             token_budget=token_budget,
             out=None if out is None else str(out),
         )
-        with _stage_progress() as progress:
+        with stage_progress() as progress:
             summary = run_entropy(config, progress=progress)
         table = Table(title=f"policy entropy of {summary['model']}")
         for column in ("set", "prompts", "completions", "tokens", "mean length", "mean entropy (nats)"):
