@@ -38,10 +38,14 @@ def rows(n_pos: int, n_neg: int) -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
+def build_tokenizer():
     texts = [r["prompt"][0]["content"] + " " + r["completion"][0]["content"] for r in rows(8, 8)] * 4
     return train_tokenizer(iter(texts), vocab_size=320)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
 
 
 def tiny_model(tokenizer, seed: int = 0):
@@ -53,7 +57,7 @@ def make_trainer(tokenizer, data, model=None, **overrides) -> OXATrainer:
         output_dir="/tmp/oxa-test-unused",
         report_to=[],
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         per_device_train_batch_size=4,
         max_length=None,
         ul_global=None,

@@ -94,7 +94,8 @@ def sft(
     table.add_row("kept", f"{data['positives']:,} positives, {data['negatives']:,} negatives")
     table.add_row(
         "preset",
-        f"{record['preset']['name']} (global batch {record['preset']['global_batch_size']}, {record['preset']['world_size']} processes)",
+        f"{record['preset']['name']} (global batch {record['preset']['global_batch_size']}, "
+        f"{record['preset']['world_size']} process{'es' if record['preset']['world_size'] > 1 else ''})",
     )
     table.add_row("steps", f"{record['global_step']:,}")
     table.add_row("train loss", f"{record['metrics'].get('train_loss', float('nan')):.4f}")

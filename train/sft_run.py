@@ -5,12 +5,14 @@ The output folder holds the trained model and tokenizer, TRL's checkpoints and l
 are copied into `subset/`), the preset, the overrides and the resolved training config,
 the rows read, kept and dropped over the cutoff, library versions and the code's git
 commit. It is written when training starts (status "running") and again at the end.
-Under `accelerate launch` every process loads the data; only the main one writes.
+Under `accelerate launch` or torchrun every process loads the data; only the main one reports
+progress and writes (tests/test_oxa_multirank.py runs it on 2 CPU processes).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -56,6 +58,8 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
 
     from train.oxa_trainer import OXATrainer, check_oxa_dataset
 
+    if os.environ.get("RANK", "0") != "0":
+        progress = lambda message: None  # noqa: E731 - under a multi-process launch only the main process reports
     output = Path(config.output).expanduser().resolve()
     if (output / RECORD).is_file() and not (config.overwrite or config.resume):
         raise OxaError(f"{output} already holds a training run; choose another --output, --resume it or --overwrite")
@@ -87,6 +91,7 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
         "versions": _versions(),
     }
     main = trainer.is_world_process_zero()
+    trainer.accelerator.wait_for_everyone()  # every process has passed the "already holds a run" check above
     if main:
         output.mkdir(parents=True, exist_ok=True)
         if stats.subset:
