@@ -149,6 +149,7 @@ class _Generate:
 
         c = self.config
         settings = SamplingSettings(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed)
+        limit = getattr(backend, "max_model_len", None)  # positions the model was built for
         for start in range(0, todo.num_rows, c.batch_prompts):
             block = todo.slice(start, c.batch_prompts).to_pylist()
             items = [
@@ -159,6 +160,13 @@ class _Generate:
                 )
                 for row in block
             ]
+            longest = max(items, key=lambda item: len(item.prompt_ids))
+            if limit and len(longest.prompt_ids) + c.max_new_tokens > limit:
+                raise OxaError(
+                    f"problem {longest.key}: its prompt of {len(longest.prompt_ids):,} tokens plus --max-new-tokens "
+                    f"{c.max_new_tokens:,} exceeds the model's {limit:,} positions; lower --max-new-tokens, leave "
+                    "long problems out with --where, or extend the model (`oxa model prepare --max-position-embeddings`)"
+                )
             self._write(block, items, backend.generate(items, settings))
             progress("generating", start + len(block), todo.num_rows)
 

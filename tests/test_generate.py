@@ -135,6 +135,8 @@ def test_bad_input(tiny_models, copy_ws, tmp_path):
         run_generate(copy_ws, config(tiny_models, top_p=0))
     with pytest.raises(OxaError, match="check --where"):
         run_generate(copy_ws, config(tiny_models, where="nope = 1"))
+    with pytest.raises(OxaError, match=r"plus --max-new-tokens 1,020 exceeds the model's 1,024 positions"):
+        run_generate(copy_ws, GenerateConfig(str(tiny_models / "instruct"), "long", max_new_tokens=1020, where=WHERE))
 
 
 def test_verify_and_score_treat_self_samples_like_any_other(tiny_models, copy_ws):
