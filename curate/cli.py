@@ -254,6 +254,10 @@ def demo(
 
 def _print_demo_summary(summary: dict) -> None:
     console.rule("summary")
+    table = Table("step", "what it did", title="funnels")
+    for step, line in summary["funnels"].items():
+        table.add_row(step, line)
+    console.print(table)
     table = Table("origin", "verdict", "rows", title="verdicts (candidates)")
     for row in summary["verdicts"]:
         table.add_row(row["origin"], str(row["verdict"]), f"{row['rows']:,}")

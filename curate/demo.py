@@ -84,7 +84,16 @@ SIZES = {
         eval_tokens=192,
     ),
 }
-METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")  # the paper's Table 1 rows (subset names below)
+METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")
+FUNNEL_STEPS = (
+    "ingest",
+    "trace",
+    "verify",
+    "score",
+    "generate",
+    "verify self",
+    "score self",
+)  # the paper's Table 1 rows (subset names below)
 
 
 @dataclass
@@ -106,12 +115,14 @@ class _Steps:
         self.state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.chain = "start"
         self.timings: dict[str, float] = {}
+        self.lines: dict[str, str] = {}  # each step's one-line result, for the summary
 
     def run(self, name: str, settings: object, work: Callable[[], dict], line: Callable[[dict], str]) -> dict:
         self.chain = fingerprint([self.chain, name, settings])
         done = self.state.get(name)
         if done and done["fingerprint"] == self.chain:
-            self.say(f"[dim]{name:<16} reused  {line(done['result'])}[/]")
+            self.lines[name] = line(done["result"])
+            self.say(f"[dim]{name:<16} reused  {self.lines[name]}[/]")
             self.timings[name] = 0.0
             return done["result"]
         started = time.monotonic()
@@ -119,7 +130,8 @@ class _Steps:
         self.timings[name] = time.monotonic() - started
         self.state[name] = {"fingerprint": self.chain, "result": result, "seconds": round(self.timings[name], 1)}
         atomic_write_json(self.path, self.state)
-        self.say(f"{name:<16} {self.timings[name]:5.1f} s  {line(result)}")
+        self.lines[name] = line(result)
+        self.say(f"{name:<16} {self.timings[name]:5.1f} s  {self.lines[name]}")
         return result
 
 
@@ -321,5 +333,6 @@ def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, scores: di
         "subsets": {m: {k: s.get(k) for k in ("name", "version", "path", "summary")} for m, s in subsets.items()},
         "models": trained,
         "scores": scores,
+        "funnels": {name: steps.lines[name] for name in FUNNEL_STEPS},
         "seconds": {name: round(t, 1) for name, t in steps.timings.items()},
     }

@@ -2,6 +2,7 @@
 world's manifest says is true, then run again to see every step reused."""
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -130,6 +131,8 @@ def test_cards_models_and_evaluations(demo):
             workdir / "eval" / method / "pass_at_k.png"
         ).is_file()
     assert "held-out problems" in output and str(workdir) in output
+    assert re.search(r"\bcorrect \d", summary["funnels"]["verify"])  # verdict counts in the printed summary
+    assert "funnels" in output
 
 
 def test_a_second_run_reuses_every_step(demo):
