@@ -79,6 +79,16 @@ def rejects(ws: Workspace, stats: dict) -> list[tuple]:
     )
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: fixed reduction order, so float sums repeat exactly."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # The test bed (curate.synth, train.tiny_models), small enough to build once per session.
 SMALL_WORLD = WorldConfig(problems=40, heldout=8, reference_only=16, corpus_problems=48)
 FAST_MODELS = {

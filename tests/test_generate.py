@@ -21,12 +21,7 @@ from tests.conftest import naive_sample_id, query  # noqa: E402
 WHERE = "source = 'aops_forum'"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ from train.backends.base import ScoreItem  # noqa: E402
 WHERE = "source = 'aops_forum'"  # a few dozen of the synthetic pool's samples
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
