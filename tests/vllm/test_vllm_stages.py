@@ -54,3 +54,20 @@ def test_oxa_generate_vllm_writes_self_samples(tiny_models, pool_ws):
     assert len(rows) == problems > 0
     for _, n, distinct, low, high in rows:
         assert n == distinct == 3 and {low, high} <= {"stop", "length"}
+
+
+def test_oxa_eval_vllm_generates_judges_and_reports(tiny_models, synth_world, tmp_path):
+    """`oxa eval --backend vllm`: vLLM samples, the hf backend scores their entropy, then the report."""
+    out = tmp_path / "eval"
+    oxa("eval", "--model", tiny_models / "instruct", "--benchmarks", synth_world / "heldout.json", "--backend",
+        "vllm", "--k", 4, "--max-new-tokens", 24, "--limit", 3, "--out", out)  # fmt: skip
+    import polars as pl
+
+    samples = pl.read_parquet(out / "samples" / "heldout.parquet")
+    assert samples.height == 3 * 4 and samples["problem_id"].n_unique() == 3
+    assert set(samples["finish_reason"]) <= {"stop", "length"} and samples["n_tokens"].max() <= 24
+    assert samples["entropy_mean"].is_not_null().all() and (samples["entropy_mean"] > 0).all()
+    assert set(samples["verdict"]) <= {"correct", "incorrect", "no_answer"}
+    metrics = pl.read_parquet(out / "metrics.parquet").to_dicts()
+    assert metrics[0]["k"] == 4 and 0 <= metrics[0]["pass_at_1"] <= metrics[0]["pass_at_k"] <= 1
+    assert (out / "table.md").is_file() and (out / "pass_at_k.png").is_file()
