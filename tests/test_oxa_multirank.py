@@ -1,9 +1,10 @@
 """OXATrainer on 2 CPU ranks (torchrun, gloo): one optimizer step of 2 ranks x per-device 2 x accumulation 2
 gives the same update as 1 rank x per-device 8, for both normalizations, padded and padding-free, and the two
 ranks' micro-batches together hold exactly ul_global negatives; `oxa train sft` under torchrun trains the same
-model as in one process, and its main process alone reports and writes the record.
+model as in one process, and its main process alone reports and writes the record. The same two checks run
+under DeepSpeed ZeRO-3 (its CPU accelerator), with tied and untied lm heads.
 
-The children run this module (`torchrun --nproc-per-node 2 -m tests.test_oxa_multirank OUT TOKENIZER`)."""
+The children run this module (`torchrun --nproc-per-node 2 -m tests.test_oxa_multirank OUT TOKENIZER MODE`)."""
 
 import json
 import os
@@ -59,11 +60,80 @@ def run_case(tokenizer, out: Path, normalization: str, padding_free: bool, **spl
     return trainer, delta, seen
 
 
-def child(out: Path, tokenizer_dir: str) -> None:
+# ZeRO-3 that really lets go: every parameter partitioned (no persistence threshold) and released after each
+# use (no live-parameter or reuse-distance allowance, no prefetch), so each use must gather it again.
+ZERO3_STRICT = {
+    "zero_optimization": {
+        "stage": 3,
+        "stage3_param_persistence_threshold": 0,
+        "stage3_max_live_parameters": 0,
+        "stage3_max_reuse_distance": 0,
+        "stage3_prefetch_bucket_size": 0,
+    },
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+    "train_batch_size": "auto",
+    "train_micro_batch_size_per_gpu": "auto",
+    "bf16": {"enabled": "auto"},
+    "steps_per_print": 1000000,
+}
+
+
+def zero3_case_model(tokenizer, tied: bool):
+    from tests.test_oxa_trainer import tiny_model
+    from tests.tiny_random import tiny_qwen2
+
+    return tiny_model(tokenizer) if tied else tiny_qwen2(tokenizer, hidden=64, layers=2, max_positions=256, tied=False)
+
+
+def zero3_child(out: Path, tokenizer) -> None:
+    """Under torchrun with DeepSpeed ZeRO-3: one SGD step per head kind; rank 0 saves the gathered updates."""
+    import deepspeed
+
+    from tests.test_oxa_trainer import make_trainer
+
+    rank, log, updates = int(os.environ["RANK"]), {}, {}
+    for tied in (True, False):
+        model = zero3_case_model(tokenizer, tied)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        trainer = make_trainer(
+            tokenizer,
+            DATA,
+            model=model,
+            deepspeed=ZERO3_STRICT,
+            optim="sgd",
+            learning_rate=0.5,
+            lr_scheduler_type="constant",
+            max_grad_norm=0.0,
+            weight_decay=0.0,
+            max_steps=1,
+            ul_global=2,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=2,
+            output_dir=str(out / "trainer"),
+        )
+        trainer.train()
+        params = dict(trainer.model.named_parameters())
+        log[f"tied={tied}"] = {
+            "zero_stage": trainer.accelerator.state.deepspeed_plugin.zero_stage,
+            "world_size": trainer.accelerator.num_processes,
+            "partitioned": sorted(n for n, p in params.items() if p.numel() == 0 and hasattr(p, "ds_id")),
+            "loss": trainer.state.log_history[0]["loss"],
+        }
+        with deepspeed.zero.GatheredParameters(list(params.values())):
+            updates[f"tied={tied}"] = {n: before[n] - p.detach().clone() for n, p in params.items()}
+    (out / f"zero3-rank{rank}.json").write_text(json.dumps(log))
+    if rank == 0:
+        torch.save(updates, out / "zero3-updates.pt")
+
+
+def child(out: Path, tokenizer_dir: str, mode: str) -> None:
     """Under torchrun: every case on 2 ranks x per-device 2 x accumulation 2; rank 0 saves the updates."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if mode == "zero3":
+        return zero3_child(out, tokenizer)
     rank = int(os.environ["RANK"])
     log, updates = {}, {}
     for normalization, padding_free in CASES:
@@ -82,12 +152,14 @@ def child(out: Path, tokenizer_dir: str) -> None:
         torch.save(updates, out / "updates.pt")
 
 
-def torchrun(*args) -> subprocess.CompletedProcess:
-    """`torchrun --nproc-per-node 2 ARGS` on a free port, one thread per process."""
+def torchrun(*args, deepspeed: bool = False) -> subprocess.CompletedProcess:
+    """`torchrun --nproc-per-node 2 ARGS` on a free port, one thread per process (DeepSpeed on its CPU accelerator)."""
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--rdzv-backend", "c10d"]
     command += ["--rdzv-endpoint", "localhost:0", *map(str, args)]
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    if deepspeed:
+        env |= {"DS_ACCELERATOR": "cpu"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -97,7 +169,7 @@ def test_two_ranks_give_the_single_process_update(tmp_path):
 
     build_tokenizer().save_pretrained(tmp_path / "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
-    done = torchrun("-m", "tests.test_oxa_multirank", tmp_path, tmp_path / "tokenizer")
+    done = torchrun("-m", "tests.test_oxa_multirank", tmp_path, tmp_path / "tokenizer", "ddp")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     updates = torch.load(tmp_path / "updates.pt")
     logs = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
@@ -165,5 +237,89 @@ def test_train_sft_cli_on_two_processes_matches_one(tmp_path):
         torch.testing.assert_close(two[k], one[k], rtol=0, atol=1e-6, msg=k)
 
 
+@pytest.mark.slow
+def test_zero3_two_ranks_give_the_single_process_update(tmp_path):
+    pytest.importorskip("deepspeed")
+    from transformers import AutoTokenizer
+
+    from tests.test_oxa_trainer import one_sgd_step
+
+    build_tokenizer().save_pretrained(tmp_path / "tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
+    done = torchrun("-m", "tests.test_oxa_multirank", tmp_path, tmp_path / "tokenizer", "zero3", deepspeed=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    updates = torch.load(tmp_path / "zero3-updates.pt")
+    logs = [json.loads((tmp_path / f"zero3-rank{rank}.json").read_text()) for rank in (0, 1)]
+    for tied in (True, False):
+        name = f"tied={tied}"
+        ranks = [log[name] for log in logs]
+        model = zero3_case_model(tokenizer, tied)
+        names = [n for n, _ in model.named_parameters()]
+        assert ("lm_head.weight" in names) is not tied
+        # ZeRO-3 on both ranks, every parameter (the lm head's too) partitioned after the step.
+        assert [(r["zero_stage"], r["world_size"]) for r in ranks] == [(3, 2), (3, 2)]
+        assert ranks[0]["partitioned"] == ranks[1]["partitioned"] == sorted(names)
+        trainer, single = one_sgd_step(
+            tokenizer,
+            DATA,
+            model=model,
+            per_device_train_batch_size=8,
+            gradient_accumulation_steps=1,
+            output_dir=str(tmp_path / "single"),
+        )
+        assert ranks[0]["loss"] == pytest.approx(trainer.state.log_history[0]["loss"], rel=1e-6)
+        worst = max((updates[name][p] - single[p]).abs().max().item() for p in single)
+        print(f"ZeRO-3 {name}: max |update(2 ranks) - update(1 rank)| = {worst:.3g}")
+        assert set(updates[name]) == set(single)
+        for p in single:
+            assert single[p].abs().max() > 0, p
+            torch.testing.assert_close(updates[name][p], single[p], rtol=0, atol=1e-6, msg=f"{name} {p}")
+
+
+@pytest.mark.slow
+def test_train_sft_cli_under_zero3_on_two_processes_matches_one(tmp_path):
+    pytest.importorskip("deepspeed")
+    from transformers import AutoModelForCausalLM
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from tests.test_sft_data import SUFFIX, _pool, make_subset
+    from tests.tiny_random import save_tiny_random_model
+
+    _, folder, _ = make_subset(tmp_path)
+    model = save_tiny_random_model(tmp_path / "model", [r["problem"] + SUFFIX + r["response"] for r in _pool()])
+    args = ["train", "sft", "--subset", folder, "--model", model, "--preset", "tiny", "--max-steps", 2]
+    args += ["--set", "per_device_train_batch_size=1"]
+    done = torchrun(
+        Path(sys.executable).parent / "oxa",
+        *args,
+        "--set",
+        "deepspeed=zero3",
+        "--output",
+        tmp_path / "z3",
+        deepspeed=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    single = CliRunner().invoke(app, [*map(str, args), "--output", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output + repr(single.exception)
+
+    record = json.loads((tmp_path / "z3" / "oxa_train.json").read_text())
+    assert record["status"] == "done" and record["global_step"] == 2 and record["preset"]["world_size"] == 2
+    assert Path(record["training_config"]["deepspeed"]).name == "zero3.json"
+    assert "deepspeed" in record["versions"]
+    record_one = json.loads((tmp_path / "one" / "oxa_train.json").read_text())
+    assert record["metrics"]["train_loss"] == pytest.approx(record_one["metrics"]["train_loss"], rel=1e-6)
+    # The saved model is whole (ZeRO-3 gathers it on save) and trained like the one-process run.
+    initial, one, z3 = (
+        AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (model, tmp_path / "one", tmp_path / "z3")
+    )
+    assert all(z3[k].shape == initial[k].shape for k in initial)
+    assert any(not torch.equal(initial[k], z3[k]) for k in initial)
+    worst = max((z3[k] - one[k]).abs().max().item() for k in one)
+    print(f"oxa train sft under ZeRO-3: max |weights(2 processes) - weights(1 process)| = {worst:.3g}")
+    for k in one:
+        torch.testing.assert_close(z3[k], one[k], rtol=0, atol=1e-5, msg=k)
+
+
 if __name__ == "__main__":
-    child(Path(sys.argv[1]), sys.argv[2])
+    child(Path(sys.argv[1]), sys.argv[2], sys.argv[3])

@@ -6,8 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_qwen2(tokenizer, hidden: int = 32, layers: int = 1, heads: int = 2, max_positions: int = 512, seed: int = 0):
-    """A random-weight Qwen2ForCausalLM in fp32 sized for `tokenizer` (tied embeddings, no bias in the head)."""
+def tiny_qwen2(
+    tokenizer,
+    hidden: int = 32,
+    layers: int = 1,
+    heads: int = 2,
+    max_positions: int = 512,
+    seed: int = 0,
+    tied: bool = True,
+):
+    """A random-weight Qwen2ForCausalLM in fp32 sized for `tokenizer` (tied embeddings unless `tied=False`; no head bias)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -20,7 +28,7 @@ def tiny_qwen2(tokenizer, hidden: int = 32, layers: int = 1, heads: int = 2, max
         num_attention_heads=heads,
         num_key_value_heads=heads,
         max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,

@@ -16,8 +16,9 @@ term's sequences and tokens over the step's micro-batches and all ranks, and `co
 by those global counts (train.oxa_loss), so gradients summed over micro-batches and averaged over
 ranks equal the global objective's. Log-probs come from train.token_logprobs inside the model's
 forward (so DDP sees the call), never from full logits.
-Not supported: packing, context/sequence parallelism, DeepSpeed ZeRO-3 (the chunked backward reads
-the lm-head weight, which ZeRO-3 partitions).
+The chunked log-probs run inside a call of the lm-head module (train.token_logprobs.add_chunked_head),
+so DeepSpeed ZeRO-3's hooks gather its partitioned weight for the forward and the backward.
+Not supported: packing, context/sequence parallelism.
 """
 
 from __future__ import annotations
@@ -35,15 +36,17 @@ from trl import SFTTrainer
 from curate.errors import OxaError
 from train.oxa_config import OXAConfig
 from train.oxa_loss import TermCounts, count_terms, oxa_loss
-from train.token_logprobs import final_hidden_states, lm_head_weight, target_logprobs
+from train.token_logprobs import add_chunked_head, final_hidden_states
 from train.ul_sampler import KNegativesSampler
 
 
 def add_oxa_head(model, chunk_size: int) -> None:
     """`model(..., labels=L, oxa_logprobs=True)` returns (logp, entropy, mask) of the loss tokens, chunked.
 
-    Patched onto the forward (like TRL's fused head) so that DDP's forward hooks run.
+    Patched onto the forward (like TRL's fused head) so that DDP's forward hooks run; the chunked
+    log-probs run inside a call of the lm-head module, so that DeepSpeed ZeRO-3 gathers its weight.
     """
+    add_chunked_head(model, chunk_size)
     previous_forward = model.forward
 
     @functools.wraps(type(model).forward)
@@ -53,9 +56,7 @@ def add_oxa_head(model, chunk_size: int) -> None:
         labels = kwargs.pop("labels")
         hidden = final_hidden_states(self, **kwargs)[:, :-1]
         mask = labels[:, 1:] != -100
-        logp, entropy = target_logprobs(
-            hidden[mask], lm_head_weight(self), labels[:, 1:][mask], chunk_size=chunk_size, with_entropy=True
-        )
+        logp, entropy = self.get_output_embeddings()(hidden[mask], labels[:, 1:][mask])
         return logp, entropy, mask
 
     model.forward = types.MethodType(forward, model)
@@ -127,12 +128,6 @@ class OXATrainer(SFTTrainer):
         for name, dataset in evals.items():
             check_oxa_dataset(dataset, args, name)
         super().__init__(model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
-        plugin = self.accelerator.state.deepspeed_plugin if self.is_deepspeed_enabled else None
-        if plugin is not None and plugin.zero_stage == 3:
-            raise OxaError(
-                "DeepSpeed ZeRO-3 partitions the lm-head weight that the chunked OXA loss reads in its backward; "
-                "launch with ZeRO-2 (configs/accelerate/zero2.yaml) or DDP"
-            )
         self.data_collator = OXACollator(self.data_collator, self.padding_free)
         unwrapped = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_oxa_head(unwrapped, args.loss_chunk_size)

@@ -72,6 +72,8 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     _check_cutoff(stats, args.max_length, args.ul_alpha)
     check_oxa_dataset(dataset, args)
     progress(f"training {stats.rows_kept:,} rows ({stats.positives:,} positives, {stats.negatives:,} negatives)")
+    if args.deepspeed:
+        _init_deepspeed_comm(args)
     trainer = OXATrainer(model=config.model, args=args, train_dataset=dataset, processing_class=tokenizer)
     record = {
         "status": "running",
@@ -106,6 +108,16 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     if main:
         atomic_write_json(output / RECORD, record)
     return record
+
+
+def _init_deepspeed_comm(args) -> None:
+    """Start DeepSpeed's process group before the model loads: under ZeRO-3 the load partitions the weights
+    and reads the launch's world size from it. On GPUs accelerate has done it already (a no-op then); on
+    CPU processes (use_cpu, gloo) accelerate sets up torch.distributed only, and DeepSpeed wraps that group."""
+    import deepspeed
+
+    _ = args.device  # sets up the processes (accelerate's PartialState)
+    deepspeed.init_distributed(dist_backend=args.distributed_state.backend or "gloo", auto_mpi_discovery=False)
 
 
 def _check_cutoff(stats, cutoff: int, ul_alpha: float) -> None:

@@ -10,6 +10,7 @@ each chunk's logits instead of keeping them.
 from __future__ import annotations
 
 import math
+import types
 
 import torch
 
@@ -109,6 +110,28 @@ def lm_head_weight(model) -> torch.Tensor:
     if getattr(head, "bias", None) is not None:
         raise ValueError(f"{type(model).__name__} has an lm-head bias; chunked log-probs do not support it")
     return head.weight
+
+
+def add_chunked_head(model, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    """Let the model's lm-head module compute chunked target log-probs: `head(hidden, targets)`.
+
+    `head(hidden)` stays the plain linear layer. With targets, the call returns `target_logprobs(hidden,
+    head.weight, targets, chunk_size, with_entropy=True)` as (logp, entropy). Going through a call of the
+    module (rather than reading its weight from outside) is what lets module hooks do their work:
+    DeepSpeed ZeRO-3 gathers the partitioned weight in the head's pre-forward hook and again before
+    its backward. Idempotent; a second call changes the chunk size.
+    """
+    lm_head_weight(model)  # the checks: plain hidden @ W.T logits
+    head = model.get_output_embeddings()
+    linear_forward = getattr(head, "_oxa_linear_forward", None) or head.forward
+
+    def forward(self, hidden, targets=None):
+        if targets is None:
+            return linear_forward(hidden)
+        return target_logprobs(hidden, self.weight, targets, chunk_size=chunk_size, with_entropy=True)
+
+    head._oxa_linear_forward = linear_forward
+    head.forward = types.MethodType(forward, head)
 
 
 def final_hidden_states(model, **inputs) -> torch.Tensor:
