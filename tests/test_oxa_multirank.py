@@ -2,7 +2,7 @@
 gives the same update as 1 rank x per-device 8, for both normalizations, padded and padding-free, and the two
 ranks' micro-batches together hold exactly ul_global negatives; `oxa train sft` under torchrun trains the same
 model as in one process, and its main process alone reports and writes the record. The same two checks run
-under DeepSpeed ZeRO-3 (its CPU accelerator), with tied and untied lm heads.
+under DeepSpeed ZeRO-3 (its CPU accelerator), with tied and untied lm heads, and the CLI under ZeRO-2.
 
 The children run this module (`torchrun --nproc-per-node 2 -m tests.test_oxa_multirank OUT TOKENIZER MODE`)."""
 
@@ -277,7 +277,8 @@ def test_zero3_two_ranks_give_the_single_process_update(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_sft_cli_under_zero3_on_two_processes_matches_one(tmp_path):
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_train_sft_cli_under_deepspeed_on_two_processes_matches_one(tmp_path, stage):
     pytest.importorskip("deepspeed")
     from transformers import AutoModelForCausalLM
     from typer.testing import CliRunner
@@ -294,29 +295,29 @@ def test_train_sft_cli_under_zero3_on_two_processes_matches_one(tmp_path):
         Path(sys.executable).parent / "oxa",
         *args,
         "--set",
-        "deepspeed=zero3",
+        f"deepspeed={stage}",
         "--output",
-        tmp_path / "z3",
+        tmp_path / "ds",
         deepspeed=True,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     single = CliRunner().invoke(app, [*map(str, args), "--output", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output + repr(single.exception)
 
-    record = json.loads((tmp_path / "z3" / "oxa_train.json").read_text())
+    record = json.loads((tmp_path / "ds" / "oxa_train.json").read_text())
     assert record["status"] == "done" and record["global_step"] == 2 and record["preset"]["world_size"] == 2
-    assert Path(record["training_config"]["deepspeed"]).name == "zero3.json"
+    assert Path(record["training_config"]["deepspeed"]).name == f"{stage}.json"
     assert "deepspeed" in record["versions"]
     record_one = json.loads((tmp_path / "one" / "oxa_train.json").read_text())
     assert record["metrics"]["train_loss"] == pytest.approx(record_one["metrics"]["train_loss"], rel=1e-6)
     # The saved model is whole (ZeRO-3 gathers it on save) and trained like the one-process run.
     initial, one, z3 = (
-        AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (model, tmp_path / "one", tmp_path / "z3")
+        AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (model, tmp_path / "one", tmp_path / "ds")
     )
     assert all(z3[k].shape == initial[k].shape for k in initial)
     assert any(not torch.equal(initial[k], z3[k]) for k in initial)
     worst = max((z3[k] - one[k]).abs().max().item() for k in one)
-    print(f"oxa train sft under ZeRO-3: max |weights(2 processes) - weights(1 process)| = {worst:.3g}")
+    print(f"oxa train sft under {stage}: max |weights(2 processes) - weights(1 process)| = {worst:.3g}")
     for k in one:
         torch.testing.assert_close(z3[k], one[k], rtol=0, atol=1e-5, msg=k)
 
