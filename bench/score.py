@@ -6,6 +6,11 @@ Throughput (one process, same threads, same random-init Qwen2 and the same rows)
   naive  one sequence at a time: model(input_ids).logits -> log_softmax -> gather
 Both give the same NLL sums (checked, relative 1e-4).
 
+It also prints the ceiling: the matrix-product FLOPs any exact fp32 scorer of these rows
+must do (every token through the layers, the lm head at every scored position, causal
+attention), divided by this machine's best fp32 matrix-product rate (a large square
+torch.mm, best of 3): no implementation can beat the naive loop by more than that ratio.
+
 Peak memory of one long sequence (--long tokens, --vocab entries, hidden 64), each
 contender in a child process of its own; reported is the child's peak RSS above its
 RSS after building the model:
@@ -58,6 +63,28 @@ def naive_nll(model, ids: list[int]) -> float:
         return -logp.gather(1, torch.tensor(ids[1:])[:, None]).sum().item()
 
 
+def matmul_rate(size: int = 2048) -> float:
+    """This machine's best fp32 GFLOP/s on a large square torch.mm (best of 3)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def required_gflop(model, lengths: list[int]) -> float:
+    """Matrix-product GFLOP an exact scorer must do: layers on every token, the head on every
+    scored one (all but the first), causal attention (QK^T and PV over the lower triangle)."""
+    config = model.config
+    head = model.get_output_embeddings().weight.numel()
+    layers = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
+    flops = sum(2 * layers * n + 2 * head * (n - 1) for n in lengths)
+    flops += sum(2 * 2 * config.num_hidden_layers * config.hidden_size * n * (n + 1) / 2 for n in lengths)
+    return flops / 1e9
+
+
 def throughput(args) -> None:
     model = build_model(args.hidden, args.layers, args.heads, args.vocab, 4096)
     gen = torch.Generator().manual_seed(1)
@@ -68,34 +95,41 @@ def throughput(args) -> None:
         for i, n in enumerate(lengths)
     ]
     tokens = sum(len(i.target_ids) - 1 for i in items)
-    # The machine is shared: the contenders take turns on groups of rows, so a change of
-    # load falls on all three alike. The groups keep the length spread (every k-th row).
+    # The machine may be shared: the contenders take turns, all rows each, for --rounds rounds,
+    # and each keeps its best round, so a change of load falls on all alike. All rows at once, as
+    # `oxa score` hands the backend a batch of rows (batch_rows) to sort by length.
     backends = {"ours packed": HFBackend(model, token_budget=args.budget, packed=True)}
     backends["ours padded"] = HFBackend(model, token_budget=args.budget, packed=False)
     for backend in backends.values():
         backend.score(items[:2])  # warm-up
-    timings = dict.fromkeys([*backends, "naive"], 0.0)
+    timings = dict.fromkeys([*backends, "naive"], math.inf)
     ours, naive = {}, {}
-    for g in range(args.groups):
-        group = items[g :: args.groups]
+    for _ in range(args.rounds):
         for name, backend in backends.items():
             start = time.perf_counter()
-            ours[name] = ours.get(name, {}) | {s.key: s.nll_sum for s in backend.score(group)}
-            timings[name] += time.perf_counter() - start
+            ours[name] = {s.key: s.nll_sum for s in backend.score(items)}
+            timings[name] = min(timings[name], time.perf_counter() - start)
         start = time.perf_counter()
-        naive.update((item.key, naive_nll(model, list(item.target_ids))) for item in group)
-        timings["naive"] += time.perf_counter() - start
+        naive = {item.key: naive_nll(model, list(item.target_ids)) for item in items}
+        timings["naive"] = min(timings["naive"], time.perf_counter() - start)
     worst = max(abs(got[key] - nll) / nll for got in ours.values() for key, nll in naive.items())
     print(
         f"throughput: {len(items)} rows, {tokens:,} scored tokens (median length {int(lengths.median())}, "
         f"max {int(lengths.max())}); model hidden {args.hidden}, {args.layers} layers, vocab {args.vocab:,}; "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads; ours: token budget {args.budget:,}, on a CPU at most "
+        f"{HFBackend.CPU_SCORE_BUDGET:,} tokens per scoring batch"
     )
     for name, seconds in timings.items():
         print(
-            f"  {name:12s} {tokens / seconds:8,.0f} tokens/s  ({seconds:.1f} s)  speed-up {timings['naive'] / seconds:.2f}x"
+            f"  {name:12s} {tokens / seconds:8,.0f} tokens/s  ({seconds:.2f} s, best round)  speed-up {timings['naive'] / seconds:.2f}x"
         )
     print(f"  largest relative NLL difference (ours vs naive) {worst:.1e}")
+    gflop, rate = required_gflop(model, [len(i.target_ids) for i in items]), matmul_rate()
+    floor = gflop / rate
+    print(
+        f"  ceiling: {gflop:,.0f} GFLOP of matrix products at this machine's best {rate:,.0f} GFLOP/s = {floor:.1f} s "
+        f"at the least, so no exact fp32 scorer beats the naive loop by more than {timings['naive'] / floor:.2f}x here"
+    )
 
 
 def _peak_child(which: str, length: int, vocab: int, queue) -> None:
@@ -145,7 +179,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=16384)
-    ap.add_argument("--groups", type=int, default=4, help="turns the contenders take")
+    ap.add_argument("--rounds", type=int, default=3, help="turns the contenders take (each keeps its best)")
     ap.add_argument("--budget", type=int, default=8192, help="tokens per forward pass (ours)")
     ap.add_argument("--long", type=int, default=8192, help="length of the peak-memory sequence")
     ap.add_argument("--vocab-long", type=int, default=151936)

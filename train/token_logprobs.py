@@ -28,12 +28,17 @@ class _ChunkedTargetLogprob(torch.autograd.Function):
         for start in range(0, n, chunk_size):
             rows = slice(start, min(start + chunk_size, n))
             logits = (hidden[rows] @ weight.T).float()
-            chunk_lse = torch.logsumexp(logits, dim=-1)
-            lse[rows] = chunk_lse
-            logp[rows] = logits.gather(1, targets[rows, None]).squeeze(1) - chunk_lse
+            target_logits = logits.gather(1, targets[rows, None]).squeeze(1)
+            # One fused log-softmax pass (logsumexp takes several over the chunk); at most two
+            # chunk x vocab buffers live at a time.
+            log_probs = torch.log_softmax(logits, dim=-1)
+            del logits
+            chunk_logp = log_probs.gather(1, targets[rows, None]).squeeze(1)
+            logp[rows] = chunk_logp
+            lse[rows] = target_logits - chunk_logp
             if with_entropy:
-                probs = torch.softmax(logits, dim=-1)
-                entropy[rows] = chunk_lse - (probs * logits).sum(-1)
+                entropy[rows] = torch.special.entr(log_probs.exp_()).sum(-1)  # -sum p log p
+            del log_probs
         ctx.save_for_backward(hidden, weight, targets, lse)
         ctx.chunk_size = chunk_size
         ctx.mark_non_differentiable(entropy)

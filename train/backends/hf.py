@@ -5,7 +5,8 @@ Scoring sorts the items by length and fills batches up to a token budget. Packed
 at 0 for each; with no attention mask and no cache, transformers turns the restarts into
 a block-diagonal causal mask, so no sequence sees another (tests/test_score.py checks
 this against one-sequence-at-a-time scoring). Padded batches (`packed=False`) pad each
-sequence on the right instead. Only the final hidden states of the scored positions go
+sequence on the right instead, with no attention mask: the causal mask alone keeps every
+real token from the padding after it. Only the final hidden states of the scored positions go
 through the lm head, in chunks (train.token_logprobs), never length x vocab logits. On a
 CUDA out-of-memory error the budget is halved and the batch retried.
 
@@ -71,6 +72,16 @@ class HFBackend:
 
     # -- scoring ---------------------------------------------------------------------
 
+    # On a CPU, smaller scoring batches are faster: their activations stay in the caches, and
+    # batching saves little there (bench/score.py: 1024 tokens beat 2048 and 8192). The scores
+    # do not depend on the batching.
+    CPU_SCORE_BUDGET = 1024
+
+    @property
+    def score_budget(self) -> int:
+        """Tokens per scoring batch: the token budget, at most CPU_SCORE_BUDGET on a CPU."""
+        return min(self.token_budget, self.CPU_SCORE_BUDGET) if self.device.type == "cpu" else self.token_budget
+
     def score(self, items: Sequence[ScoreItem], with_entropy: bool = False) -> list[TokenScore]:
         """One TokenScore per item, in the items' order."""
         order = sorted(range(len(items)), key=lambda i: -_length(items[i]))
@@ -102,7 +113,7 @@ class HFBackend:
             if self.packed and fill + n <= width:
                 rows[-1].append(i)
                 fill += n
-            elif (len(rows) + 1) * width <= self.token_budget:
+            elif (len(rows) + 1) * width <= self.score_budget:
                 rows.append([i])
                 fill = n
             else:
@@ -117,7 +128,7 @@ class HFBackend:
         sequences = [list(item.context_ids) + list(item.target_ids) for item in batch]
         width = max(sum(_length(item) for item in row) for row in rows)
         pad = getattr(self.tokenizer, "pad_token_id", None) or 0
-        ids, positions, mask, offsets = [], [], [], []
+        ids, positions, offsets = [], [], []
         k = 0
         for r, row in enumerate(rows):
             line, place = [], []
@@ -126,15 +137,15 @@ class HFBackend:
                 place.extend(range(len(sequences[k])))
                 line.extend(sequences[k])
                 k += 1
-            mask.append([1] * len(line) + [0] * (width - len(line)))
             place.extend(range(width - len(line)))
             ids.append(line + [pad] * (width - len(line)))
             positions.append(place)
         inputs = {"input_ids": torch.tensor(ids, device=self.device)}
         if self.packed:
             inputs["position_ids"] = torch.tensor(positions, device=self.device)
-        else:
-            inputs["attention_mask"] = torch.tensor(mask, device=self.device)
+        # Padded rows need no attention mask: the padding is on the right, and under the causal
+        # mask no real token sees a later position. Without a mask, attention runs its causal
+        # kernel (is_causal), which skips the blocks above the diagonal.
         hidden = final_hidden_states(self.model, **inputs).flatten(0, 1)
         # the hidden state at position p predicts token p + 1
         rows, targets, owner = [], [], []
