@@ -90,7 +90,7 @@ def zero3_child(out: Path, tokenizer) -> None:
     """Under torchrun with DeepSpeed ZeRO-3: one SGD step per head kind; rank 0 saves the gathered updates."""
     import deepspeed
 
-    from tests.test_oxa_trainer import make_trainer
+    from tests.test_oxa_trainer import SGD_STEP, make_trainer
 
     rank, log, updates = int(os.environ["RANK"]), {}, {}
     for tied in (True, False):
@@ -101,13 +101,7 @@ def zero3_child(out: Path, tokenizer) -> None:
             DATA,
             model=model,
             deepspeed=ZERO3_STRICT,
-            optim="sgd",
-            learning_rate=0.5,
-            lr_scheduler_type="constant",
-            max_grad_norm=0.0,
-            weight_decay=0.0,
-            max_steps=1,
-            ul_global=2,
+            **SGD_STEP,
             per_device_train_batch_size=2,
             gradient_accumulation_steps=2,
             output_dir=str(out / "trainer"),

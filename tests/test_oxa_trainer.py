@@ -127,19 +127,20 @@ def test_loss_and_gradients_equal_naive_fp64_reference(tokenizer, normalization,
         torch.testing.assert_close(p.grad.double(), p64.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+# One plain SGD step: the update is 0.5 x the gradient, nothing else (no clipping, decay or schedule).
+SGD_STEP = dict(
+    optim="sgd",
+    learning_rate=0.5,
+    lr_scheduler_type="constant",
+    max_grad_norm=0.0,
+    weight_decay=0.0,
+    max_steps=1,
+    ul_global=2,
+)
+
+
 def one_sgd_step(tokenizer, data, **overrides):
-    trainer = make_trainer(
-        tokenizer,
-        data,
-        optim="sgd",
-        learning_rate=0.5,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-        weight_decay=0.0,
-        max_steps=1,
-        ul_global=2,
-        **overrides,
-    )
+    trainer = make_trainer(tokenizer, data, **SGD_STEP | overrides)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return trainer, {n: before[n] - p.detach() for n, p in trainer.model.named_parameters()}
