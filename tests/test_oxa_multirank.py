@@ -271,8 +271,9 @@ def test_zero3_two_ranks_give_the_single_process_update(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["zero2", "zero3"])
-def test_train_sft_cli_under_deepspeed_on_two_processes_matches_one(tmp_path, stage):
+@pytest.mark.parametrize("stage, processes", [("zero2", 2), ("zero3", 2), ("zero3", 1)])
+def test_train_sft_cli_under_deepspeed_matches_one_plain_process(tmp_path, stage, processes):
+    """2 processes under torchrun; 1 process: plain `oxa train sft`, no launcher (a process group of one)."""
     pytest.importorskip("deepspeed")
     from transformers import AutoModelForCausalLM
     from typer.testing import CliRunner
@@ -285,21 +286,19 @@ def test_train_sft_cli_under_deepspeed_on_two_processes_matches_one(tmp_path, st
     model = save_tiny_random_model(tmp_path / "model", [r["problem"] + SUFFIX + r["response"] for r in _pool()])
     args = ["train", "sft", "--subset", folder, "--model", model, "--preset", "tiny", "--max-steps", 2]
     args += ["--set", "per_device_train_batch_size=1"]
-    done = torchrun(
-        Path(sys.executable).parent / "oxa",
-        *args,
-        "--set",
-        f"deepspeed={stage}",
-        "--output",
-        tmp_path / "ds",
-        deepspeed=True,
-    )
+    oxa, deepspeed_args = Path(sys.executable).parent / "oxa", [*args, "--set", f"deepspeed={stage}"]
+    if processes == 2:
+        done = torchrun(oxa, *deepspeed_args, "--output", tmp_path / "ds", deepspeed=True)
+    else:
+        env = os.environ | {"DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        command = [str(oxa), *map(str, deepspeed_args), "--output", str(tmp_path / "ds")]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     single = CliRunner().invoke(app, [*map(str, args), "--output", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output + repr(single.exception)
 
     record = json.loads((tmp_path / "ds" / "oxa_train.json").read_text())
-    assert record["status"] == "done" and record["global_step"] == 2 and record["preset"]["world_size"] == 2
+    assert record["status"] == "done" and record["global_step"] == 2 and record["preset"]["world_size"] == processes
     assert Path(record["training_config"]["deepspeed"]).name == f"{stage}.json"
     assert "deepspeed" in record["versions"]
     record_one = json.loads((tmp_path / "one" / "oxa_train.json").read_text())
@@ -311,7 +310,9 @@ def test_train_sft_cli_under_deepspeed_on_two_processes_matches_one(tmp_path, st
     assert all(z3[k].shape == initial[k].shape for k in initial)
     assert any(not torch.equal(initial[k], z3[k]) for k in initial)
     worst = max((z3[k] - one[k]).abs().max().item() for k in one)
-    print(f"oxa train sft under {stage}: max |weights(2 processes) - weights(1 process)| = {worst:.3g}")
+    print(
+        f"oxa train sft under {stage}, {processes} process(es): max |weights(2 processes) - weights(1 process)| = {worst:.3g}"
+    )
     for k in one:
         torch.testing.assert_close(z3[k], one[k], rtol=0, atol=1e-5, msg=k)
 

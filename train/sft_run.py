@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,10 +113,17 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
 
 def _init_deepspeed_comm(args) -> None:
     """Start DeepSpeed's process group before the model loads: under ZeRO-3 the load partitions the weights
-    and reads the launch's world size from it. On GPUs accelerate has done it already (a no-op then); on
-    CPU processes (use_cpu, gloo) accelerate sets up torch.distributed only, and DeepSpeed wraps that group."""
+    and reads the launch's world size from it. Under a launcher on GPUs accelerate has done it already (a
+    no-op then); on CPU processes (use_cpu, gloo) accelerate sets up torch.distributed only, and DeepSpeed
+    wraps that group. Without a launcher this process is a group of one (DeepSpeed would look for MPI)."""
     import deepspeed
 
+    if "WORLD_SIZE" not in os.environ:
+        with socket.socket() as probe:  # a free port for the group's rendezvous
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        os.environ |= {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+        os.environ["MASTER_PORT"] = str(port)
     _ = args.device  # sets up the processes (accelerate's PartialState)
     deepspeed.init_distributed(dist_backend=args.distributed_state.backend or "gloo", auto_mpi_discovery=False)
 
