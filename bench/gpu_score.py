@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed passes over the rows")
     ap.add_argument("--peak-flops", type=float, default=989e12)
     ap.add_argument("--naive", action="store_true", help="also time the naive one-sequence-at-a-time loop")
+    ap.add_argument("--padded", action="store_true", help="padded rows (causal mask only) instead of packed rows")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.median, args.max_len, args.budget, args.repeats = 16, 200, 512, 2048, 1
@@ -71,7 +72,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = Qwen2Config(**(QUICK if args.quick else QWEN25_MATH_15B), attn_implementation="sdpa")
     model = Qwen2ForCausalLM(config)
-    backend = HFBackend(model, device="cuda" if cuda else "cpu", token_budget=args.budget)
+    backend = HFBackend(model, device="cuda" if cuda else "cpu", token_budget=args.budget, packed=not args.padded)
     gen = torch.Generator().manual_seed(1)
     lengths = torch.exp(torch.randn(args.rows, generator=gen) * 0.7 + math.log(args.median))
     lengths = lengths.clamp(64, args.max_len).int().tolist()
@@ -93,7 +94,10 @@ def main() -> None:
     flops = forward_flops(config, lengths)
     params = sum(p.numel() for p in model.parameters())
     device = torch.cuda.get_device_name() if cuda else "CPU"
-    print(f"device {device}; model {params / 1e9:.2f} B parameters, {backend.dtype}; budget {backend.token_budget}")
+    rows = "padded" if args.padded else "packed"
+    print(
+        f"device {device}; model {params / 1e9:.2f} B parameters, {backend.dtype}; budget {backend.token_budget}, {rows}"
+    )
     print(f"rows {len(items)}, tokens {tokens:,} (median {sorted(lengths)[len(lengths) // 2]}, max {max(lengths)})")
     print(f"time per pass {seconds:.2f} s; {tokens / seconds:,.0f} tokens/s; {flops / seconds / 1e12:.1f} TFLOP/s")
     print(f"MFU {flops / seconds / args.peak_flops:.1%} of {args.peak_flops / 1e12:.0f} TFLOP/s peak")
