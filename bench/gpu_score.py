@@ -3,7 +3,7 @@
 No downloads: the config is written here (hidden 1536, 28 layers, 12 heads, 2 KV heads,
 intermediate 8960, vocab 151936, tied embeddings), weights are random, bf16 on CUDA.
 --rows sequences of mixed lengths (lognormal around --median, clipped to 64..--max-len)
-are scored through train.backends.hf.HFBackend (packed rows under --budget tokens);
+are scored through curate.backends.hf.HFBackend (packed rows under --budget tokens);
 printed: tokens/s and model-FLOPs utilization against --peak-flops (H100 SXM bf16 dense,
 989 TFLOP/s). Forward-only FLOPs per scored batch: 2 x (non-embedding parameters +
 lm-head) x tokens, plus causal attention 2 x 2 x layers x hidden x sum(len^2) / 2.
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from train.backends.base import ScoreItem  # noqa: E402
-from train.backends.hf import HFBackend  # noqa: E402
+from curate.backends.base import ScoreItem  # noqa: E402
+from curate.backends.hf import HFBackend  # noqa: E402
 
 QWEN25_MATH_15B = {
     "hidden_size": 1536,

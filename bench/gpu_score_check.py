@@ -12,8 +12,8 @@ import random
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from train.backends.base import ScoreItem
-from train.backends.hf import HFBackend
+from curate.backends.base import ScoreItem
+from curate.backends.hf import HFBackend
 
 
 def naive(model, context: list[int], target: list[int]) -> float:

@@ -1,7 +1,7 @@
 """OXA loss training step vs plain CE on a random-init model with Qwen2.5-Math-1.5B's shape (GPU).
 
-Runs with torch + transformers only (no TRL): the OXA side is train.token_logprobs (chunked
-lm-head log-probs) + train.oxa_loss; the plain side is transformers' own loss from full logits.
+Runs with torch + transformers only (no TRL): the OXA side is curate.backends.token_logprobs (chunked
+lm-head log-probs) + train.sft.loss; the plain side is transformers' own loss from full logits.
 Each step is forward + backward with gradient checkpointing, bf16, on the same batch (half
 the sequences promoted, half suppressed). MFU = 6 * params * tokens / step time / 989 TFLOP/s
 (H100 dense bf16), the usual convention (checkpointing's recompute is not counted).
@@ -19,8 +19,8 @@ import time
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from train.oxa_loss import TermCounts, count_terms, loss_targets, oxa_loss
-from train.token_logprobs import DEFAULT_CHUNK_SIZE, final_hidden_states, lm_head_weight, target_logprobs
+from curate.backends.token_logprobs import DEFAULT_CHUNK_SIZE, final_hidden_states, lm_head_weight, target_logprobs
+from train.sft.loss import TermCounts, count_terms, loss_targets, oxa_loss
 
 QWEN25_MATH_15B = dict(
     hidden_size=1536,

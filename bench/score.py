@@ -1,7 +1,7 @@
 """Scoring benchmark: oxa's HF backend against the naive loop, on the same model and rows.
 
 Throughput (one process, same threads, same random-init Qwen2 and the same rows):
-  ours   train.backends.hf.HFBackend.score: length-sorted batches under a token budget,
+  ours   curate.backends.hf.HFBackend.score: length-sorted batches under a token budget,
          packed rows (and padded rows), target log-probs from the final hidden states in chunks
   naive  one sequence at a time: model(input_ids).logits -> log_softmax -> gather
 Both give the same NLL sums (checked, relative 1e-4).
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from train.backends.base import ScoreItem  # noqa: E402
-from train.backends.hf import HFBackend  # noqa: E402
+from curate.backends.base import ScoreItem  # noqa: E402
+from curate.backends.hf import HFBackend  # noqa: E402
 
 
 def build_model(hidden: int, layers: int, heads: int, vocab: int, max_len: int) -> Qwen2ForCausalLM:

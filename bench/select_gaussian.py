@@ -1,4 +1,4 @@
-"""Selection benchmark: `gaussian` (Algorithm 1 in curate/gaussian.py, as `oxa select`
+"""Selection benchmark: `gaussian` (Algorithm 1 in curate/select/gaussian.py, as `oxa select`
 runs it) against a plain pure-Python Algorithm 1, on the same candidates, in one run.
 
 Candidates (metadata only, generated once, deterministically): 2.6M rows of sample_id
@@ -94,8 +94,8 @@ def generate(path: Path, rows: int, seed: int) -> None:
 
 
 def run_ours(table: pa.Table) -> tuple[float, list[str]]:
-    from curate.select import Candidates, select_candidates
-    from curate.select_config import Selection
+    from curate.select import Selection
+    from curate.select.select import Candidates, select_candidates
 
     selection = Selection(strategy="gaussian", scores_tag="bench", rounding="largest_remainder", **PAPER)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 1. Training step (forward + backward) of a small random-init Qwen2 on the same batch: plain
    SFT = transformers' loss from full logits; OXA_Full = chunked lm-head log-probs
-   (train.token_logprobs) + L_CE + alpha * L_UL (train.oxa_loss), half the sequences suppressed.
+   (curate.backends.token_logprobs) + L_CE + alpha * L_UL (train.sft.loss), half the sequences suppressed.
    Step time: fastest of interleaved runs in this process, on one thread (the 2-CPU machine is
    shared: the fastest run is the least disturbed one, and two threads oversubscribe it). Peak memory: each variant in a fresh
    process, peak RSS minus the RSS after setup.
@@ -24,7 +24,7 @@ import torch
 from gpu_train_step import batch, oxa_step, plain_step
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from train.token_logprobs import log1mexp, target_logprobs
+from curate.backends.token_logprobs import log1mexp, target_logprobs
 
 SMALL = dict(
     hidden_size=256,

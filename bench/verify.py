@@ -52,14 +52,14 @@ VALUES = range(2, 1000)
 VALUE_WEIGHTS = [1 / v for v in VALUES]
 BAD = ["9^{9^{9^{{n}}}}", "10^{10^{10}}!+{n}", "{n}^{{n}^{{n}^{{n}}}}", "({n}^{10^{10}})!"]
 
-# The plain loop: what a script calling math-verify row by row does (curate.extract's
+# The plain loop: what a script calling math-verify row by row does (curate.text.extract's
 # last-box extraction and gold wrapping, so that the verdicts can be compared).
 PLAIN = """
 import sys
 import pyarrow.parquet as pq
 from multiprocessing import Pool
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-from curate.extract import as_math_input, braces_balanced, extract_answer
+from curate.text.extract import as_math_input, braces_balanced, extract_answer
 
 CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
 

@@ -89,7 +89,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-# The test bed (curate.synth, train.tiny_models), small enough to build once per session.
+# The test bed (curate.synth, train.tiny.models), small enough to build once per session.
 SMALL_WORLD = WorldConfig(problems=40, heldout=8, reference_only=16, corpus_problems=48)
 FAST_MODELS = {
     "block": 128,
@@ -113,8 +113,7 @@ def synth_world(tmp_path_factory) -> Path:
 def tiny_models(synth_world, tmp_path_factory) -> Path:
     """The world's tokenizer and tiny models (`oxa synth model`): base/ and instruct/."""
     pytest.importorskip("torch")
-    from train.tiny_config import TinyModelConfig
-    from train.tiny_models import build_tiny_models
+    from train.tiny import TinyModelConfig, build_tiny_models
 
     folder = tmp_path_factory.mktemp("synth") / "models"
     config = TinyModelConfig(world=str(synth_world), out=str(folder), **FAST_MODELS)

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.ingest import IngestConfig, run_ingest
-from curate.schema import SCORES, VERIFY
-from curate.select import Candidates
+from curate.select.select import Candidates
 from curate.workspace import Workspace
+from curate.workspace.schema import SCORES, VERIFY
 from tests.conftest import naive_problem_id, naive_sample_id
 
 TAG = "base-model"
@@ -121,7 +121,7 @@ def splitmix64(x: int) -> int:
 
 
 def tiebreak(content_id: str, seed: int) -> int:
-    """The documented seeded key (curate/sampling.py), in plain Python integers:
+    """The documented seeded key (curate/select/sampling.py), in plain Python integers:
     splitmix64(first 16 hex digits of the id XOR splitmix64(seed))."""
     return splitmix64(int(content_id[:16], 16) ^ splitmix64(seed % 2**64))
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 
 from curate.cli import app  # noqa: E402
-from curate.demo import METHODS, SIZES  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from tests.conftest import query  # noqa: E402
+from train.demo import METHODS, SIZES  # noqa: E402
 
 TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the world's own
 EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)

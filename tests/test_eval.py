@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import OxaError
-from train.benchmarks import load_prompt_set, resolve_sets
-from train.eval_report import write_report
-from train.eval_sampling import load_chat_tokenizer
-from train.evaluate import SAMPLES, EvalConfig, run_eval
+from curate.workspace import OxaError
+from train.eval.benchmarks import load_prompt_set, resolve_sets
+from train.eval.evaluate import SAMPLES, EvalConfig, run_eval
+from train.eval.report import write_report
+from train.eval.sampling import load_chat_tokenizer
 
 runner = CliRunner()
 
@@ -211,10 +211,10 @@ def test_policy_entropy_equals_a_naive_reference(tmp_path, tiny_models, synth_wo
     import torch
     from transformers import AutoModelForCausalLM
 
-    from train.backends import load_backend
-    from train.backends.base import SamplingSettings
-    from train.eval_entropy import EntropyConfig, run_entropy
-    from train.eval_sampling import entropy_means, generate_set, prompt_ids
+    from curate.backends import load_backend
+    from curate.backends.base import SamplingSettings
+    from train.eval import EntropyConfig, run_entropy
+    from train.eval.sampling import entropy_means, generate_set, prompt_ids
 
     model_dir = tiny_models / "instruct"
     prompts = load_prompt_set("heldout", _heldout(synth_world, tmp_path), require_answers=False, limit=2)
@@ -255,8 +255,8 @@ def test_policy_entropy_equals_a_naive_reference(tmp_path, tiny_models, synth_wo
 
 
 def test_answer_judge_gives_verify_verdicts():
-    from curate.mathcheck import VerifierSettings
-    from train.eval_judge import AnswerJudge
+    from curate.verify import VerifierSettings
+    from train.eval.judge import AnswerJudge
 
     completions = [
         "<think>half</think> so \\boxed{0.5}",

@@ -6,9 +6,16 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from curate.extract import answer_region, as_math_input, braces_balanced, extract_answer, extract_answers, last_boxed
-from curate.instructions import strip_instruction_suffixes
-from curate.normalize import answer_keys, match_key, match_text
+from curate.text.extract import (
+    answer_region,
+    as_math_input,
+    braces_balanced,
+    extract_answer,
+    extract_answers,
+    last_boxed,
+)
+from curate.text.instructions import strip_instruction_suffixes
+from curate.text.normalize import answer_keys, match_key, match_text
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from curate.errors import OxaError  # noqa: E402
-from curate.generate import GenerateConfig, prompt_seed, run_generate  # noqa: E402
 from curate.ingest import IngestConfig, run_ingest  # noqa: E402
-from curate.mathcheck import VerifierSettings  # noqa: E402
 from curate.score import ScoreConfig, run_score  # noqa: E402
-from curate.shards import Shard  # noqa: E402
-from curate.verify import VerifyConfig, run_verify  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
+from curate.score.generate import GenerateConfig, prompt_seed, run_generate  # noqa: E402
+from curate.score.shards import Shard  # noqa: E402
+from curate.verify import (  # noqa: E402
+    VerifierSettings,  # noqa: E402
+    VerifyConfig,
+    run_verify,
+)
+from curate.workspace import OxaError, Workspace  # noqa: E402
 from tests.conftest import naive_sample_id, query  # noqa: E402
 
 WHERE = "source = 'aops_forum'"

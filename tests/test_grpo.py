@@ -13,17 +13,21 @@ from typer.testing import CliRunner
 pytest.importorskip("trl")
 
 from curate.cli import app  # noqa: E402
-from curate.errors import OxaError  # noqa: E402
-from curate.export import ExportConfig, run_export  # noqa: E402
-from curate.instructions import KNOWN_SUFFIXES  # noqa: E402
-from curate.resources import resource_dir  # noqa: E402
-from curate.select import run_select  # noqa: E402
-from curate.select_config import SelectConfig  # noqa: E402
-from curate.subsets import file_sha256  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
+from curate.select import (
+    SelectConfig,  # noqa: E402
+    run_select,  # noqa: E402
+)
+from curate.subsets import ExportConfig, run_export  # noqa: E402
+from curate.subsets.subsets import file_sha256  # noqa: E402
+from curate.text.instructions import KNOWN_SUFFIXES  # noqa: E402
+from curate.workspace import (
+    OxaError,  # noqa: E402
+    Workspace,  # noqa: E402
+)
+from curate.workspace.resources import resource_dir  # noqa: E402
 from tests.pools import TAG, add_pool  # noqa: E402
-from train.benchmarks import load_prompt_set  # noqa: E402
-from train.grpo import (  # noqa: E402
+from train.eval.benchmarks import load_prompt_set  # noqa: E402
+from train.grpo.grpo import (  # noqa: E402
     RECORD,
     GRPORun,
     OxaGRPOTrainer,

@@ -5,8 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.backends.base import GenerateItem, SamplingSettings  # noqa: E402
-from train.backends.hf import HFBackend, _GumbelNoise  # noqa: E402
+from curate.backends.base import GenerateItem, SamplingSettings  # noqa: E402
+from curate.backends.hf import HFBackend, _GumbelNoise  # noqa: E402
 
 
 def test_gumbel_max_draws_follow_the_softmax():

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from curate.resources import sql_text
+from curate.workspace.resources import sql_text
 from tests.conftest import naive_normalize, naive_problem_id, naive_sample_id
 
 TRICKY = [

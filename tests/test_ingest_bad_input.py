@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import OxaError
 from curate.ingest import IngestConfig, run_ingest
+from curate.workspace import OxaError
 from tests.conftest import query, rejects, write_jsonl
 
 GOOD = {"category": "math", "source": "s", "input": "What is 2+2?", "output": "\\boxed{4}"}

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import OxaError
 from curate.ingest import IngestConfig, run_ingest
+from curate.workspace import OxaError
 from tests.conftest import SHARED, naive_problem_id, naive_sample_id, query, rejects, write_jsonl
 
 R1 = "<think>\nadd them\n</think>\n\nThe answer is $\\boxed{2}$."

@@ -7,12 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import OxaError
+from curate.workspace import OxaError
 
 pytest.importorskip("transformers")
 
 from tests.tiny_random import save_tiny_random_model  # noqa: E402
-from train.model_prepare import PrepareConfig, prepare_model  # noqa: E402
+from train.sft import PrepareConfig, prepare_model  # noqa: E402
 
 runner = CliRunner()
 

@@ -2,8 +2,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.oxa_loss import TermCounts, count_terms, loss_targets, oxa_loss  # noqa: E402
-from train.token_logprobs import target_logprobs  # noqa: E402
+from curate.backends.token_logprobs import target_logprobs  # noqa: E402
+from train.sft.loss import TermCounts, count_terms, loss_targets, oxa_loss  # noqa: E402
 
 # (loss_type, number of loss tokens) per sequence; the last positive is fully masked
 SEQUENCES = [(0, 3), (1, 5), (0, 1), (0, 4), (1, 2), (0, 6), (1, 4), (0, 0)]

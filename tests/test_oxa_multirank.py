@@ -30,7 +30,7 @@ def case_name(normalization: str, padding_free: bool) -> str:
 
 def run_case(tokenizer, out: Path, normalization: str, padding_free: bool, **split) -> tuple:
     """One SGD step: (trainer, update, [per step: each micro-batch's loss_type and the global TermCounts])."""
-    from train.oxa_trainer import OXATrainer
+    from train.sft import OXATrainer
 
     seen = []
     original = OXATrainer.get_batch_samples

@@ -8,13 +8,12 @@ pytest.importorskip("trl")
 
 from datasets import Dataset  # noqa: E402
 
-from curate.errors import OxaError  # noqa: E402
+from curate.workspace import OxaError  # noqa: E402
 from tests.tiny_random import tiny_qwen2  # noqa: E402
-from train.oxa_config import OXAConfig  # noqa: E402
-from train.oxa_loss import TermCounts, count_terms  # noqa: E402
-from train.oxa_trainer import OXATrainer  # noqa: E402
-from train.tiny_models import train_tokenizer  # noqa: E402
-from train.ul_sampler import KNegativesSampler  # noqa: E402
+from train.sft import OXAConfig, OXATrainer  # noqa: E402
+from train.sft.loss import TermCounts, count_terms  # noqa: E402
+from train.sft.ul_sampler import KNegativesSampler  # noqa: E402
+from train.tiny.models import train_tokenizer  # noqa: E402
 
 PROBLEMS = [f"What is {a} plus {b}?" for a, b in [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 1)]]
 

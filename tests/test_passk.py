@@ -5,8 +5,8 @@ from itertools import combinations
 
 import pytest
 
-from curate.errors import OxaError
-from train.passk import k_values, mean_pass_at_k, pass_at_k
+from curate.workspace import OxaError
+from train.eval.passk import k_values, mean_pass_at_k, pass_at_k
 
 
 def brute_force(n: int, c: int, k: int) -> Fraction:

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from curate.mathcheck import VerifierSettings
-from train.reward import VERDICTS, MathVerifyReward
+from curate.verify import VerifierSettings
+from train.grpo.reward import VERDICTS, MathVerifyReward
 
 # math-verify's own (signal) timeouts off: only the pool's outside deadline can stop a hang
 DEADLINE_S = 3.0

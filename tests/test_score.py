@@ -13,16 +13,15 @@ import pytest
 torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from curate.errors import OxaError  # noqa: E402
+from curate.backends import load_backend  # noqa: E402
+from curate.backends.base import ScoreItem  # noqa: E402
 from curate.ingest import IngestConfig, run_ingest  # noqa: E402
-from curate.instructions import KNOWN_SUFFIXES  # noqa: E402
-from curate.schema import SAMPLES  # noqa: E402
 from curate.score import ScoreConfig, run_score  # noqa: E402
-from curate.shards import Shard, parse_shard  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
+from curate.score.shards import Shard, parse_shard  # noqa: E402
+from curate.text.instructions import KNOWN_SUFFIXES  # noqa: E402
+from curate.workspace import OxaError, Workspace  # noqa: E402
+from curate.workspace.schema import SAMPLES  # noqa: E402
 from tests.conftest import query  # noqa: E402
-from train.backends import load_backend  # noqa: E402
-from train.backends.base import ScoreItem  # noqa: E402
 
 WHERE = "source = 'aops_forum'"  # a few dozen of the synthetic pool's samples
 

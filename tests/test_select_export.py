@@ -7,13 +7,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import OxaError
-from curate.export import ExportConfig, run_export
 from curate.ingest import IngestConfig, run_ingest
-from curate.instructions import KNOWN_SUFFIXES
-from curate.select import run_select
-from curate.select_config import SelectConfig, Selection
-from curate.workspace import Workspace
+from curate.select import SelectConfig, Selection, run_select
+from curate.subsets import ExportConfig, run_export
+from curate.text.instructions import KNOWN_SUFFIXES
+from curate.workspace import OxaError, Workspace
 from tests.conftest import SHARED, query
 from tests.pools import STRATEGY_POOL, TAG, add_pool
 

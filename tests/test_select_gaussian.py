@@ -9,11 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from curate import sampling
-from curate.errors import OxaError
-from curate.gaussian import GaussianParams, bin_targets
-from curate.select import select_candidates
-from curate.select_config import Selection
+from curate.select import Selection, sampling
+from curate.select.gaussian import GaussianParams, bin_targets
+from curate.select.select import select_candidates
+from curate.workspace import OxaError
 from tests.pools import in_memory, random_pool, tiebreak
 
 

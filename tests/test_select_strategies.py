@@ -6,11 +6,9 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-from curate import sampling
-from curate.errors import OxaError
-from curate.select import load_candidates, run_select, select_candidates
-from curate.select_config import SelectConfig, Selection, load_select_config
-from curate.workspace import Workspace
+from curate.select import SelectConfig, Selection, load_select_config, sampling
+from curate.select.select import load_candidates, run_select, select_candidates
+from curate.workspace import OxaError, Workspace
 from tests.pools import STRATEGY_POOL, TAG, add_pool, in_memory, problem_id, random_pool, tiebreak
 
 CORRECT = "verdict = 'correct'"

@@ -12,9 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.select import run_select
-from curate.select_config import SelectConfig
-from curate.subsets import check_checksums, diff_subsets, file_sha256, list_subsets, resolve_subset
+from curate.select import SelectConfig, run_select
+from curate.subsets.subsets import check_checksums, diff_subsets, file_sha256, list_subsets, resolve_subset
 from curate.workspace import Workspace
 from tests.conftest import query
 from tests.pools import STRATEGY_POOL, TAG, add_pool, write_verify

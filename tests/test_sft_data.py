@@ -9,19 +9,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import OxaError
-from curate.export import ExportConfig, run_export
-from curate.instructions import KNOWN_SUFFIXES
-from curate.select import run_select
-from curate.select_config import SelectConfig, Selection
-from curate.workspace import Workspace
+from curate.select import SelectConfig, Selection, run_select
+from curate.subsets import ExportConfig, run_export
+from curate.text.instructions import KNOWN_SUFFIXES
+from curate.workspace import OxaError, Workspace
 from tests.pools import TAG, add_pool
 
 pytest.importorskip("transformers")
 pytest.importorskip("datasets")
 
 from tests.tiny_random import save_tiny_random_model  # noqa: E402
-from train.sft_data import load_sft_data  # noqa: E402
+from train.sft.data import load_sft_data  # noqa: E402
 
 SUFFIX = "\n" + KNOWN_SUFFIXES[0]
 

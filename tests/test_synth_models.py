@@ -1,4 +1,4 @@
-"""The tiny reference models (train.tiny_models): plain Hugging Face folders that behave."""
+"""The tiny reference models (train.tiny.models): plain Hugging Face folders that behave."""
 
 import json
 import math
@@ -11,11 +11,10 @@ torch = pytest.importorskip("torch")
 from tokenizers import Tokenizer  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM  # noqa: E402
 
-from curate.errors import OxaError  # noqa: E402
 from curate.synth.world import load_manifest  # noqa: E402
+from curate.workspace import OxaError  # noqa: E402
 from tests.conftest import FAST_MODELS  # noqa: E402
-from train.tiny_config import TinyModelConfig  # noqa: E402
-from train.tiny_models import build_tiny_models  # noqa: E402
+from train.tiny import TinyModelConfig, build_tiny_models  # noqa: E402
 
 ODD_TEXT = "ﬁnd x？ a\u00a0b\tc\r\n\n  d  — ünïcödé 中文 😀 'll <think>\n\\boxed{\\frac{1}{2}}\n</think>\n\n"
 
@@ -141,7 +140,7 @@ def test_bad_settings_are_refused(synth_world, tmp_path, settings, message):
 
 
 def test_missing_extra_names_the_install(tmp_path):
-    code = "import sys; sys.modules['torch'] = None; import train.tiny_models"
+    code = "import sys; sys.modules['torch'] = None; import train.tiny.models"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert "MissingExtra" in result.stderr and "pip install 'oxa[train]'" in result.stderr

@@ -12,13 +12,13 @@ from rapidfuzz import fuzz, process
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import OxaError
 from curate.ingest import IngestConfig, run_ingest
-from curate.instructions import KNOWN_SUFFIXES
 from curate.synth.families import FAMILIES
 from curate.synth.mix import exact_counts
 from curate.synth.references import loose
 from curate.synth.world import WorldConfig, build_world, load_manifest
+from curate.text.instructions import KNOWN_SUFFIXES
+from curate.workspace import OxaError
 from tests.conftest import SMALL_WORLD, naive_problem_id, naive_sample_id, query
 
 # The first words of each style's reasoning (responses are cut no earlier than 30% in).

@@ -2,7 +2,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.token_logprobs import log1mexp, target_logprobs  # noqa: E402
+from curate.backends.token_logprobs import log1mexp, target_logprobs  # noqa: E402
 
 
 def naive(hidden, weight, targets):

@@ -10,10 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import OxaError
 from curate.ingest import IngestConfig, run_ingest
 from curate.trace import TraceConfig, run_trace
-from curate.workspace import Workspace
+from curate.workspace import OxaError, Workspace
 from tests.conftest import SHARED, naive_problem_id, query, write_jsonl
 
 SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.errors import OxaError
+from curate.workspace import OxaError
 from train.presets import resolve_preset, training_preset_names
 
 pytest.importorskip("trl")
@@ -92,7 +92,7 @@ def test_overrides_and_derived_accumulation():
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train-cli")
     ws, folder, rows = make_subset(root)
-    from train.model_prepare import PrepareConfig, prepare_model
+    from train.sft import PrepareConfig, prepare_model
 
     source = save_tiny_random_model(root / "source", [r["problem"] + SUFFIX + r["response"] for r in _pool()])
     prepare_model(PrepareConfig(str(source), str(root / "model"), rope_theta=1e6))

@@ -5,8 +5,8 @@ torch = pytest.importorskip("torch")
 from accelerate.data_loader import BatchSamplerShard  # noqa: E402
 from torch.utils.data import BatchSampler  # noqa: E402
 
-from curate.errors import OxaError  # noqa: E402
-from train.ul_sampler import KNegativesSampler  # noqa: E402
+from curate.workspace import OxaError  # noqa: E402
+from train.sft.ul_sampler import KNegativesSampler  # noqa: E402
 
 # 50 positives, 13 negatives, interleaved
 LOSS_TYPES = [1 if i % 5 == 2 and i < 65 else 0 for i in range(63)]

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from curate.deadline_pool import DeadlinePool, ItemFailure
-from curate.extract import as_math_input, braces_balanced, extract_answer
 from curate.ingest import IngestConfig, run_ingest
-from curate.mathcheck import VerifierSettings
-from curate.verify import VerifyConfig, run_verify
+from curate.text.extract import as_math_input, braces_balanced, extract_answer
+from curate.verify import VerifierSettings, VerifyConfig, run_verify
+from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from tests.conftest import SHARED, query, write_jsonl
 
 FAST = VerifierSettings(deadline_s=3.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
@@ -159,7 +158,7 @@ _CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
 
 def plain_verdict(row: tuple[str | None, str]) -> str:
     """The reference: math-verify called row by row, with the extraction and gold
-    wrapping of curate/extract.py and the documented verdict precedence."""
+    wrapping of curate/text/extract.py and the documented verdict precedence."""
     gold, response = row
     if gold is None or not gold.strip() or not braces_balanced(gold):
         return "bad_gold"
@@ -265,7 +264,7 @@ def test_resume_after_a_kill_has_no_duplicate_or_missing_verdicts(ws, tmp_path):
     add_pool(ws, tmp_path / "pool.jsonl", rows)
     script = (
         "import sys; from curate.workspace import Workspace; from curate.verify import VerifyConfig, run_verify\n"
-        "from curate.mathcheck import VerifierSettings\n"
+        "from curate.verify.mathcheck import VerifierSettings\n"
         "if __name__ == '__main__':\n"
         "    run_verify(Workspace.open(sys.argv[1]), VerifyConfig(VerifierSettings(), workers=1, batch_rows=50,"
         " rows_per_part=50))\n"

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from curate import workspace as workspace_module
-from curate.errors import OxaError, WorkspaceBusy
 from curate.ingest import IngestConfig, run_ingest
-from curate.workspace import Workspace
+from curate.workspace import OxaError, Workspace, WorkspaceBusy
+from curate.workspace import workspace as workspace_module
 from tests.conftest import SHARED, query, write_jsonl
 
 ROWS = [

@@ -38,7 +38,7 @@ def tiny_qwen2(
 
 def save_tiny_random_model(folder: Path, texts: list[str], chat_template: str | None = None) -> Path:
     """A Qwen2ForCausalLM (hidden 32, 2 heads of 16, 1 layer) and a BPE tokenizer trained on `texts`."""
-    from train.tiny_models import train_tokenizer
+    from train.tiny.models import train_tokenizer
 
     tokenizer = train_tokenizer(iter(texts * 4), vocab_size=400)
     if chat_template is not None:

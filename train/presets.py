@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
-from curate.configfile import apply_overrides
-from curate.errors import MissingExtra, OxaError
-from curate.resources import resource_dir
+from curate.workspace import MissingExtra, OxaError
+from curate.workspace.configfile import apply_overrides
+from curate.workspace.resources import resource_dir
 
 # Keys of a preset that are not OXAConfig fields.
 PRESET_KEYS = ("description", "global_batch_size")
@@ -110,7 +110,7 @@ def training_config(resolved: ResolvedPreset, output_dir: str, **fields):
     """The OXAConfig of a resolved preset; `fields` (e.g. max_steps) are set last."""
     from transformers import HfArgumentParser
 
-    from train.oxa_config import OXAConfig
+    from train.sft import OXAConfig
 
     values = resolved.settings | {"output_dir": output_dir} | {k: v for k, v in fields.items() if v is not None}
     shipped = resource_dir("configs") / "deepspeed" / f"{values.get('deepspeed')}.json"

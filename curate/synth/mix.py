@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from curate.errors import OxaError
+from curate.workspace import OxaError
 
 
 def stream(seed: int, *keys: object) -> random.Random:

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 from rapidfuzz import fuzz
 
-from curate.instructions import KNOWN_SUFFIXES
 from curate.synth.families import FAMILIES, Problem, Solution
 from curate.synth.latex import tex
 from curate.synth.mix import exact_mix, stream
+from curate.text.instructions import KNOWN_SUFFIXES
 
 ANSWER_FILE, SOLUTION_FILE = "numina15", "numina_cot"
 TRACE_CASES = ("exact", "normalized", "fuzzy", "agree", "conflict", "placeholder", "missing")

@@ -32,8 +32,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rapidfuzz import fuzz, process
 
-from curate.errors import OxaError
-from curate.resources import sql_text
 from curate.synth.families import FAMILIES, Problem
 from curate.synth.mix import exact_counts, exact_mix, stream
 from curate.synth.references import (
@@ -46,6 +44,8 @@ from curate.synth.references import (
 )
 from curate.synth.responses import FLAWS, code_row, teacher_response
 from curate.synth.styles import STYLES
+from curate.workspace import OxaError
+from curate.workspace.resources import sql_text
 
 MANIFEST = "manifest.json"
 FORMAT = "oxa-synth-world/1"

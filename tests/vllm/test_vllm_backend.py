@@ -10,10 +10,10 @@ torch = pytest.importorskip("torch")
 
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from curate.errors import OxaError  # noqa: E402
+from curate.backends.base import GenerateItem, SamplingSettings, ScoreItem  # noqa: E402
+from curate.backends.vllm import VLLMBackend  # noqa: E402
 from curate.synth.world import POOL_FILE  # noqa: E402
-from train.backends.base import GenerateItem, SamplingSettings, ScoreItem  # noqa: E402
-from train.backends.vllm import VLLMBackend  # noqa: E402
+from curate.workspace import OxaError  # noqa: E402
 
 MAX_TARGET = 160  # response tokens per test item: long enough to span several attention blocks, fast on 2 CPUs
 EOS_IDS = (0, 2)  # the tiny instruct model's <|endoftext|> and <|im_end|>
@@ -94,7 +94,7 @@ def test_scores_equal_naive_reference(backend, tokenizer, reference_model, pool_
 
 @pytest.mark.parametrize("context", ["none", "prompt"])
 def test_scores_equal_hf_backend(backend, tokenizer, model_dir, pool_rows, context):
-    from train.backends.hf import HFBackend
+    from curate.backends.hf import HFBackend
 
     items = score_items(pool_rows, tokenizer, context)
     hf = HFBackend(str(model_dir), dtype="float32", device="cpu")

@@ -1,0 +1,266 @@
+"""The transformers backend: exact scoring and seeded sampling on CPU or CUDA.
+
+Scoring sorts the items by length and fills batches up to a token budget. Packed batches
+(the default) lay several sequences end to end in one row with position ids restarting
+at 0 for each; with no attention mask and no cache, transformers turns the restarts into
+a block-diagonal causal mask, so no sequence sees another (tests/test_score.py checks
+this against one-sequence-at-a-time scoring). Padded batches (`packed=False`) pad each
+sequence on the right instead, with no attention mask: the causal mask alone keeps every
+real token from the padding after it. Only the final hidden states of the scored positions go
+through the lm head, in chunks (curate.backends.token_logprobs), never length x vocab logits. On a
+CUDA out-of-memory error the budget is halved and the batch retried.
+
+This module imports only torch and transformers (bench/gpu_score.py runs with nothing else).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+
+import torch
+
+from curate.backends.base import Completion, GenerateItem, SamplingSettings, ScoreItem, TokenScore
+from curate.backends.token_logprobs import final_hidden_states, lm_head_weight, target_logprobs
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(ValueError):
+    """The model folder does not load (the message names the folder and the cause)."""
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path,  # a model folder, or a model object already built
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        token_budget: int = 16384,
+        max_model_len: int | None = None,
+        packed: bool = True,
+        chunk_size: int = 512,  # rows per lm-head chunk: chunk_size x vocab fp32 logits at a time
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if device == "auto":  # under torchrun, each worker takes its own GPU (LOCAL_RANK)
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
+        self.dtype = dtype
+        if isinstance(model_path, str | os.PathLike):
+            try:
+                self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+                self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+            except Exception as exc:  # whatever the folder's files make transformers raise
+                raise ModelLoadError(f"cannot load a causal LM from {model_path}: {exc}") from exc
+        else:  # a model built in memory (the benchmarks): scoring only, no tokenizer
+            self.model, self.tokenizer = model_path.to(_DTYPES[dtype]), None
+        self.model.to(self.device).eval()
+        self.weight = lm_head_weight(self.model)
+        self.token_budget = token_budget
+        self.max_model_len = max_model_len or getattr(self.model.config, "max_position_embeddings", None)
+        self.packed = packed
+        self.chunk_size = chunk_size
+
+    # -- scoring ---------------------------------------------------------------------
+
+    # On a CPU, smaller scoring batches are faster: their activations stay in the caches, and
+    # batching saves little there (bench/score.py: 1024 tokens beat 2048 and 8192). The scores
+    # do not depend on the batching.
+    CPU_SCORE_BUDGET = 1024
+
+    @property
+    def score_budget(self) -> int:
+        """Tokens per scoring batch: the token budget, at most CPU_SCORE_BUDGET on a CPU."""
+        return min(self.token_budget, self.CPU_SCORE_BUDGET) if self.device.type == "cpu" else self.token_budget
+
+    def score(self, items: Sequence[ScoreItem], with_entropy: bool = False) -> list[TokenScore]:
+        """One TokenScore per item, in the items' order."""
+        order = sorted(range(len(items)), key=lambda i: -_length(items[i]))
+        results: dict[int, TokenScore] = {}
+        start = 0
+        while start < len(order):
+            rows = self._next_batch(items, order, start)
+            batch = [i for row in rows for i in row]
+            try:
+                scores = self._score_batch([[items[i] for i in row] for row in rows], with_entropy)
+            except torch.cuda.OutOfMemoryError:
+                if len(batch) == 1 and self.token_budget <= _length(items[batch[0]]):
+                    raise
+                torch.cuda.empty_cache()
+                self.token_budget = max(1, self.token_budget // 2)
+                continue
+            results.update(zip(batch, scores))
+            start += len(batch)
+        return [results[i] for i in range(len(items))]
+
+    def _next_batch(self, items: Sequence[ScoreItem], order: list[int], start: int) -> list[list[int]]:
+        """Rows of items from `start` on (longest first), each row as wide as the first
+        item, while rows x width fits the budget. Packed, an item joins the current row
+        while it fits there (next fit); padded, every item has a row of its own."""
+        width = _length(items[order[start]])
+        rows, fill = [[order[start]]], width
+        for i in order[start + 1 :]:
+            n = _length(items[i])
+            if self.packed and fill + n <= width:
+                rows[-1].append(i)
+                fill += n
+            elif (len(rows) + 1) * width <= self.score_budget:
+                rows.append([i])
+                fill = n
+            else:
+                break
+        return rows
+
+    @torch.no_grad()
+    def _score_batch(self, rows: list[list[ScoreItem]], with_entropy: bool) -> list[TokenScore]:
+        """Scores of the rows' items, row by row. Packed rows are filled to the common
+        width with pad tokens whose positions restart at 0: a sequence of their own."""
+        batch = [item for row in rows for item in row]
+        sequences = [list(item.context_ids) + list(item.target_ids) for item in batch]
+        width = max(sum(_length(item) for item in row) for row in rows)
+        pad = getattr(self.tokenizer, "pad_token_id", None) or 0
+        ids, positions, offsets = [], [], []
+        k = 0
+        for r, row in enumerate(rows):
+            line, place = [], []
+            for _ in row:
+                offsets.append(r * width + len(line))
+                place.extend(range(len(sequences[k])))
+                line.extend(sequences[k])
+                k += 1
+            place.extend(range(width - len(line)))
+            ids.append(line + [pad] * (width - len(line)))
+            positions.append(place)
+        inputs = {"input_ids": torch.tensor(ids, device=self.device)}
+        if self.packed:
+            inputs["position_ids"] = torch.tensor(positions, device=self.device)
+        # Padded rows need no attention mask: the padding is on the right, and under the causal
+        # mask no real token sees a later position. Without a mask, attention runs its causal
+        # kernel (is_causal), which skips the blocks above the diagonal.
+        hidden = final_hidden_states(self.model, **inputs).flatten(0, 1)
+        # the hidden state at position p predicts token p + 1
+        rows, targets, owner = [], [], []
+        for k, (item, offset) in enumerate(zip(batch, offsets)):
+            first = max(len(item.context_ids), 1)
+            n = len(item.context_ids) + len(item.target_ids)
+            rows.extend(range(offset + first - 1, offset + n - 1))
+            targets.extend(sequences[k][first:n])
+            owner.extend([k] * (n - first))
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        logp, entropy = target_logprobs(
+            hidden.index_select(0, index),
+            self.weight,
+            torch.tensor(targets, dtype=torch.long, device=self.device),
+            self.chunk_size,
+            with_entropy,
+        )
+        owners = torch.tensor(owner, dtype=torch.long, device=self.device)
+        nll = torch.zeros(len(batch), dtype=torch.float64, device=self.device).index_add_(0, owners, -logp.double())
+        ent = None
+        if entropy is not None:
+            ent = torch.zeros(len(batch), dtype=torch.float64, device=self.device).index_add_(
+                0, owners, entropy.double()
+            )
+        counts = torch.bincount(owners, minlength=len(batch)).tolist()
+        nll_list = nll.tolist()
+        return [
+            TokenScore(item.key, counts[k], nll_list[k], None if ent is None else float(ent[k]))
+            for k, item in enumerate(batch)
+        ]
+
+    # -- generation ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, items: Sequence[GenerateItem], settings: SamplingSettings) -> list[list[Completion]]:
+        """settings.n completions per item, batched across items (left-padded, under the token budget).
+
+        Each completion draws from its own generator, seeded from (item.seed, its index), by
+        the Gumbel-max trick: argmax(tempered, top-p-filtered logits + Gumbel noise) is a
+        sample of that distribution, so greedy decoding over the noised logits samples each
+        row independently of the rows beside it (shards and resumes agree)."""
+        from transformers import GenerationConfig, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
+        # only what is asked for: no repetition penalty or top-k from the model's generation_config.json
+        config = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1, eos_token_id=sorted(eos_ids) or None,
+            pad_token_id=pad,
+        )  # fmt: skip
+        rows = sorted(
+            ((i, j) for i in range(len(items)) for j in range(settings.n)), key=lambda r: -len(items[r[0]].prompt_ids)
+        )
+        out: list[list[Completion | None]] = [[None] * settings.n for _ in items]
+        start = 0
+        while start < len(rows):
+            longest = len(items[rows[start][0]].prompt_ids)
+            size = max(1, self.token_budget // (longest + settings.max_new_tokens))
+            batch = rows[start : start + size]
+            start += len(batch)
+            prompts = [items[i].prompt_ids for i, _ in batch]
+            ids = torch.full((len(batch), longest), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, prompt in enumerate(prompts):
+                ids[row, longest - len(prompt) :] = torch.tensor(prompt)
+                mask[row, longest - len(prompt) :] = 1
+            processors = LogitsProcessorList()
+            if settings.temperature > 0:
+                seeds = [_row_seed(items[i].seed, j) for i, j in batch]
+                processors += [TemperatureLogitsWarper(settings.temperature)]
+                if settings.top_p < 1:
+                    processors += [TopPLogitsWarper(settings.top_p)]
+                processors += [_GumbelNoise(seeds, self.device)]
+            with torch.no_grad():
+                generated = self.model.generate(
+                    ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config,
+                    logits_processor=processors,
+                )[:, longest:].tolist()  # fmt: skip
+            for (i, j), row in zip(batch, generated):
+                out[i][j] = self._completion(row, eos_ids)
+        return out  # type: ignore[return-value]
+
+    def _completion(self, row: list[int], eos_ids: set[int]) -> Completion:
+        stop = next((i for i, t in enumerate(row) if t in eos_ids), None)
+        tokens = row if stop is None else row[: stop + 1]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return Completion(text, tuple(tokens), "length" if stop is None else "stop")
+
+    def close(self) -> None:
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _row_seed(seed: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little") >> 1
+
+
+class _GumbelNoise:
+    """A logits processor adding Gumbel noise drawn from one generator per row."""
+
+    def __init__(self, seeds: list[int], device: torch.device) -> None:
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        uniform = torch.stack(
+            [
+                torch.rand(scores.shape[1], generator=g, device=scores.device, dtype=torch.float32)
+                for g in self.generators
+            ]
+        )
+        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20)))
+        return scores.float() + gumbel  # -inf (filtered by top-p) stays -inf
+
+
+def _length(item: ScoreItem) -> int:
+    return len(item.context_ids) + len(item.target_ids)

@@ -1,0 +1,422 @@
+"""`oxa ingest`: put pool sources into the workspace as problems, samples and answers.
+
+Per batch: read -> extract the preset's fields (reject missing/wrong-typed ones) ->
+explode response lists -> filter (the preset's default filter and --where, SQL over the
+staged fields) -> content checks (empty, NUL bytes, invalid UTF-8, size) -> strip
+instruction suffixes -> ids (the SQL macros in sql/macros.sql) -> drop ids already in
+the pool or earlier in the run -> parquet parts.
+
+Every record read ends in exactly one bucket of the funnel:
+read = accepted + duplicate + rejected + filtered. Rejects go to the run's rejects/ with
+file, row, reason and a preview.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import __version__
+from curate.ingest.presets import (
+    PRESETS,
+    Preset,
+    check_arrow_schema,
+    detect_preset,
+    extract_arrow,
+    extract_dicts,
+    generic_preset,
+    no_preset_error,
+)
+from curate.ingest.records import check_content, empty_staged, explode_responses, fill_defaults, filter_mask
+from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
+from curate.workspace import OxaError, Workspace, check_tag
+from curate.workspace.parts import PartWriter, atomic_write_json
+from curate.workspace.resources import sql_text
+from curate.workspace.runs import StageRun
+from curate.workspace.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
+
+ProgressFn = Callable[[int, SourceFile], None]
+
+
+@dataclass
+class IngestConfig:
+    """What to ingest and how. Every field is also an `oxa ingest` option."""
+
+    sources: list[str]
+    preset: str | None = None  # a name in PRESETS; None detects the layout per file
+    mapping: dict[str, str] = field(default_factory=dict)  # --map field=column
+    where: str | None = None  # SQL predicate over the staged fields
+    all_categories: bool = False  # drop the preset's default filter (acereason: math only)
+    generator: str | None = None  # generator recorded when the source names none
+    strip_instruction: bool | None = None  # None: the preset's default
+    scores_tag: str | None = None  # tag for PPL lists carried by the source (oxa-lists)
+    max_record_bytes: int = 4 * 2**20  # problem + response larger than this is rejected
+    origin: str = "teacher"
+
+
+def resolve_presets(config: IngestConfig, files: list[SourceFile]) -> list[Preset]:
+    """The preset for each file: named, mapped, or detected from its columns."""
+    if config.preset is not None and config.preset not in PRESETS:
+        raise OxaError(f"unknown preset {config.preset!r}; presets: {', '.join(PRESETS)}")
+    chosen = []
+    for file in files:
+        columns = peek_columns(file)
+        base = PRESETS[config.preset] if config.preset else None
+        if base is None and not config.mapping:
+            base = detect_preset(columns)
+            if base is None:
+                raise no_preset_error(str(file.path), columns)
+        preset = generic_preset(config.mapping, base) if config.mapping else base
+        if file.format in ("parquet", "arrow"):
+            check_arrow_schema(preset, arrow_schema(file), str(file.path))
+        ppl = preset.field("ppl")
+        if ppl is not None and ppl.path.split(".")[0] in columns and not config.scores_tag:
+            raise OxaError(
+                f"{file.path} carries PPL lists ('{ppl.path}'); name the model that scored them "
+                "with --scores-tag TAG (e.g. --scores-tag qwen2.5-math-7b)"
+            )
+        chosen.append(preset)
+    return chosen
+
+
+def _fingerprint_config(config: IngestConfig, files: list[SourceFile], presets: list[Preset]) -> dict:
+    resolved = asdict(config)
+    resolved["sources"] = [
+        {"path": str(f.path), "bytes": f.path.stat().st_size, "mtime_ns": f.path.stat().st_mtime_ns, "preset": p.name}
+        for f, p in zip(files, presets)
+    ]
+    resolved["oxa_version"] = __version__
+    return resolved
+
+
+class _Ingest:
+    """The state of one ingest run: open part writers, seen ids and counters."""
+
+    def __init__(self, ws: Workspace, run: StageRun, config: IngestConfig) -> None:
+        self.ws, self.run, self.config = ws, run, config
+        self.con = duckdb.connect()
+        self.con.execute(sql_text("macros.sql"))
+        prefix = f"ingest-{run.fingerprint}"
+        self.samples = PartWriter(ws.table_folder("samples"), prefix, SAMPLES, "sample_id")
+        self.problems = PartWriter(ws.table_folder("problems"), prefix, PROBLEMS, "problem_id")
+        self.answers = PartWriter(ws.table_folder("answers"), prefix, ANSWERS, "problem_id")
+        self.scores = None
+        if config.scores_tag:
+            self.scores = PartWriter(ws.ensure_scores_folder(config.scores_tag), prefix, SCORES, "sample_id")
+        self.pool_samples = self._existing("pool/samples", "sample_id")
+        self.pool_problems = self._existing("pool/problems", "problem_id")
+        self.pool_answers = {
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
+                [str(ws.root / "answers" / "*.parquet")],
+            ).fetchall()
+        }
+        self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
+        self.run_samples: set[str] = set()
+        self.run_problems: set[str] = set()
+        self.run_answers: set[tuple] = set()
+        self.funnel = Counter(read=0, accepted=0, duplicate=0, rejected=0, filtered=0)
+        self.duplicates = Counter(in_pool=0, in_run=0)
+        self.reasons: Counter[str] = Counter()
+        self.added = Counter(problems=0, samples=0, answers=0, scores=0)
+        self.instructions_stripped = 0
+        self.files: list[dict] = []
+
+    def _existing(self, folder: str, column: str) -> set[str]:
+        rows = self.con.sql(
+            f"SELECT {column} FROM read_parquet($glob, union_by_name=true)",
+            params={"glob": str(self.ws.root / folder / "*.parquet")},
+        ).to_arrow_table()
+        return set(rows.column(column).to_pylist())
+
+    # -- one batch --------------------------------------------------------------------
+
+    def process(self, batch: DictBatch | ArrowBatch, preset: Preset) -> int:
+        """Ingest one batch; returns the number of records it read."""
+        unreadable = batch.unreadable if isinstance(batch, DictBatch) else []
+        if isinstance(batch, DictBatch):
+            staged = extract_dicts(preset, batch.rows, batch.objects)
+        else:
+            staged = extract_arrow(preset, batch.first_row, batch.table)
+        if preset.explodes:
+            staged = explode_responses(self.con, staged)
+        else:
+            staged = staged.append_column("_sub", pa.nulls(staged.num_rows, pa.int32()))
+        staged = fill_defaults(staged, batch.file.dataset_name, self.config.generator or preset.generator)
+        keep = filter_mask(self.con, staged, self._filters(preset))
+        texts = ["problem", "response"] if preset.has_responses else ["problem"]
+        staged = check_content(staged, keep, texts, self._strip_instruction(preset), self.config.max_record_bytes)
+
+        filtered = staged.num_rows - (pc.sum(keep).as_py() or 0) if keep is not None else 0
+        read = len(unreadable) + staged.num_rows
+        self.funnel["read"] += read
+        self.funnel["filtered"] += filtered
+        for bad in unreadable:
+            self._reject(
+                batch.file,
+                pa.table(
+                    {
+                        "_row": [bad.row],
+                        "_sub": pa.nulls(1, pa.int32()),
+                        "_reason": [bad.reason],
+                        "_detail": [bad.detail],
+                        "_preview": [bad.preview],
+                    }
+                ),
+            )
+        has_reason = pc.is_valid(staged["_reason"])  # reasons are only set on kept rows
+        if pc.any(has_reason).as_py():
+            rejected = staged.filter(has_reason)
+            preview = pc.utf8_slice_codeunits(pc.coalesce(rejected["problem"], rejected["response"]), 0, 200)
+            self._reject(batch.file, rejected.append_column("_preview", preview))
+        valid_mask = pc.invert(has_reason) if keep is None else pc.and_(keep, pc.invert(has_reason))
+        if staged.num_rows == 0:
+            pass
+        elif pc.all(valid_mask).as_py():
+            self._write_valid(staged, preset, batch.file)  # the common case: no copy
+        elif pc.any(valid_mask).as_py():
+            self._write_valid(staged.filter(valid_mask), preset, batch.file)
+        return read
+
+    def _filters(self, preset: Preset) -> list[str]:
+        filters = []
+        if preset.default_filter and not self.config.all_categories:
+            filters.append(preset.default_filter)
+        if self.config.where:
+            filters.append(self.config.where)
+        return filters
+
+    def validate_filters(self, presets: list[Preset]) -> None:
+        """Try each file's filters on an empty batch, so a bad --where fails before any work."""
+        for preset in {p.name: p for p in presets}.values():
+            filter_mask(self.con, empty_staged(), self._filters(preset))
+
+    def _strip_instruction(self, preset: Preset) -> bool:
+        if self.config.strip_instruction is None:
+            return preset.strip_instruction
+        return self.config.strip_instruction
+
+    def _reject(self, file: SourceFile, rows: pa.Table) -> None:
+        n = rows.num_rows
+        self.run.rejects.write(
+            pa.table(
+                {
+                    "source_file": pa.array([str(file.path)] * n, pa.string()),
+                    "source_row": rows["_row"],
+                    "source_index": rows["_sub"],
+                    "reason": rows["_reason"],
+                    "detail": rows["_detail"],
+                    "preview": rows["_preview"],
+                },
+                schema=REJECTS,
+            )
+        )
+        self.funnel["rejected"] += n
+        self.reasons.update(rows["_reason"].to_pylist())
+
+    def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
+        self.con.register("valid", _in_morsels(valid))
+        ids = self.con.sql(
+            "SELECT problem_id, oxa_sample_id(problem_id, response) AS sample_id, n_chars FROM ("
+            "  SELECT oxa_problem_id(problem) AS problem_id, response, length(response)::BIGINT AS n_chars"
+            "  FROM valid)"
+        ).to_arrow_table()
+        self.con.unregister("valid")
+        self.instructions_stripped += valid.num_rows - valid["instruction"].null_count
+        problem_ids = ids["problem_id"].to_pylist()
+        new_problems = self._new_problems(problem_ids)
+        new_answers = self._new_answers(problem_ids, valid)
+        if preset.has_responses:
+            sample_ids = ids["sample_id"].to_pylist()
+            new_samples = self._new_samples(sample_ids)
+            new_scores = self._new_scores(sample_ids, valid) if self.scores is not None else []
+        else:
+            new_samples, new_scores = [], []
+            self._count_problem_records(problem_ids, set(new_problems) | set(new_answers))
+        path = pa.array([str(file.path)] * valid.num_rows, pa.string())
+        table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
+        table = table.rename_columns(
+            [{"_row": "source_row", "_sub": "source_index"}.get(c, c) for c in table.column_names]
+        )
+        if new_problems:
+            self.problems.write(_take(table, new_problems))
+        if new_answers:
+            answers = _take(table, new_answers)
+            n = answers.num_rows
+            self.answers.write(
+                answers.append_column("answer_source", answers["source"])
+                .append_column("match_method", pa.array(["given"] * n))
+                .append_column("match_score", pa.array([1.0] * n))
+                .append_column("conflict", pa.array([False] * n))
+            )
+        if new_samples or new_scores:
+            table = table.append_column("sample_id", ids["sample_id"]).append_column("n_chars", ids["n_chars"])
+        if new_samples:
+            samples = _take(table, new_samples)
+            self.samples.write(samples.append_column("origin", pa.array([self.config.origin] * samples.num_rows)))
+        if new_scores:
+            scores = _take(table, new_scores)
+            n_tokens = scores["n_tokens"].cast(pa.int64())
+            nll_sum = pc.multiply(pc.ln(scores["ppl"]), n_tokens.cast(pa.float64()))
+            self.scores.write(
+                pa.table(
+                    {
+                        "sample_id": scores["sample_id"],
+                        "n_tokens": n_tokens,
+                        "nll_sum": nll_sum,
+                        "ppl": scores["ppl"],
+                        "truncated": pa.nulls(scores.num_rows, pa.bool_()),
+                    }
+                )
+            )
+        self.added.update(
+            problems=len(new_problems), samples=len(new_samples), answers=len(new_answers), scores=len(new_scores)
+        )
+
+    def _new_problems(self, problem_ids: list[str]) -> list[int]:
+        """Rows holding the first sighting of a problem not yet in the pool."""
+        first_row = dict(zip(reversed(problem_ids), range(len(problem_ids) - 1, -1, -1)))
+        rows = sorted(
+            i for pid, i in first_row.items() if pid not in self.pool_problems and pid not in self.run_problems
+        )
+        self.run_problems.update(problem_ids[i] for i in rows)
+        return rows
+
+    def _new_answers(self, problem_ids: list[str], valid: pa.Table) -> list[int]:
+        if valid["gold_answer"].null_count == valid.num_rows:
+            return []
+        rows = []
+        for i, key in enumerate(zip(problem_ids, valid["source"].to_pylist(), valid["gold_answer"].to_pylist())):
+            if key[2] is not None and key not in self.pool_answers and key not in self.run_answers:
+                self.run_answers.add(key)
+                rows.append(i)
+        return rows
+
+    def _new_samples(self, sample_ids: list[str]) -> list[int]:
+        """Rows with a sample not yet in the pool; the others are counted as duplicates."""
+        if (
+            len(set(sample_ids)) == len(sample_ids)
+            and self.pool_samples.isdisjoint(sample_ids)
+            and self.run_samples.isdisjoint(sample_ids)
+        ):
+            rows = list(range(len(sample_ids)))  # the common case, checked at C speed
+            self.run_samples.update(sample_ids)
+        else:
+            rows = []
+            for i, sid in enumerate(sample_ids):
+                if sid in self.pool_samples:
+                    self._duplicate("in_pool")
+                elif sid in self.run_samples:
+                    self._duplicate("in_run")
+                else:
+                    self.run_samples.add(sid)
+                    rows.append(i)
+        self.funnel["accepted"] += len(rows)
+        return rows
+
+    def _new_scores(self, sample_ids: list[str], valid: pa.Table) -> list[int]:
+        rows = []
+        for i, (sid, ppl) in enumerate(zip(sample_ids, valid["ppl"].to_pylist())):
+            if ppl is not None and sid not in self.pool_scores:
+                self.pool_scores.add(sid)
+                rows.append(i)
+        return rows
+
+    def _count_problem_records(self, problem_ids: list[str], added_rows: set[int]) -> None:
+        """For sources without responses: a record is accepted when it added a problem or
+        an answer, else it is a duplicate."""
+        for i, pid in enumerate(problem_ids):
+            if i in added_rows:
+                self.funnel["accepted"] += 1
+            else:
+                self._duplicate("in_pool" if pid in self.pool_problems else "in_run")
+
+    def _duplicate(self, where: str) -> None:
+        self.funnel["duplicate"] += 1
+        self.duplicates[where] += 1
+
+    # -- the end ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        for writer in self._writers():
+            writer.close()
+        if self.scores is not None:
+            atomic_write_json(
+                self.scores.folder / "manifest.json",
+                {
+                    "tag": self.config.scores_tag,
+                    "origin": "ingested",
+                    "note": "PPL and token lengths as given by the source; oxa did not score these",
+                    "sources": [f["path"] for f in self.files],
+                    "ingest_fingerprint": self.run.fingerprint,
+                },
+            )
+
+    def abort(self) -> None:
+        for writer in self._writers():
+            writer.abort()
+
+    def _writers(self) -> list[PartWriter]:
+        return [w for w in (self.samples, self.problems, self.answers, self.scores) if w is not None]
+
+    def stats(self) -> dict:
+        f = self.funnel
+        assert f["read"] == f["accepted"] + f["duplicate"] + f["rejected"] + f["filtered"], f
+        return {
+            "summary": (
+                f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
+                f"rejected {f['rejected']}, filtered {f['filtered']}"
+            ),
+            "funnel": dict(f),
+            "duplicates": dict(self.duplicates),
+            "rejects": dict(sorted(self.reasons.items())),
+            "added": dict(self.added),
+            "instructions_stripped": self.instructions_stripped,
+            "files": self.files,
+        }
+
+
+def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
+    """The same table in small record batches: DuckDB scans an Arrow table's batches in
+    parallel, so one big batch would use one core."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), table.schema)
+
+
+def _take(table: pa.Table, rows: list[int]) -> pa.Table:
+    return table if len(rows) == table.num_rows else table.take(rows)
+
+
+def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
+    """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
+    if config.scores_tag:
+        check_tag(config.scores_tag)
+    files = discover(config.sources)
+    presets = resolve_presets(config, files)
+    with ws.lock("pool", "oxa ingest"):
+        run = StageRun(ws, "ingest", _fingerprint_config(config, files, presets))
+        state = None
+        try:
+            state = _Ingest(ws, run, config)
+            state.validate_filters(presets)
+            for file, preset in zip(files, presets):
+                records = 0
+                for batch in read_batches(file, preset.source_columns()):
+                    records += state.process(batch, preset)
+                    if progress:
+                        progress(records, file)
+                state.files.append(
+                    {"path": str(file.path), "format": file.format, "preset": preset.name, "records": records}
+                )
+            state.close()
+            return run.finish(state.stats())
+        except BaseException as exc:
+            if state is not None:
+                state.abort()
+            run.fail(exc)
+            raise

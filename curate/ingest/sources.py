@@ -1,0 +1,337 @@
+"""Reading pool sources as a stream of batches with bounded memory.
+
+Formats: JSON Lines (.jsonl, .ndjson, also .gz), JSON arrays (.json, also .gz; a .json
+file holding JSON Lines is read as such), parquet files, Arrow IPC files and streams
+(.arrow: Hugging Face `datasets` shards), and folders of any of these, including folders
+written by `datasets`' save_to_disk (a Dataset with state.json, or a DatasetDict with
+dataset_dict.json and one folder per split).
+
+Two kinds of batch come out: `ArrowBatch` (typed columns, from parquet and Arrow) and
+`DictBatch` (parsed JSON objects, from JSON). Records that cannot be parsed come out as
+`Unreadable` entries of a DictBatch, with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ijson
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from curate.workspace import OxaError
+
+JSON_BATCH_ROWS = 8_192
+ARROW_BATCH_ROWS = 32_768
+_PREVIEW_CHARS = 200
+
+_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    format: str  # 'jsonl' | 'json' | 'parquet' | 'arrow'
+    compressed: bool = False
+
+    @property
+    def dataset_name(self) -> str:
+        """A short name for the file's data set: its name up to the first dot, or for a
+        `datasets` shard (data-00000-of-00001.arrow) the name of its dataset folder."""
+        if self.format == "arrow" and self.path.name.startswith("data-"):
+            parent = self.path.parent
+            if (parent.parent / "dataset_dict.json").exists():
+                parent = parent.parent
+            return parent.name
+        return self.path.name.split(".")[0]
+
+
+@dataclass
+class Unreadable:
+    row: int
+    reason: str
+    detail: str
+    preview: str
+
+
+@dataclass
+class DictBatch:
+    file: SourceFile
+    rows: list[int] = field(default_factory=list)
+    objects: list[dict] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+
+@dataclass
+class ArrowBatch:
+    file: SourceFile
+    first_row: int
+    table: pa.Table
+
+
+def classify(path: Path) -> SourceFile | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    if compressed:
+        suffixes = suffixes[:-1]
+    fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None or (compressed and fmt not in ("jsonl", "json")):
+        return None
+    return SourceFile(path, fmt, compressed)
+
+
+def discover(sources: list[str | Path]) -> list[SourceFile]:
+    """Expand the user's sources into files, in a deterministic order."""
+    files: list[SourceFile] = []
+    for source in sources:
+        path = Path(source).expanduser().resolve()
+        if not path.exists():
+            raise OxaError(f"source {source} does not exist")
+        if path.is_file():
+            found = classify(path)
+            if found is None:
+                raise OxaError(
+                    f"cannot read {source}: unknown file type; oxa reads .jsonl, .ndjson, "
+                    ".json (also .gz), .parquet and .arrow files, and folders of them"
+                )
+            files.append(found)
+            continue
+        folder_files = _hf_dataset_files(path) or [
+            f for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, path) if (f := classify(p)) is not None
+        ]
+        if not folder_files:
+            raise OxaError(f"found no readable files (.jsonl, .json, .parquet, .arrow) under {source}")
+        files.extend(folder_files)
+    return files
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _hf_dataset_files(folder: Path) -> list[SourceFile]:
+    """The Arrow shards of a `datasets` save_to_disk folder, in the dataset's order."""
+    if (folder / "dataset_dict.json").is_file():
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        return [f for split in splits for f in _hf_dataset_files(folder / split)]
+    if (folder / "state.json").is_file():
+        state = json.loads((folder / "state.json").read_text())
+        names = [entry["filename"] for entry in state.get("_data_files", [])]
+        return [SourceFile(folder / name, "arrow") for name in names]
+    return []
+
+
+def read_batches(source: SourceFile, columns: list[str] | None = None) -> Iterator[DictBatch | ArrowBatch]:
+    """Stream one file as batches, read ahead on a background thread (decoding parquet
+    and parsing JSON overlap with the caller's work). `columns` limits the top-level
+    columns read from parquet and Arrow files (None reads all)."""
+    if source.format == "parquet":
+        batches = _parquet_batches(source, columns)
+    elif source.format == "arrow":
+        batches = _arrow_batches(source, columns)
+    else:
+        batches = _json_batches(source)
+    return _read_ahead(batches)
+
+
+_DONE = object()
+_BOM = b"\xef\xbb\xbf"
+
+
+def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator on a thread, `depth` items ahead; its errors re-raise here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if stop.is_set():
+                    return
+                slots.put(item)
+            slots.put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := slots.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def arrow_schema(source: SourceFile) -> pa.Schema:
+    if source.format == "parquet":
+        return pq.read_schema(source.path)
+    with _open_ipc(source.path) as reader:
+        return reader.schema
+
+
+def _parquet_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch]:
+    parquet = pq.ParquetFile(source.path)
+    row = 0
+    for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=columns):
+        yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
+        row += batch.num_rows
+
+
+class _open_ipc:
+    """Arrow IPC in either layout: `datasets` writes the stream format; others the file format."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = pa.memory_map(str(path), "r")
+        try:
+            self.reader = ipc.open_stream(self._handle)
+            self.schema = self.reader.schema
+        except pa.ArrowInvalid:
+            self._handle.seek(0)
+            file_reader = ipc.open_file(self._handle)
+            self.schema = file_reader.schema
+            self.reader = (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
+
+    def __enter__(self) -> _open_ipc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+def _arrow_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch]:
+    row = 0
+    with _open_ipc(source.path) as ipc_file:
+        for batch in ipc_file.reader:
+            table = pa.Table.from_batches([batch])
+            if columns is not None:
+                table = table.select([c for c in columns if c in table.column_names])
+            for start in range(0, table.num_rows, ARROW_BATCH_ROWS):
+                piece = table.slice(start, ARROW_BATCH_ROWS)
+                yield ArrowBatch(source, row, piece)
+                row += piece.num_rows
+
+
+def preview(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    return text[:_PREVIEW_CHARS].replace("\x00", "\\0")
+
+
+def _open_binary(source: SourceFile) -> io.BufferedIOBase:
+    return gzip.open(source.path, "rb") if source.compressed else open(source.path, "rb")
+
+
+def _json_batches(source: SourceFile) -> Iterator[DictBatch]:
+    with _open_binary(source) as handle:
+        head = handle.peek(64) if hasattr(handle, "peek") else b""
+        is_array = source.format == "json" and head.removeprefix(_BOM).lstrip()[:1] == b"["
+    if is_array:
+        yield from _json_array_batches(source)
+    else:
+        yield from _json_lines_batches(source)
+
+
+def _parse_line(line: bytes) -> tuple[dict | None, Unreadable | None]:
+    """Parse one JSON line; an unusable line becomes an Unreadable (row filled by caller)."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, Unreadable(-1, "invalid_utf8", str(exc), preview(line))
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return None, Unreadable(-1, "malformed_json", str(exc), preview(line))
+    if not isinstance(obj, dict):
+        return None, Unreadable(-1, "not_an_object", f"a JSON {type(obj).__name__}", preview(line))
+    return obj, None
+
+
+def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch]:
+    batch = DictBatch(source)
+    with _open_binary(source) as handle:
+        for row, line in enumerate(handle):
+            if row == 0:
+                line = line.removeprefix(_BOM)  # a UTF-8 byte-order mark is not part of the data
+            if not line.strip():
+                continue  # blank lines are not records
+            obj, bad = _parse_line(line)
+            if bad is not None:
+                bad.row = row
+                batch.unreadable.append(bad)
+            else:
+                batch.rows.append(row)
+                batch.objects.append(obj)
+            if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
+                yield batch
+                batch = DictBatch(source)
+    if batch.rows or batch.unreadable:
+        yield batch
+
+
+def _json_array_batches(source: SourceFile) -> Iterator[DictBatch]:
+    batch = DictBatch(source)
+    row = 0
+    with _open_binary(source) as handle:
+        if handle.read(len(_BOM)) != _BOM:
+            handle.seek(0)
+        items = ijson.items(handle, "item", use_float=True)
+        while True:
+            try:
+                obj = next(items)
+            except StopIteration:
+                break
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                # A broken array cannot be resynchronized: what follows is one unreadable record.
+                batch.unreadable.append(
+                    Unreadable(row, "malformed_json", f"{exc} (the rest of the array is unreadable)", "")
+                )
+                break
+            if isinstance(obj, dict):
+                batch.rows.append(row)
+                batch.objects.append(obj)
+            else:
+                batch.unreadable.append(
+                    Unreadable(row, "not_an_object", f"a JSON {type(obj).__name__}", preview(json.dumps(obj)))
+                )
+            row += 1
+            if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
+                yield batch
+                batch = DictBatch(source)
+    if batch.rows or batch.unreadable:
+        yield batch
+
+
+def peek_columns(source: SourceFile, max_rows: int = 200) -> list[str]:
+    """The top-level column names of a file (for JSON: the keys of its first objects)."""
+    if source.format in ("parquet", "arrow"):
+        return list(arrow_schema(source).names)
+    keys: dict[str, None] = {}
+    seen = 0
+    for batch in _json_batches(source):
+        for obj in batch.objects:
+            keys.update(dict.fromkeys(obj))
+            seen += 1
+            if seen >= max_rows:
+                return list(keys)
+    return list(keys)

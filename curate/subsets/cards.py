@@ -1,0 +1,355 @@
+"""A subset's data card, rendered from recorded facts only (DESIGN.md §5).
+
+card.json holds every fact: provenance (input fingerprints, the ingest runs and their
+files, library versions), the selection and each part's funnel and per-bin targets,
+the tracing and verification record (the tables, and the latest trace/verify run's
+config and stats where the workspace has them), the scorers' manifests, the subset's
+distributions, and its files' checksums. card.md renders them through the template
+data_cards/subset_card.md, opening with Hugging Face dataset-card YAML whose `configs`
+point at data.parquet, so the folder loads with `datasets.load_dataset(folder)`.
+README.md is the same card under the name the Hub reads.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING
+
+import duckdb
+import yaml
+
+from curate import __version__
+from curate.subsets.plots import plot_lengths, plot_pass_rates, plot_ppl
+from curate.subsets.subsets import file_sha256
+from curate.workspace import Workspace
+from curate.workspace.parts import atomic_write_json
+from curate.workspace.resources import resource_dir, sql_text
+
+if TYPE_CHECKING:
+    from curate.select.select import PartResult
+
+_LIBRARIES = ("duckdb", "polars", "pyarrow", "numpy", "math-verify", "matplotlib")
+_SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
+
+
+def write_card(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, folder: Path, facts: dict, results: list[PartResult], rows: int
+) -> None:
+    """Write plots/, card.json, card.md and README.md into a subset folder holding data.parquet."""
+    data = folder / "data.parquet"
+    unit = results[0].unit
+    parts = [r.facts() for r in results]
+    (folder / "plots").mkdir()
+    if unit == "samples":
+        plot_ppl(data, parts, folder / "plots" / "ppl.png")
+        plot_lengths(data, parts, folder / "plots" / "length.png")
+    else:
+        plot_pass_rates(data, folder / "plots" / "pass_rate.png")
+    card = {
+        "name": facts["name"],
+        "version": facts["version"],
+        "description": facts["description"],
+        "owner": facts["owner"],
+        "created_at": facts["created_at"],
+        "run_id": facts["run_id"],
+        "rows": rows,
+        "unit": unit,
+        "selection": facts["selection"],
+        "parts": parts,
+        "provenance": {
+            "oxa_version": __version__,
+            "inputs": facts["inputs"],
+            "libraries": _library_versions(),
+            "ingest_runs": _ingest_runs(ws),
+        },
+        "tracing": _tracing(ws, con),
+        "verification": _verification(ws, con),
+        "scorers": {tag: _manifest(ws, tag) for tag in facts["score_tags"]},
+        "distributions": _distributions(data, unit),
+        "files": {
+            p.relative_to(folder).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in sorted([data, *(folder / "plots").iterdir()])
+        },
+    }
+    atomic_write_json(folder / "card.json", card)
+    text = render_markdown(card)
+    (folder / "card.md").write_text(text, encoding="utf-8")
+    (folder / "README.md").write_text(text, encoding="utf-8")
+
+
+# -- facts from the workspace ---------------------------------------------------------------
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _latest_runs(ws: Workspace, stage: str) -> list[dict]:
+    """The finished runs of a stage, oldest first: run id, resolved config, stats."""
+    runs = []
+    for stats_path in sorted((ws.root / "runs" / stage).glob("*/stats.json")):
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        if stats.get("status") != "done":
+            continue
+        config_path = stats_path.parent / "config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        runs.append({"run_id": stats_path.parent.name, "config": config.get("config"), "stats": stats})
+    return runs
+
+
+def _ingest_runs(ws: Workspace) -> list[dict]:
+    return [
+        {
+            "run_id": run["run_id"],
+            "files": run["stats"].get("files", []),
+            "funnel": run["stats"].get("funnel"),
+        }
+        for run in _latest_runs(ws, "ingest")
+    ]
+
+
+def _rows(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> list[dict]:
+    relation = con.sql(query, params=params)
+    return [dict(zip(relation.columns, row)) for row in relation.fetchall()]
+
+
+def _tracing(ws: Workspace, con: duckdb.DuckDBPyConnection) -> dict:
+    runs = _latest_runs(ws, "trace")
+    return {"gold_answers": _rows(con, sql_text("cards/workspace_gold.sql")), "latest_run": runs[-1] if runs else None}
+
+
+def _verification(ws: Workspace, con: duckdb.DuckDBPyConnection) -> dict:
+    runs = _latest_runs(ws, "verify")
+    return {"verdicts": _rows(con, sql_text("cards/workspace_verdicts.sql")), "latest_run": runs[-1] if runs else None}
+
+
+def _manifest(ws: Workspace, tag: str) -> dict | None:
+    path = ws.scores_folder(tag) / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _distributions(data: Path, unit: str) -> dict:
+    con = duckdb.connect()
+    try:
+        params = {"data": str(data)}
+        found = {"per_source": {r.pop("source"): r for r in _rows(con, sql_text("cards/subset_sources.sql"), params)}}
+        if unit == "problems":
+            rates = _rows(con, sql_text("cards/subset_pass_rates.sql"), params)
+            found["pass_rate"] = {str(r["pass_rate"]): r["problems"] for r in rates}
+            return found
+        for row in _rows(con, sql_text("cards/subset_ppl_lengths.sql"), params):
+            key = f"loss_type_{row.pop('loss_type')}"
+            found.setdefault("rows", {})[key] = {"rows": row.pop("rows"), "problems": row.pop("problems")}
+            found.setdefault("ppl", {})[key] = {
+                k.removeprefix("ppl_"): v for k, v in row.items() if k.startswith("ppl")
+            }
+            found.setdefault("n_tokens", {})[key] = {
+                k.removeprefix("tokens_"): v for k, v in row.items() if k.startswith("tokens")
+            }
+        responses = _rows(con, sql_text("cards/subset_responses_per_problem.sql"), params)
+        found["responses_per_problem"] = {str(r["responses"]): r["problems"] for r in responses}
+        for row in _rows(con, sql_text("cards/subset_verdicts.sql"), params):
+            found.setdefault("verdicts", {}).setdefault(f"loss_type_{row['loss_type']}", {})[row["verdict"]] = row[
+                "rows"
+            ]
+        return found
+    finally:
+        con.close()
+
+
+# -- card.md ------------------------------------------------------------------------------
+
+
+def render_markdown(card: dict) -> str:
+    template = Template((resource_dir("data_cards") / "subset_card.md").read_text(encoding="utf-8"))
+    bins = [p for p in card["parts"] if p["bins"]]
+    return template.substitute(
+        hub_yaml=yaml.safe_dump(_hub_metadata(card), sort_keys=False).strip(),
+        name=card["name"],
+        description=card["description"] or "(no description given)",
+        version=card["version"],
+        rows=f"{card['rows']:,}",
+        unit=card["unit"],
+        strategy=card["selection"]["strategy"],
+        created_at=card["created_at"],
+        run_id=card["run_id"],
+        owner=card["owner"] or "-",
+        oxa_version=card["provenance"]["oxa_version"],
+        selection=_selection_md(card),
+        funnel="\n\n".join(_funnel_md(p) for p in card["parts"]),
+        bins="\n\n".join(_bins_md(p) for p in bins) if bins else "No Gaussian-guided part in this subset.",
+        distributions=_distributions_md(card),
+        plots="\n\n".join(f"![{Path(name).stem}]({name})" for name in card["files"] if name.endswith(".png")),
+        provenance=_provenance_md(card),
+        tracing=_tracing_md(card),
+        verification=_verification_md(card),
+        scorers=_scorers_md(card),
+        files=_table(
+            ["file", "bytes", "sha256"],
+            [[f"`{n}`", f"{f['bytes']:,}", f"`{f['sha256']}`"] for n, f in card["files"].items()],
+        ),
+    )
+
+
+def _hub_metadata(card: dict) -> dict:
+    size = next((label for limit, label in _SIZE_CATEGORIES if card["rows"] < limit), "1M<n<10M")
+    return {
+        "pretty_name": card["name"],
+        "language": ["en"],
+        "task_categories": ["text-generation"],
+        "tags": ["oxa", "math", "reasoning", "chain-of-thought"],
+        "size_categories": [size],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data.parquet"}]}],
+    }
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _selection_md(card: dict) -> str:
+    selection = card["selection"]
+    parts = (
+        [(label, selection[label]) for label in ("positives", "negatives")]
+        if selection["strategy"] == "mix"
+        else [("selection", selection)]
+    )
+    blocks = []
+    for (label, fields), part in zip(parts, card["parts"]):
+        rows = [[f"`{k}`", f"`{v}`" if isinstance(v, str) else v] for k, v in fields.items()]
+        rows += [["target", part["target"]], ["selected", part["selected"]], ["shortfall", part["shortfall"]]]
+        rows += [[k, v] for k, v in part["details"].items() if not isinstance(v, dict)]
+        blocks.append(f"**{label}** (loss_type {part['loss_type']})\n\n" + _table(["parameter", "value"], rows))
+    return "\n\n".join(blocks)
+
+
+def _funnel_md(part: dict) -> str:
+    funnel = part["funnel"]
+    rows = [[f"input ({funnel['unit']})", funnel["input"]]]
+    rows += [[f"dropped: {reason}", n] for reason, n in funnel["dropped"].items()]
+    rows.append(["**selected**", funnel["selected"]])
+    samples = part["details"].get("samples")
+    note = ""
+    if samples:
+        note = "\n\nSamples behind these problems: " + ", ".join(f"{k} {v:,}" for k, v in samples.items()) + "."
+    return f"**{part['label']}**\n\n" + _table(["step", "rows"], rows) + note
+
+
+def _bins_md(part: dict) -> str:
+    rows = [
+        [b["range"], b["available"], b["target"], b["achieved"], b["shortfall"], b["redistributed_in"]]
+        for b in part["bins"]
+        if b["target"] or b["achieved"]
+    ]
+    header = ["PPL bin", "available", "target", "achieved", "shortfall", "redistributed in"]
+    return f"**{part['label']}** (bins with no target and nothing selected are left out)\n\n" + _table(header, rows)
+
+
+def _distributions_md(card: dict) -> str:
+    dist = card["distributions"]
+    blocks = []
+    if "ppl" in dist:
+        blocks.append(
+            "PPL\n\n"
+            + _table(["part", *next(iter(dist["ppl"].values()))], [[k, *v.values()] for k, v in dist["ppl"].items()])
+        )
+        blocks.append(
+            "Response tokens\n\n"
+            + _table(
+                ["part", *next(iter(dist["n_tokens"].values()))],
+                [[k, *v.values()] for k, v in dist["n_tokens"].items()],
+            )
+        )
+        blocks.append(
+            "Responses per problem\n\n"
+            + _table(["responses", "problems"], [[k, v] for k, v in dist["responses_per_problem"].items()])
+        )
+        verdict_rows = [
+            [part, verdict, n] for part, counts in dist["verdicts"].items() for verdict, n in counts.items()
+        ]
+        blocks.append("Verdicts\n\n" + _table(["part", "verdict", "rows"], verdict_rows))
+    if "pass_rate" in dist:
+        blocks.append(
+            "Pass rates\n\n" + _table(["pass rate", "problems"], [[k, v] for k, v in dist["pass_rate"].items()])
+        )
+    blocks.append(
+        "Per source\n\n"
+        + _table(["source", "rows", "problems"], [[k, v["rows"], v["problems"]] for k, v in dist["per_source"].items()])
+    )
+    return "\n\n".join(blocks)
+
+
+def _provenance_md(card: dict) -> str:
+    prov = card["provenance"]
+    inputs = _table(["table", "fingerprint (part names and sizes)"], [[k, f"`{v}`"] for k, v in prov["inputs"].items()])
+    libraries = ", ".join(f"{k} {v}" for k, v in prov["libraries"].items())
+    files = [
+        [f"`{run['run_id']}`", f"`{f['path']}`", f.get("preset"), f.get("records")]
+        for run in prov["ingest_runs"]
+        for f in run["files"]
+    ]
+    ingest = _table(["ingest run", "file", "preset", "records"], files) if files else "No ingest runs recorded."
+    return f"Inputs\n\n{inputs}\n\nPool sources\n\n{ingest}\n\nLibraries: {libraries}."
+
+
+def _latest_run_md(stage: str, run: dict | None) -> str:
+    if run is None:
+        return f"No {stage} run is recorded in this workspace's runs/{stage}/."
+    config = json.dumps(run["config"], sort_keys=True, default=str)
+    summary = run["stats"].get("summary", "")
+    return f"Latest {stage} run `{run['run_id']}`: {summary}\n\nIts settings: `{config}`"
+
+
+def _tracing_md(card: dict) -> str:
+    tracing = card["tracing"]
+    table = _table(
+        ["gold answer found by", "problems", "conflicts"], [list(r.values()) for r in tracing["gold_answers"]]
+    )
+    return f"Gold answers of the pool's problems\n\n{table}\n\n" + _latest_run_md("trace", tracing["latest_run"])
+
+
+def _verification_md(card: dict) -> str:
+    verification = card["verification"]
+    if verification["verdicts"]:
+        table = _table(
+            ["verifier", "settings hash", "verdict", "samples"], [list(r.values()) for r in verification["verdicts"]]
+        )
+    else:
+        table = "No verdicts recorded in verify/."
+    return f"Verdicts over the pool\n\n{table}\n\n" + _latest_run_md("verify", verification["latest_run"])
+
+
+def _scorers_md(card: dict) -> str:
+    if not card["scorers"]:
+        return "This subset was selected without PPL."
+    blocks = []
+    for tag, manifest in card["scorers"].items():
+        body = (
+            f"```json\n{json.dumps(manifest, indent=2, sort_keys=True)}\n```"
+            if manifest
+            else "No manifest.json recorded."
+        )
+        blocks.append(f"`{tag}` (scores/{tag}/manifest.json)\n\n{body}")
+    return "\n\n".join(blocks)

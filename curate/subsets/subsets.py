@@ -1,0 +1,171 @@
+"""Versioned, immutable subsets: WS/subsets/<name>/<version>/ (DESIGN.md §5).
+
+A version is the content hash of the selection (only the fields its strategy reads;
+name, description and owner are cosmetic), the fingerprints of the workspace tables it
+read, and the oxa version. Parts are immutable and named by content, so a table's
+fingerprint is the hash of its part names and sizes: adding, removing or replacing a
+part changes it, and reading it costs nothing. The same inputs give the same version,
+and a version folder, once renamed into place whole, is never written again.
+
+A subset folder: data.parquet, card.json, card.md and README.md (the same card: the
+Hugging Face Hub reads README.md), plots/*.png, and checksums.sha256 (`sha256sum -c`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from curate import __version__
+from curate.workspace import OxaError, Workspace
+from curate.workspace.parts import atomic_target, fingerprint
+from curate.workspace.resources import sql_text
+
+CHECKSUMS = "checksums.sha256"
+_INPUT_TABLES = ("problems", "samples", "answers", "verify")
+
+
+def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
+    """Per input table (and scores/<tag>), the hash of its parquet parts' names and sizes."""
+    folders = {table: ws.table_folder(table) for table in _INPUT_TABLES}
+    folders.update({f"scores/{tag}": ws.scores_folder(tag) for tag in sorted(score_tags)})
+    result = {}
+    for table, folder in folders.items():
+        listing = sorted((p.name, p.stat().st_size) for p in folder.glob("*.parquet"))
+        result[table] = fingerprint(listing, 16)
+    return result
+
+
+def subset_version(selection: dict, inputs: dict[str, str]) -> str:
+    return fingerprint({"selection": selection, "inputs": inputs, "oxa_version": __version__}, 16)
+
+
+def subset_dir(ws: Workspace, name: str, version: str) -> Path:
+    return ws.root / "subsets" / name / version
+
+
+def publish(ws: Workspace, name: str, version: str, fill: Callable[[Path], None]) -> Path:
+    """Write a subset version: `fill(folder)` writes its files into a temporary folder,
+    which gets its checksums and is then renamed into place whole."""
+    final = subset_dir(ws, name, version)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_target(final) as tmp:
+            tmp.mkdir()
+            fill(tmp)
+            write_checksums(tmp)
+    except OSError as exc:
+        if final.exists():
+            raise OxaError(f"subset {name}/{version} appeared while this one was written; it is kept as it is") from exc
+        raise
+    return final
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Path) -> None:
+    """checksums.sha256 over every other file in the folder, in `sha256sum` format."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    lines = [f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+    (folder / CHECKSUMS).write_text("".join(lines), encoding="utf-8")
+
+
+def check_checksums(folder: Path) -> list[str]:
+    """The files of a subset folder whose contents no longer match checksums.sha256."""
+    listed = folder / CHECKSUMS
+    if not listed.is_file():
+        return [CHECKSUMS]
+    bad = []
+    for line in listed.read_text(encoding="utf-8").splitlines():
+        digest, _, relative = line.partition("  ")
+        path = folder / relative
+        if not path.is_file() or file_sha256(path) != digest:
+            bad.append(relative)
+    return bad
+
+
+def load_card(folder: Path) -> dict:
+    return json.loads((folder / "card.json").read_text(encoding="utf-8"))
+
+
+def list_subsets(ws: Workspace, name: str | None = None) -> list[dict]:
+    """Every subset version (or every version of `name`), oldest first, from the folders."""
+    root = ws.root / "subsets"
+    found = []
+    for card in root.glob(f"{name or '*'}/*/card.json"):
+        facts = json.loads(card.read_text(encoding="utf-8"))
+        found.append(
+            {
+                "name": facts["name"],
+                "version": facts["version"],
+                "created_at": facts["created_at"],
+                "strategy": facts["selection"]["strategy"],
+                "rows": facts["rows"],
+                "unit": facts["unit"],
+                "description": facts["description"],
+                "path": str(card.parent),
+            }
+        )
+    return sorted(found, key=lambda s: (s["created_at"], s["name"], s["version"]))
+
+
+def resolve_subset(ws: Workspace, ref: str) -> Path:
+    """A subset folder from NAME (its newest version), NAME/VERSION or NAME/VERSION-PREFIX."""
+    name, _, version = ref.partition("/")
+    versions = list_subsets(ws, name) if (ws.root / "subsets" / name).is_dir() else []
+    if not versions:
+        known = sorted({s["name"] for s in list_subsets(ws)})
+        raise OxaError(f"no subset named {name!r} in {ws.root}; subsets: {', '.join(known) or 'none yet'}")
+    if not version:
+        return Path(versions[-1]["path"])
+    matches = [s for s in versions if s["version"].startswith(version)]
+    if len(matches) != 1:
+        listed = ", ".join(s["version"] for s in versions)
+        what = "no version" if not matches else "more than one version"
+        raise OxaError(f"{what} of {name!r} starts with {version!r}; versions: {listed}")
+    return Path(matches[0]["path"])
+
+
+def diff_subsets(first: Path, second: Path) -> dict:
+    """What differs between two subset versions: selection, inputs, rows and overlap."""
+    a, b = load_card(first), load_card(second)
+    key = "sample_id" if a["unit"] == b["unit"] == "samples" else "problem_id"
+    with duckdb.connect() as con:  # its own connection: the module-level default is shared
+        overlap = con.execute(
+            sql_text("subsets/subset_overlap.sql").replace("{key}", key),
+            {"first": str(first / "data.parquet"), "second": str(second / "data.parquet")},
+        ).fetchone()
+    return {
+        "first": f"{a['name']}/{a['version']}",
+        "second": f"{b['name']}/{b['version']}",
+        "selection": _changed(_flatten(a["selection"]), _flatten(b["selection"])),
+        "inputs": _changed(a["provenance"]["inputs"], b["provenance"]["inputs"]),
+        "oxa_version": _changed({"oxa": a["provenance"]["oxa_version"]}, {"oxa": b["provenance"]["oxa_version"]}),
+        "rows": [a["rows"], b["rows"]],
+        "overlap": {"key": key, "common": overlap[0], "only_first": overlap[1], "only_second": overlap[2]},
+        "distributions": _changed(_flatten(a["distributions"]), _flatten(b["distributions"])),
+    }
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _changed(a: dict, b: dict) -> dict[str, list]:
+    return {k: [a.get(k), b.get(k)] for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}

@@ -1,0 +1,6 @@
+"""Pure functions over math text: the boxed answer of a response, LaTeX and Unicode folds,
+the instruction suffixes of prompts.
+
+They read no files and import no other part of oxa, so ingest, trace, verify, the model
+stages and the trainer's reward all share one definition of each rule.
+"""

@@ -1,0 +1,300 @@
+"""`oxa trace`: find each pool problem's ground-truth answer in reference data sets.
+
+Reading (curate/trace/references.py): every reference source, in the order given (its
+priority), becomes rows of (problem keys, answer), or rejects with a reason.
+
+Matching, in stages, for the pool problems that have no given answer:
+1. exact: the reference's problem has the same problem_id (NFC and whitespace folded);
+2. normalized: the same match_key (curate/text/normalize.py: LaTeX spacing, \\left/\\right,
+   \\dfrac, NFKC and look-alikes, instruction suffixes, case, whitespace);
+3. fuzzy: for problems neither stage found, token blocking plus the rapidfuzz ratio at
+   a threshold (curate/trace/fuzzy.py), never all pairs.
+
+Resolving (sql/trace/resolve.sql): the best match gives the answer (exact before
+normalized before fuzzy, then source priority); differing answers are a conflict unless
+math-verify finds them equal; the conflict policy keeps the chosen answer with
+conflict = true ('priority') or drops the problem ('drop').
+
+Output: one `answers` row per traced problem, written as one part that replaces the
+previous trace's (answers given at ingest stay), and the outcome of every pool problem
+in runs/trace/<run>/outcomes.parquet. The work tables live in a DuckDB file in the run
+folder (memory stays bounded), removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate import __version__
+from curate.ingest.sources import discover, read_batches
+from curate.text.instructions import strip_instruction_suffixes
+from curate.text.normalize import match_key, match_text
+from curate.trace.fuzzy import fuzzy_matches
+from curate.trace.references import PLACEHOLDERS, REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
+from curate.verify.deadline_pool import DeadlinePool
+from curate.verify.mathcheck import PAIR, VerifierSettings, judge, start_worker
+from curate.workspace import OxaError, Workspace
+from curate.workspace.parts import PartWriter
+from curate.workspace.resources import sql_text
+from curate.workspace.runs import StageRun
+from curate.workspace.schema import ANSWERS
+
+ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
+
+CONFLICT_POLICIES = ("priority", "drop")
+OUTCOMES = ("given", "exact", "normalized", "fuzzy", "conflict_dropped", "placeholder", "unmatched")
+_POOL_BATCH = 65_536
+
+
+@dataclass
+class TraceConfig:
+    """Where to look for answers and how to match. Every field is also an `oxa trace` option."""
+
+    sources: list[str]  # reference sources, highest priority first
+    preset: str | None = None  # a name in REFERENCE_PRESETS; None detects each file's layout
+    mapping: dict[str, str] = field(default_factory=dict)  # --map field=column
+    on_conflict: str = "priority"  # 'priority': keep the chosen answer, flagged; 'drop': no answer
+    check_equivalent: bool = True  # math-verify decides whether differing answers are one value
+    fuzzy: bool = True  # the fuzzy stage
+    fuzzy_threshold: float = 0.9  # rapidfuzz ratio (0-1) a fuzzy match needs
+    fuzzy_same_numbers: bool = True  # a fuzzy match must keep the problem's numbers
+    fuzzy_rare_tokens: int = 6  # blocking: the problem's rarest tokens used
+    fuzzy_max_df: int = 1000  # blocking: a token in more reference rows than this is not used
+    fuzzy_candidates: int = 20  # blocking: reference rows scored per problem
+    placeholders: list[str] = field(default_factory=lambda: list(PLACEHOLDERS))
+    memory_limit: str = "4GB"  # DuckDB's limit for the matching work; it spills to disk beyond it
+
+    def check(self) -> None:
+        if not self.sources:
+            raise OxaError("name at least one reference source: oxa trace WS --answers FILE_OR_FOLDER")
+        if self.on_conflict not in CONFLICT_POLICIES:
+            raise OxaError(f"unknown conflict policy {self.on_conflict!r}; choose {' or '.join(CONFLICT_POLICIES)}")
+        if not 0.0 < self.fuzzy_threshold <= 1.0:
+            raise OxaError(f"the fuzzy threshold is a ratio in (0, 1], got {self.fuzzy_threshold}; e.g. 0.9")
+        for name in ("fuzzy_rare_tokens", "fuzzy_max_df", "fuzzy_candidates"):
+            if getattr(self, name) < 1:
+                raise OxaError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def keyed_problems(problem_ids: pa.Array, problems: pa.Array) -> pa.Table:
+    """(problem_id, match_text, match_key) of pool problems."""
+    stripped, _ = strip_instruction_suffixes(problems)
+    frame = pl.DataFrame({"problem_id": problem_ids, "p": stripped}).select(
+        "problem_id", match_text(pl.col("p")).alias("match_text")
+    )
+    return frame.with_columns(match_key(pl.col("match_text")).alias("match_key")).to_arrow()
+
+
+class _Trace:
+    def __init__(self, ws: Workspace, run: StageRun, config: TraceConfig, progress: ProgressFn) -> None:
+        self.ws, self.run, self.config, self.progress = ws, run, config, progress
+        self.scratch = run.dir / "scratch.duckdb"
+        self.con = duckdb.connect(str(self.scratch))
+        self.con.execute(sql_text("macros.sql"))
+        self.con.execute(sql_text("trace/macros.sql"))
+        # bounded memory: beyond the limit, joins and aggregates spill to the run folder
+        self.con.execute("SET memory_limit = ?", [config.memory_limit])
+        self.con.execute("SET temp_directory = ?", [str(run.dir / "scratch.tmp")])
+        self.con.execute("SET preserve_insertion_order = false")
+        self.reader = ReferenceReader(tuple(p.lower() for p in config.placeholders), self.con)
+        self.files: list[dict] = []
+        self.conflicts = Counter(differing=0, equivalent=0)
+
+    def read_references(self) -> None:
+        files = discover(self.config.sources)
+        presets = resolve_reference_presets(files, self.config.preset, self.config.mapping)
+        ranks = {str(f.path): rank for rank, source in enumerate(self.config.sources) for f in discover([source])}
+        self._create("refs", REFERENCE_ROWS.empty_table())
+        for file, preset in zip(files, presets):
+            read_before = self.reader.read
+            for batch in read_batches(file, preset.source_columns()):
+                rows, rejects = self.reader.stage(batch, preset, ranks[str(file.path)])
+                self._insert("refs", rows)
+                self.run.rejects.write(rejects)
+                self.progress(f"reading {file.path.name}", self.reader.read - read_before, 0)
+            self.files.append(
+                {
+                    "path": str(file.path),
+                    "preset": preset.name,
+                    "rank": ranks[str(file.path)],
+                    "records": self.reader.read - read_before,
+                }
+            )
+
+    def read_pool(self) -> None:
+        catalog = self.ws.connect()
+        try:
+            self.given = catalog.sql(
+                "SELECT problem_id FROM problems "
+                "WHERE problem_id IN (SELECT problem_id FROM answers WHERE match_method = 'given')"
+            ).to_arrow_table()
+            self._create("given", self.given)
+            self.con.execute("CREATE TABLE pool (problem_id VARCHAR, match_text VARCHAR, match_key VARCHAR)")
+            reader = catalog.sql("SELECT problem_id, problem FROM problems").to_arrow_reader(_POOL_BATCH)
+            total = 0
+            for batch in reader:
+                keyed = keyed_problems(batch.column(0), batch.column(1))
+                self.con.register("keyed", keyed)
+                self.con.execute(
+                    "INSERT INTO pool SELECT * FROM keyed WHERE problem_id NOT IN (SELECT problem_id FROM given)"
+                )
+                self.con.unregister("keyed")
+                total += batch.num_rows
+                self.progress("keying pool problems", total, 0)
+        finally:
+            catalog.close()
+        self.pool_size = total
+
+    def match(self) -> None:
+        self.progress("matching: exact and normalized", 0, 0)
+        self.con.execute(f"CREATE TABLE matches AS {sql_text('trace/candidates.sql')}")
+        if self.config.fuzzy:
+            self.progress("matching: fuzzy", 0, 0)
+            self.con.execute(
+                "CREATE TABLE unmatched AS SELECT problem_id, match_text FROM pool "
+                "WHERE problem_id NOT IN (SELECT problem_id FROM matches)"
+            )
+            found = fuzzy_matches(
+                self.con,
+                self.config.fuzzy_threshold,
+                self.config.fuzzy_same_numbers,
+                self.config.fuzzy_rare_tokens,
+                self.config.fuzzy_max_df,
+                self.config.fuzzy_candidates,
+            )
+            self._insert("matches", found)
+
+    def find_equivalent_answers(self) -> None:
+        """Problems whose differing answers math-verify finds all equal to the first."""
+        conflicts = self.con.sql(sql_text("trace/conflicts.sql")).to_arrow_table()
+        self.conflicts["differing"] = conflicts.num_rows
+        equivalent: list[str] = []
+        if conflicts.num_rows and self.config.check_equivalent:
+            ids, lists = conflicts["problem_id"].to_pylist(), conflicts["answers"].to_pylist()
+            items = [(PAIR, (answers[0],), other) for answers in lists for other in answers[1:]]
+            owners = [pid for pid, answers in zip(ids, lists) for _ in answers[1:]]
+            settings = VerifierSettings()
+            with DeadlinePool(
+                judge,
+                workers=os.cpu_count() or 1,
+                deadline_s=settings.deadline_s,
+                initializer=start_worker,
+                initargs=(settings,),
+                preload=["curate.verify.mathcheck_warm"],
+            ) as pool:
+                self.progress("checking conflicting answers with math-verify", 0, len(items))
+                verdicts = pool.map(items)
+            differ = {owner for owner, v in zip(owners, verdicts) if not isinstance(v, tuple) or v[0] != "correct"}
+            equivalent = sorted(set(ids) - differ)
+        self.conflicts["equivalent"] = len(equivalent)
+        self._create("equivalent", pa.table({"problem_id": pa.array(equivalent, pa.string())}))
+
+    def write(self) -> None:
+        resolved = self.con.sql(
+            sql_text("trace/resolve.sql"), params={"on_conflict": self.config.on_conflict}
+        ).to_arrow_table()
+        given = pa.table({"problem_id": self.given["problem_id"], "outcome": ["given"] * self.given.num_rows})
+        outcomes = pa.concat_tables([resolved, given], promote_options="default").sort_by("problem_id")
+        pq.write_table(outcomes, self.run.dir / "outcomes.parquet", compression="zstd")
+        traced = resolved.filter(pc.is_in(resolved["outcome"], pa.array(["exact", "normalized", "fuzzy"])))
+        writer = PartWriter(self.ws.table_folder("answers"), f"trace-{self.run.fingerprint}", ANSWERS, "problem_id")
+        writer.write(traced)
+        parts = writer.close()
+        for old in self.ws.table_folder("answers").glob("trace-*.parquet"):
+            if old not in parts:  # the latest trace replaces the previous one
+                old.unlink()
+        self.conflicted = int(pc.sum(resolved["conflict"]).as_py() or 0)
+        self.outcomes = Counter(outcomes["outcome"].to_pylist())
+
+    def _create(self, table: str, rows: pa.Table) -> None:
+        self.con.register("incoming", rows)
+        self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming")
+        self.con.unregister("incoming")
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        self.con.register("incoming", rows)
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+        self.con.unregister("incoming")
+
+    def close(self) -> None:
+        self.con.close()
+        for path in (self.scratch, self.scratch.with_name(self.scratch.name + ".wal")):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.run.dir / "scratch.tmp", ignore_errors=True)
+
+
+def _fingerprint_config(config: TraceConfig) -> dict:
+    resolved = asdict(config)
+    resolved["sources"] = [
+        {"path": str(f.path), "bytes": f.path.stat().st_size, "mtime_ns": f.path.stat().st_mtime_ns}
+        for f in discover(config.sources)
+    ]
+    resolved["oxa_version"] = __version__
+    return resolved
+
+
+def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = None) -> dict:
+    """Trace the gold answers of `ws`'s pool problems in `config.sources`; returns the
+    run's stats (also in stats.json)."""
+    config.check()
+    progress = progress or (lambda what, done, total: None)
+    with ws.lock("answers", "oxa trace"):
+        run = StageRun(ws, "trace", _fingerprint_config(config))
+        state = None
+        try:
+            state = _Trace(ws, run, config, progress)
+            seconds = {}
+            for phase, step in (
+                ("read_references", state.read_references),
+                ("read_pool", state.read_pool),
+                ("match", state.match),
+                ("check_conflicts", state.find_equivalent_answers),
+                ("write", state.write),
+            ):
+                start = time.perf_counter()
+                step()
+                seconds[phase] = round(time.perf_counter() - start, 2)
+            state.close()
+            return run.finish({**_stats(state), "phase_seconds": seconds})
+        except BaseException as exc:
+            if state is not None:
+                state.close()
+            run.fail(exc)
+            raise
+
+
+def _stats(state: _Trace) -> dict:
+    problems = {"pool": state.pool_size, **{o: state.outcomes.get(o, 0) for o in OUTCOMES}}
+    assert problems["pool"] == sum(problems[o] for o in OUTCOMES), problems
+    reader = state.reader
+    assert reader.read == reader.kept + reader.rejected, (reader.read, reader.kept, reader.rejected)
+    traced = sum(problems[m] for m in ("exact", "normalized", "fuzzy"))
+    return {
+        "summary": (
+            f"{problems['pool']:,} pool problems: {traced:,} traced ({problems['exact']:,} exact, "
+            f"{problems['normalized']:,} normalized, {problems['fuzzy']:,} fuzzy), {problems['given']:,} given, "
+            f"{problems['placeholder']:,} placeholder, {problems['unmatched']:,} unmatched, "
+            f"{state.conflicted:,} conflicts"
+        ),
+        "problems": problems,
+        "conflicts": {
+            "differing_answers": state.conflicts["differing"],
+            "equivalent_by_math_verify": state.conflicts["equivalent"],
+            "conflicts": state.conflicted,
+            "policy": state.config.on_conflict,
+        },
+        "references": {"read": reader.read, "kept": reader.kept, "rejected": reader.rejected},
+        "rejects": dict(sorted(reader.reasons.items())),
+        "files": state.files,
+    }

@@ -1,0 +1,500 @@
+"""`oxa verify`: a verdict for every sample, judged against its problem's gold answer.
+
+Per batch of samples: extract the final answer (curate/text/extract.py) -> decide what needs
+no math-verify (no gold, no answer, an answer written exactly as the gold, two plain
+integers: the verdicts math-verify would give) -> judge each distinct (gold, answer)
+pair that the cache does not hold, once, in a DeadlinePool whose every item has a
+wall-clock deadline enforced from outside the worker -> fan the verdicts back out to
+rows, with the simple verdict (normalized string equality of the last box) beside them.
+
+Verdict precedence for a row: bad_gold (no gold, an empty one, or one that does not
+parse), then no_answer (extraction found none), then math-verify's correct, incorrect,
+timeout or error.
+
+Resume: a sample is skipped when verify/ holds its verdict under the same settings
+hash against the same gold (sql/verify/todo.sql). Verdict parts are atomic and pair
+verdicts reach the cache (WS/verify/.cache/<settings_hash>/) as they come, so a killed
+run loses no verdict it wrote, writes none twice, and redoes little work when rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.text.extract import answer_region, as_math_input, extract_answers
+from curate.text.normalize import answer_key
+from curate.verify.deadline_pool import DeadlinePool, ItemFailure
+from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
+from curate.workspace import OxaError, Workspace
+from curate.workspace.parts import PartWriter
+from curate.workspace.resources import sql_text
+from curate.workspace.runs import StageRun
+from curate.workspace.schema import PAIR_VERDICTS, VERIFY
+
+ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
+
+_READ_ROWS = 4096  # responses decoded at a time: long responses, bounded memory
+
+
+@dataclass
+class VerifyConfig:
+    """How to verify. Every field is also an `oxa verify` option."""
+
+    settings: VerifierSettings = field(default_factory=VerifierSettings)
+    workers: int = 0  # processes judging pairs; 0 = one per CPU
+    batch_rows: int = 65_536  # samples per batch; pairs are judged once per run and cached
+    rows_per_part: int = 1_000_000  # verdict rows per parquet part
+    worker_max_items: int = 2000  # a worker is replaced after this many items (bounds sympy's caches)
+    worker_memory_mb: int = 4096  # address space a worker may add (MemoryError beyond); 0 = no limit
+
+    def check(self) -> None:
+        s = self.settings
+        if s.extraction not in EXTRACTIONS:
+            raise OxaError(f"unknown extraction {s.extraction!r}; choose one of: {', '.join(EXTRACTIONS)}")
+        if s.deadline_s <= 0:
+            raise OxaError(f"the deadline must be positive, got {s.deadline_s}; e.g. --deadline 15")
+        for name in ("workers", "worker_memory_mb"):
+            if getattr(self, name) < 0:
+                raise OxaError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_rows", "rows_per_part", "worker_max_items"):
+            if getattr(self, name) < 1:
+                raise OxaError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class PairCache:
+    """Verdicts of the golds and (gold, answer) pairs judged under one settings hash
+    (WS/verify/.cache/<settings_hash>/), reused by every later run with those settings.
+    New verdicts are flushed as small parts every few seconds; `compact` merges them."""
+
+    FLUSH_ROWS = 5000
+    FLUSH_SECONDS = 10.0
+    COMPACT_PARTS = 32
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.entries: dict[str, tuple[str, str | None, str | None]] = {}
+        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            table = pq.read_table(part)
+            values = zip(*(table[c].to_pylist() for c in ("verdict", "reason", "pred_answer")))
+            self.entries.update(zip(table["key"].to_pylist(), values))
+        self.loaded = len(self.entries)
+        self._unsaved: list[tuple[str, str, str | None, str | None]] = []
+        self._flushed_at = time.monotonic()
+
+    def add(self, key: str, value: tuple[str, str | None, str | None]) -> None:
+        self.entries[key] = value
+        self._unsaved.append((key, *value))
+        if len(self._unsaved) >= self.FLUSH_ROWS or time.monotonic() - self._flushed_at > self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flushed_at = time.monotonic()
+        if self._unsaved:
+            self._write(self._unsaved)
+            self._unsaved = []
+
+    def _write(self, rows: list[tuple]) -> Path:
+        writer = PartWriter(self.folder, "pairs", PAIR_VERDICTS, "key")
+        writer.write(pa.Table.from_pylist([dict(zip(PAIR_VERDICTS.names, r)) for r in rows], PAIR_VERDICTS))
+        return writer.close()[0]
+
+    def compact(self) -> None:
+        """Merge the cache's parts into one when they have become many."""
+        self.flush()
+        parts = sorted(self.folder.glob("*.parquet")) if self.folder.is_dir() else []
+        if len(parts) > self.COMPACT_PARTS:
+            merged = self._write([(k, *v) for k, v in sorted(self.entries.items())])
+            for part in parts:
+                if part != merged:
+                    part.unlink()
+
+
+_INTEGER = re.compile(r"[-+]?[0-9]{1,15}")
+
+
+@dataclass(frozen=True)
+class _GoldFacts:
+    """What the main process knows of a gold without math-verify."""
+
+    inputs: frozenset[str]  # the math-verify input of each form
+    integers: frozenset[int] | None  # the forms' values when every form is a plain integer
+
+    @classmethod
+    def of(cls, forms: tuple[str, ...]) -> _GoldFacts:
+        plain = all(_INTEGER.fullmatch(form.strip()) for form in forms)
+        return cls(
+            frozenset(as_math_input(form) for form in forms),
+            frozenset(int(form) for form in forms) if plain else None,
+        )
+
+
+def _digest(*texts: str) -> str:
+    return hashlib.md5("\x00".join(texts).encode()).hexdigest()[:24]
+
+
+class _Verify:
+    """The state of one verify run: the gold snapshot, the cache, the pool, counters."""
+
+    def __init__(self, ws: Workspace, config: VerifyConfig, progress: ProgressFn | None) -> None:
+        self.ws, self.config, self.settings = ws, config, config.settings
+        self.settings_hash = self.settings.settings_hash()
+        self.progress = progress or (lambda what, done, total: None)
+        self.cache = PairCache(ws.root / "verify" / ".cache" / self.settings_hash)
+        self.writer = PartWriter(
+            ws.table_folder("verify"), f"verify-{self.settings_hash}", VERIFY, "sample_id", config.rows_per_part
+        )
+        self._pool_start: Future | None = None  # the DeadlinePool, started with the first samples to verify
+        self.con = duckdb.connect()
+        self.con.execute(sql_text("macros.sql"))
+        catalog = ws.connect()
+        try:
+            gold = catalog.sql(
+                "SELECT problem_id, oxa_gold_key(gold_answer, gold_alternatives) AS gold_key, "
+                "gold_answer, gold_alternatives FROM gold"
+            ).to_arrow_table()
+        finally:
+            catalog.close()
+        self.con.register("gold_snapshot", gold)
+        self.con.execute("CREATE TEMP TABLE gold AS SELECT * FROM gold_snapshot")
+        self.con.unregister("gold_snapshot")
+        self.con.execute(
+            "CREATE TEMP TABLE done AS SELECT sample_id, gold_key "
+            "FROM read_parquet($glob, union_by_name = true) WHERE settings_hash = $hash",
+            {"glob": str(ws.table_folder("verify") / "*.parquet"), "hash": self.settings_hash},
+        )
+        self.buffer: dict[str, list] = self._empty_buffer()
+        self.samples = self.skipped = 0
+        self.verdicts: Counter[str] = Counter()
+        self.simple: Counter[str] = Counter()
+        self.crosstab: Counter[tuple[str, str]] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.judged = Counter(golds=0, pairs=0)
+        self.distinct = Counter(golds=0, pairs=0)
+        self.cache_hits = Counter(golds=0, pairs=0)
+        # rows decided without math-verify, with the same verdict it gives
+        self.decided_directly = Counter(identical_to_gold=0, integers=0)
+
+    @staticmethod
+    def _empty_buffer() -> dict[str, list]:
+        return {k: [] for k in ("sample_id", "problem_id", "gold_key", "forms", "answer", "no_answer", "payload")}
+
+    # -- reading ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        files = sorted(self.ws.table_folder("samples").glob("*.parquet"))
+        self.total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        for path in files:
+            todo = self.con.sql(sql_text("verify/todo.sql"), params={"file": str(path)}).to_arrow_table()
+            rows_in_file = pq.ParquetFile(path).metadata.num_rows
+            self.skipped += rows_in_file - todo.num_rows
+            if todo.num_rows:
+                self._start_pool()
+                self._read_responses(path, todo)
+            self.samples += rows_in_file
+            self.progress("samples", self.samples, self.total)
+        self._judge_buffer()
+        self.cache.compact()
+
+    def _read_responses(self, path: Path, todo: pa.Table) -> None:
+        """Stream the responses of the `todo` rows, reading only row groups that hold some."""
+        rows = todo["row"].to_numpy()
+        parquet = pq.ParquetFile(path)
+        first = 0
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            lo, hi = np.searchsorted(rows, [first, first + size])
+            if hi > lo:
+                start = first
+                read_rows = min(_READ_ROWS, self.config.batch_rows)
+                for batch in parquet.iter_batches(batch_size=read_rows, row_groups=[group], columns=["response"]):
+                    a, b = np.searchsorted(rows, [start, start + batch.num_rows])
+                    if b > a:
+                        responses = batch.column(0).take(pa.array(rows[a:b] - start)).to_pylist()
+                        self._extract(todo.slice(a, b - a), responses)
+                    start += batch.num_rows
+                    self.progress("samples", self.samples + start, self.total)
+            first += size
+
+    def _extract(self, rows: pa.Table, responses: list[str | None]) -> None:
+        answers, no_answer = extract_answers(responses, self.settings.require_think)
+        if self.settings.extraction == "lenient":
+            payloads = [None if r is None else answer_region(r, self.settings.require_think) for r in responses]
+        else:
+            payloads = answers
+        golds, alternatives = rows["gold_answer"].to_pylist(), rows["gold_alternatives"].to_pylist()
+        buffer = self.buffer
+        buffer["sample_id"] += rows["sample_id"].to_pylist()
+        buffer["problem_id"] += rows["problem_id"].to_pylist()
+        buffer["gold_key"] += rows["gold_key"].to_pylist()
+        buffer["forms"] += [None if g is None else (g, *(alt or ())) for g, alt in zip(golds, alternatives)]
+        buffer["answer"] += answers
+        buffer["no_answer"] += no_answer
+        buffer["payload"] += payloads
+        if len(buffer["sample_id"]) >= self.config.batch_rows:
+            self._judge_buffer()
+
+    # -- judging ----------------------------------------------------------------------
+
+    def _judge_buffer(self) -> None:
+        """Verdicts for the buffered rows. The pairs go first: judging one parses its gold,
+        so a gold with pairs needs no check of its own; the golds left (every answer
+        missing, or written as the gold) are checked after."""
+        b = self.buffer
+        n = len(b["sample_id"])
+        if n == 0:
+            return
+        verdict: list[str | None] = [None] * n
+        reason: list[str | None] = [None] * n
+        keys: list[str | None] = [None] * n
+        pairs: dict[str, tuple] = {}
+        pair_golds: dict[str, str] = {}  # pair key -> gold key
+        golds: dict[str, tuple] = {}
+        facts: dict[str, _GoldFacts] = {}
+        lenient = self.settings.extraction == "lenient"
+        for i, (gold_key, forms, payload) in enumerate(zip(b["gold_key"], b["forms"], b["payload"])):
+            if gold_key is None:
+                verdict[i], reason[i] = "bad_gold", "the problem has no gold answer (run oxa trace)"
+                continue
+            if not any(f.strip() for f in forms):
+                verdict[i], reason[i] = "bad_gold", "the gold answer is empty"
+                continue
+            if gold_key not in facts:
+                facts[gold_key] = _GoldFacts.of(forms)
+            gold = facts[gold_key]
+            if gold.integers is None:  # an integer always parses: no check needed
+                golds.setdefault(gold_key, forms)
+            if payload is None:
+                verdict[i], reason[i] = "no_answer", "no_think" if lenient else b["no_answer"][i]
+            elif not lenient and len(payload) > self.settings.max_answer_chars:
+                verdict[i], reason[i] = "error", f"answer_too_long: {len(payload):,} characters"
+            elif not lenient and as_math_input(payload) in gold.inputs:
+                # The very text the gold parsed from: parse gives the same result, and
+                # verify() finds identical parses equal, so math-verify would say correct.
+                verdict[i] = "correct"
+                self.decided_directly["identical_to_gold"] += 1
+            elif not lenient and gold.integers is not None and _INTEGER.fullmatch(payload):
+                # Integers of up to 15 digits: math-verify compares them exactly, as int() does
+                # (checked against it on random pairs with signs and leading zeros).
+                verdict[i] = "correct" if int(payload) in gold.integers else "incorrect"
+                self.decided_directly["integers"] += 1
+            else:
+                keys[i] = key = _digest(gold_key, payload)
+                pairs.setdefault(key, (PAIR, forms, payload))
+                pair_golds[key] = gold_key
+        self._judge_items(pairs, "pairs")
+        for key, gold_key in pair_golds.items():
+            self._learn_gold(gold_key, self.cache.entries[key])
+        self._judge_items({f"gold:{k}": (GOLD, forms, None) for k, forms in golds.items()}, "golds")
+        pred: list[str | None] = list(b["answer"]) if not lenient else [None] * n
+        for i, gold_key in enumerate(b["gold_key"]):
+            if gold_key is None or verdict[i] == "bad_gold":
+                continue
+            gold_verdict, gold_reason, _ = (
+                (GOLD_OK, None, None)
+                if facts[gold_key].integers is not None
+                else self.cache.entries["gold:" + gold_key]
+            )
+            if gold_verdict != GOLD_OK:  # a bad gold decides every row of its problem
+                verdict[i], reason[i] = "bad_gold", gold_reason
+            elif keys[i] is not None:
+                verdict[i], reason[i], extracted = self.cache.entries[keys[i]]
+                if lenient:
+                    pred[i] = extracted
+        self.cache.flush()
+        self._write(verdict, reason, pred)
+        self.buffer = self._empty_buffer()
+
+    def _learn_gold(self, gold_key: str, pair_result: tuple) -> None:
+        """What judging a pair tells of its gold: bad_gold means the gold did not parse;
+        any verdict that compared something means it did; a timeout or an error says
+        nothing (the gold is then checked on its own)."""
+        entry = "gold:" + gold_key
+        verdict, reason, _ = pair_result
+        if entry in self.cache.entries:
+            return
+        if verdict == "bad_gold":
+            self.cache.add(entry, ("bad_gold", reason, None))
+        elif verdict in ("correct", "incorrect", "no_answer"):
+            self.cache.add(entry, (GOLD_OK, None, None))
+
+    def _judge_items(self, items: dict[str, tuple], kind: str) -> None:
+        """Judge the items the cache does not hold; their verdicts go to the cache."""
+        todo = {key: item for key, item in items.items() if key not in self.cache.entries}
+        self.distinct[kind] += len(items)
+        self.cache_hits[kind] += len(items) - len(todo)
+        if not todo:
+            return
+        # items of one gold side by side: a worker's chunk then parses that gold once
+        keys = sorted(todo, key=lambda key: todo[key][1])
+        values = [todo[key] for key in keys]
+        for done, (index, result) in enumerate(self._pool().imap_unordered(values), start=1):
+            if isinstance(result, ItemFailure):
+                if kind == "golds":
+                    result = ("bad_gold", f"checking the gold answer: {result.detail}", None)
+                elif result.kind == "timeout":
+                    result = ("timeout", result.detail, None)
+                else:
+                    result = ("error", result.detail, None)
+            self.cache.add(keys[index], result)
+            self.progress(f"judging {kind}", done, len(keys))
+        self.judged[kind] += len(keys)
+
+    def _start_pool(self) -> None:
+        """Start the workers on a thread: their fork server imports math-verify and warms
+        its parser (a few seconds) while this thread reads and extracts responses."""
+        if self._pool_start is None:
+            starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-pool")
+            self._pool_start = starter.submit(
+                DeadlinePool,
+                judge,
+                workers=self.config.workers or os.cpu_count() or 1,
+                deadline_s=self.settings.deadline_s,
+                initializer=start_worker,
+                initargs=(self.settings,),
+                preload=["curate.verify.mathcheck_warm"],
+                max_items_per_worker=self.config.worker_max_items,
+                memory_limit_mb=self.config.worker_memory_mb or None,
+            )
+            starter.shutdown(wait=False)
+
+    def _pool(self) -> DeadlinePool:
+        self._start_pool()
+        return self._pool_start.result()
+
+    def _started_pool(self) -> DeadlinePool | None:
+        if self._pool_start is None or self._pool_start.exception() is not None:
+            return None
+        return self._pool_start.result()
+
+    def _write(self, verdict: list, reason: list, pred: list) -> None:
+        b = self.buffer
+        n = len(verdict)
+        simple = simple_verdicts(b["answer"], b["forms"])
+        max_chars = self.settings.max_answer_chars
+        self.writer.write(
+            pa.table(
+                {
+                    "sample_id": b["sample_id"],
+                    "problem_id": b["problem_id"],
+                    "gold_key": b["gold_key"],
+                    "pred_answer": [p if p is None or len(p) <= max_chars else p[:max_chars] for p in pred],
+                    "verdict": verdict,
+                    "reason": reason,
+                    "simple_verdict": simple,
+                    "verifier": [self.settings.verifier] * n,
+                    "settings_hash": [self.settings_hash] * n,
+                },
+                schema=VERIFY,
+            )
+        )
+        self.verdicts.update(verdict)
+        self.simple.update(simple)
+        self.crosstab.update(zip(verdict, simple))
+        self.reasons.update(f"{v}: {r.split(':')[0]}" for v, r in zip(verdict, reason) if r)
+
+    # -- the end ----------------------------------------------------------------------
+
+    def close(self, failed: bool = False) -> None:
+        pool = self._started_pool()
+        if pool is not None:
+            pool.close(kill=failed)
+        if failed:
+            self.writer.abort()
+        else:
+            self.writer.close()
+        self.con.close()
+
+    def stats(self) -> dict:
+        verified = sum(self.verdicts.values())
+        assert self.samples == self.skipped + verified, (self.samples, self.skipped, verified)
+        decided = {k: n for k, n in self.crosstab.items() if set(k) <= {"correct", "incorrect"}}
+        agree = sum(n for (v, s), n in decided.items() if v == s)
+        counts = ", ".join(f"{n:,} {v}" for v, n in self.verdicts.most_common())
+        return {
+            "summary": f"{self.samples:,} samples: {self.skipped:,} already verified; {verified:,} verified"
+            + (f" ({counts})" if counts else ""),
+            "settings_hash": self.settings_hash,
+            "finished_ns": time.time_ns(),  # orders runs finished within one second (the verify view)
+            "verifier": self.settings.verifier,
+            "versions": self.settings.versions(),
+            "funnel": {"samples": self.samples, "already_verified": self.skipped, "verified": verified},
+            "verdicts": dict(self.verdicts.most_common()),
+            "reasons": dict(self.reasons.most_common()),
+            "simple_verdicts": dict(self.simple.most_common()),
+            "agreement": {
+                "both_decided": sum(decided.values()),
+                "agree": agree,
+                "rate": round(agree / sum(decided.values()), 6) if decided else None,
+                "math_verify_only_correct": decided.get(("correct", "incorrect"), 0),
+                "simple_only_correct": decided.get(("incorrect", "correct"), 0),
+            },
+            "crosstab": {f"{v}/{s}": n for (v, s), n in sorted(self.crosstab.items())},
+            "distinct": dict(self.distinct),
+            "cache_hits": dict(self.cache_hits),
+            "decided_directly": dict(self.decided_directly),
+            "judged": dict(self.judged),
+            "cache_entries": {"loaded": self.cache.loaded, "now": len(self.cache.entries)},
+            "workers": dict(pool.stats) if (pool := self._started_pool()) else {},
+        }
+
+
+def simple_verdicts(answers: list[str | None], forms: list[tuple | None]) -> list[str]:
+    """The simple verdict per row: bad_gold without a gold, no_answer without a box,
+    else correct when the box's answer_key equals one of the gold forms' keys."""
+    frame = pl.DataFrame(
+        {"answer": answers, "forms": [None if f is None else list(f) for f in forms]},
+        schema={"answer": pl.String, "forms": pl.List(pl.String)},
+    )
+    gold_keys = pl.col("forms").list.eval(answer_key(pl.element()))
+    return (
+        frame.select(
+            pl.when(pl.col("forms").is_null() | gold_keys.list.eval(pl.element() != "").list.any().not_())
+            .then(pl.lit("bad_gold"))
+            .when(pl.col("answer").is_null())
+            .then(pl.lit("no_answer"))
+            .when(gold_keys.list.contains(answer_key(pl.col("answer"))))
+            .then(pl.lit("correct"))
+            .otherwise(pl.lit("incorrect"))
+        )
+        .to_series()
+        .to_list()
+    )
+
+
+def run_verify(ws: Workspace, config: VerifyConfig | None = None, progress: ProgressFn | None = None) -> dict:
+    """Verify every sample of `ws` that has no verdict under these settings against its
+    current gold; returns the run's stats (also in stats.json)."""
+    config = config or VerifyConfig()
+    config.check()
+    with ws.lock("verify", "oxa verify"):
+        resolved = {
+            **asdict(config),
+            "settings_hash": config.settings.settings_hash(),
+            "versions": config.settings.versions(),
+        }
+        run = StageRun(ws, "verify", resolved)
+        state = None
+        try:
+            state = _Verify(ws, config, progress)
+            state.run()
+            state.close()
+            return run.finish(state.stats())
+        except BaseException as exc:
+            if state is not None:
+                state.close(failed=True)
+            run.fail(exc)
+            raise

@@ -1,0 +1,11 @@
+"""The workspace: one folder, its DuckDB catalog and the parquet parts under it.
+
+Everything the stages share about where data lives and how it is written (atomic parts,
+run folders, table schemas, shipped SQL and config files, errors, progress) sits here,
+so that a stage folder holds its own logic and nothing else.
+"""
+
+from curate.workspace.errors import MissingExtra, OxaError, WorkspaceBusy
+from curate.workspace.workspace import Workspace, check_tag
+
+__all__ = ["MissingExtra", "OxaError", "Workspace", "WorkspaceBusy", "check_tag"]

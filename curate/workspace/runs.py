@@ -1,0 +1,83 @@
+"""Per-stage run folders: runs/<stage>/<run-id>/ with the resolved config (written at
+the start), stats.json (written at the end), rejects/ parts and a log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from curate.workspace.parts import PartWriter, atomic_write_json, fingerprint
+from curate.workspace.schema import REJECTS
+from curate.workspace.workspace import Workspace
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class StageRun:
+    """One run of a stage. `config` is the resolved config; its fingerprint names the
+    run's parts and decides what a rerun may reuse."""
+
+    ws: Workspace
+    stage: str
+    config: dict
+    started_at: datetime = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        self.fingerprint = fingerprint(self.config)
+        stamp = self.started_at.strftime("%Y%m%dT%H%M%SZ")
+        run_id = f"{stamp}-{self.fingerprint[:8]}"
+        suffix = 1
+        while self.ws.run_dir(self.stage, run_id).exists():
+            suffix += 1
+            run_id = f"{stamp}-{self.fingerprint[:8]}-{suffix}"
+        self.run_id = run_id
+        self.dir = self.ws.run_dir(self.stage, run_id)
+        self.dir.mkdir(parents=True)
+        atomic_write_json(
+            self.dir / "config.json",
+            {"stage": self.stage, "fingerprint": self.fingerprint, "config": self.config},
+        )
+        self.rejects = PartWriter(
+            self.dir / "rejects", "rejects", REJECTS, id_column="source_row", rows_per_part=250_000
+        )
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.dir / "rejects"
+
+    def finish(self, stats: dict, status: str = "done") -> dict:
+        """Close the rejects, write stats.json and record the run in the catalog."""
+        self.rejects.close()
+        finished = _now()
+        stats = {
+            "status": status,
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": finished.isoformat(),
+            "seconds": (finished - self.started_at).total_seconds(),
+            **stats,
+        }
+        atomic_write_json(self.dir / "stats.json", stats)
+        self.ws.record_run(
+            {
+                "run_id": self.run_id,
+                "stage": self.stage,
+                "config_fingerprint": self.fingerprint,
+                "started_at": self.started_at.replace(tzinfo=None),
+                "finished_at": finished.replace(tzinfo=None),
+                "status": status,
+                "stats": stats,
+            }
+        )
+        return stats
+
+    def fail(self, error: BaseException) -> None:
+        self.rejects.abort()
+        atomic_write_json(
+            self.dir / "stats.json",
+            {"status": "failed", "run_id": self.run_id, "error": f"{type(error).__name__}: {error}"},
+        )

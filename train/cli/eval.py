@@ -1,0 +1,207 @@
+"""`oxa` commands: eval (evaluation). Model libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.verify import VerifierSettings
+from curate.workspace.configfile import field_help
+from train.eval import EntropyConfig, EvalConfig
+
+console = Console()
+_EVAL = field_help(EvalConfig)
+_ENTROPY = field_help(EntropyConfig)
+_DEFAULTS = EvalConfig(model="", out="")
+_ENTROPY_DEFAULTS = EntropyConfig(model="", prompts="")
+
+
+def _print_metrics(metrics: list[dict]) -> None:
+    table = Table()
+    for column in ("benchmark", "problems", "k", "Pass@1", "Pass@k", "length", "entropy"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for r in metrics:
+        entropy = "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.3f}"
+        table.add_row(
+            r["benchmark"],
+            f"{r['problems']:,}",
+            str(r["k"] or "-"),
+            f"{100 * r['pass_at_1']:.1f}",
+            f"{100 * r['pass_at_k']:.1f}",
+            f"{r['mean_length']:.0f}",
+            entropy,
+        )
+    console.print(table)
+
+
+def _parse_k_for(pairs: list[str]) -> dict[str, int]:
+    parsed = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not name.strip() or not value.strip().isdigit():
+            raise typer.BadParameter(f"expected NAME=K (e.g. minerva=64), got {pair!r}", param_hint="--k-for")
+        parsed[name.strip()] = int(value)
+    return parsed
+
+
+def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
+    """Add this module's commands to the top-level `oxa` app or its `train`/`model` groups."""
+    eval_app = typer.Typer(
+        help="Evaluate a model: Pass@1 over k samples, unbiased Pass@k, length and policy entropy (`oxa eval --model PATH`).",
+        invoke_without_command=True,
+        no_args_is_help=True,
+    )
+    app.add_typer(eval_app, name="eval")
+
+    @eval_app.callback()
+    def evaluate(
+        ctx: typer.Context,
+        model: Annotated[Path | None, typer.Option(help=_EVAL["model"])] = None,
+        benchmarks: Annotated[str, typer.Option(help=_EVAL["benchmarks"])] = _DEFAULTS.benchmarks,
+        k: Annotated[int, typer.Option("--k", help=_EVAL["k"])] = _DEFAULTS.k,
+        k_for: Annotated[
+            list[str] | None, typer.Option("--k-for", metavar="NAME=K", help=_EVAL["k_for"] + "; repeatable")
+        ] = None,
+        temperature: Annotated[float, typer.Option(help=_EVAL["temperature"])] = _DEFAULTS.temperature,
+        top_p: Annotated[float, typer.Option(help=_EVAL["top_p"])] = _DEFAULTS.top_p,
+        max_new_tokens: Annotated[int, typer.Option(help=_EVAL["max_new_tokens"])] = _DEFAULTS.max_new_tokens,
+        backend: Annotated[str, typer.Option(help=_EVAL["backend"])] = _DEFAULTS.backend,
+        out: Annotated[Path | None, typer.Option(help=_EVAL["out"] + " [default: eval/<model folder name>]")] = None,
+        seed: Annotated[int, typer.Option(help=_EVAL["seed"])] = _DEFAULTS.seed,
+        instruction: Annotated[str, typer.Option(help=_EVAL["instruction"])] = _DEFAULTS.instruction,
+        limit: Annotated[int | None, typer.Option(help=_EVAL["limit"])] = None,
+        entropy: Annotated[bool, typer.Option("--entropy/--no-entropy", help=_EVAL["entropy"])] = True,
+        dtype: Annotated[str, typer.Option(help=_EVAL["dtype"])] = _DEFAULTS.dtype,
+        device: Annotated[str, typer.Option(help=_EVAL["device"])] = _DEFAULTS.device,
+        token_budget: Annotated[int, typer.Option(help=_EVAL["token_budget"])] = _DEFAULTS.token_budget,
+        max_model_len: Annotated[int | None, typer.Option(help=_EVAL["max_model_len"])] = None,
+        workers: Annotated[int, typer.Option(help=_EVAL["workers"])] = 0,
+        deadline: Annotated[
+            float, typer.Option(help="Seconds per answer judged, enforced from outside the worker (then: timeout).")
+        ] = VerifierSettings.deadline_s,
+        require_think: Annotated[
+            bool, typer.Option("--require-think", help="No </think> in a completion means no_answer.")
+        ] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help=_EVAL["overwrite"])] = False,
+    ) -> None:
+        """Sample k completions per problem once (stored in OUT/samples/), judge them as
+        `oxa verify` does, score their policy entropy, and write OUT/table.md,
+        metrics.parquet, pass_at_k.parquet and pass_at_k.png. A rerun reuses the sets
+        already done; `oxa eval report OUT` recomputes the metrics without a model."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if model is None:
+            raise typer.BadParameter("--model is required: the model folder to evaluate", param_hint="--model")
+        from curate.workspace.progress import stage_progress
+        from train.eval import run_eval
+
+        config = EvalConfig(
+            model=str(model),
+            out=str(out or Path("eval") / model.resolve().name),
+            benchmarks=benchmarks,
+            k=k,
+            k_for=_parse_k_for(k_for or []),
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            backend=backend,
+            seed=seed,
+            instruction=instruction,
+            limit=limit,
+            entropy=entropy,
+            dtype=dtype,
+            device=device,
+            token_budget=token_budget,
+            max_model_len=max_model_len,
+            verifier=VerifierSettings(deadline_s=deadline, require_think=require_think),
+            workers=workers,
+            overwrite=overwrite,
+        )
+        with stage_progress() as report:
+            result = run_eval(config, progress=report)
+        for name, status in result["sets"].items():
+            console.print(f"{name}: {status}")
+        _print_metrics(result["report"]["metrics"])
+        console.print(f"table: {result['report']['table']}; plot: {result['report']['plot']}")
+
+    @eval_app.command("report")
+    def report(
+        out: Annotated[Path, typer.Argument(help="An evaluation's output folder (holds samples/).")],
+        k: Annotated[
+            int | None, typer.Option("--k", help="The table's Pass@k column (default: every sample stored).")
+        ] = None,
+        benchmarks: Annotated[
+            str | None, typer.Option(help="Comma-separated set names (default: every set in OUT/samples/).")
+        ] = None,
+    ) -> None:
+        """Recompute the metrics, table and plot from stored samples: no model, no GPU."""
+        from train.eval.report import write_report
+
+        names = [n.strip() for n in benchmarks.split(",") if n.strip()] if benchmarks else None
+        result = write_report(out, names, k)
+        _print_metrics(result["metrics"])
+        console.print(f"table: {result['table']}; plot: {result['plot']}")
+
+    @eval_app.command("entropy")
+    def entropy_command(
+        model: Annotated[Path, typer.Option(help=_ENTROPY["model"])],
+        prompts: Annotated[str, typer.Option(help=_ENTROPY["prompts"])],
+        n: Annotated[int, typer.Option("--n", help=_ENTROPY["n"])] = _ENTROPY_DEFAULTS.n,
+        temperature: Annotated[float, typer.Option(help=_ENTROPY["temperature"])] = _ENTROPY_DEFAULTS.temperature,
+        top_p: Annotated[float, typer.Option(help=_ENTROPY["top_p"])] = _ENTROPY_DEFAULTS.top_p,
+        max_new_tokens: Annotated[
+            int, typer.Option(help=_ENTROPY["max_new_tokens"])
+        ] = _ENTROPY_DEFAULTS.max_new_tokens,
+        backend: Annotated[str, typer.Option(help=_ENTROPY["backend"])] = _ENTROPY_DEFAULTS.backend,
+        seed: Annotated[int, typer.Option(help=_ENTROPY["seed"])] = _ENTROPY_DEFAULTS.seed,
+        instruction: Annotated[str, typer.Option(help=_ENTROPY["instruction"])] = _DEFAULTS.instruction,
+        limit: Annotated[int | None, typer.Option(help=_ENTROPY["limit"])] = None,
+        dtype: Annotated[str, typer.Option(help=_ENTROPY["dtype"])] = _ENTROPY_DEFAULTS.dtype,
+        device: Annotated[str, typer.Option(help=_ENTROPY["device"])] = _ENTROPY_DEFAULTS.device,
+        token_budget: Annotated[int, typer.Option(help=_ENTROPY["token_budget"])] = _ENTROPY_DEFAULTS.token_budget,
+        out: Annotated[Path | None, typer.Option(help=_ENTROPY["out"])] = None,
+    ) -> None:
+        """The initial policy entropy of a model on a prompt set: sample n completions per
+        prompt, and average over every generated token the entropy -sum_v p(v) log p(v) of
+        the model's next-token distribution at that position (temperature 1, nats)."""
+        from curate.workspace.progress import stage_progress
+        from train.eval import run_entropy
+
+        config = EntropyConfig(
+            model=str(model),
+            prompts=prompts,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            backend=backend,
+            seed=seed,
+            instruction=instruction,
+            limit=limit,
+            dtype=dtype,
+            device=device,
+            token_budget=token_budget,
+            out=None if out is None else str(out),
+        )
+        with stage_progress() as progress:
+            summary = run_entropy(config, progress=progress)
+        table = Table(title=f"policy entropy of {summary['model']}")
+        for column in ("set", "prompts", "completions", "tokens", "mean length", "mean entropy (nats)"):
+            table.add_column(column, justify="left" if column == "set" else "right")
+        for s in [*summary["sets"], summary["overall"]]:
+            entropy = "-" if s["mean_entropy"] is None else f"{s['mean_entropy']:.4f}"
+            table.add_row(
+                s["set"],
+                f"{s['prompts']:,}",
+                f"{s['completions']:,}",
+                f"{s['tokens']:,}",
+                f"{s['mean_length']:.0f}",
+                entropy,
+            )
+        console.print(table)
+        if out is not None:
+            console.print(f"per completion: {out / 'entropy.parquet'}; summary: {out / 'entropy.json'}")

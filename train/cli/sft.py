@@ -1,0 +1,150 @@
+"""`oxa` commands: train sft and model prepare (OXA trainer). Model libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.text.instructions import KNOWN_SUFFIXES
+from train.presets import training_preset_names
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
+    """Add this module's commands to the top-level `oxa` app or its `train`/`model` groups."""
+    train_app.command("sft")(sft)
+    model_app.command("prepare")(prepare)
+
+
+def sft(
+    subset: Annotated[
+        Path,
+        typer.Option(
+            help="Subset folder (WS/subsets/NAME/VERSION), an `oxa export --format trl` file, or a folder of them."
+        ),
+    ],
+    model: Annotated[str, typer.Option(help="Model folder (see `oxa model prepare`) or hub id.")],
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Training preset in configs/train/ (" + ", ".join(training_preset_names()) + ") or a .toml file."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Output folder: the model, checkpoints and oxa_train.json.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE over the preset: any OXAConfig field (TRL SFTConfig, TrainingArguments, ul_alpha, "
+            "ul_global, ul_normalization, ...) or global_batch_size; e.g. --set learning_rate=1e-4.",
+        ),
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    instruction: Annotated[
+        str,
+        typer.Option(
+            help="Appended to each problem of a subset folder after a newline ('' for none); exports carry theirs."
+        ),
+    ] = KNOWN_SUFFIXES[0],
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue from the newest checkpoint in --output (checkpoints saved with save_only_model=false)."
+        ),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Train again into an --output that holds a finished run.")] = False,
+) -> None:
+    """SFT with the OXA unlikelihood term (OXA_Full; ul_alpha=0 gives OXA_MLE) on a subset, with a preset.
+
+    Sequences longer than the preset's max_length (the cutoff) are dropped and counted.
+    gradient_accumulation_steps = global_batch_size / (per_device_train_batch_size x processes).
+    Several GPUs: accelerate launch --config_file configs/accelerate/zero2.yaml -m curate.cli train sft ...
+    """
+    from train.sft import SftRunConfig, run_sft
+
+    config = SftRunConfig(
+        subset=str(subset),
+        model=model,
+        preset=preset,
+        output=str(output),
+        overrides=list(set_ or []),
+        max_steps=max_steps,
+        instruction=instruction,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    record = run_sft(config, progress=lambda message: err_console.print(f"[dim]{message}[/]"))
+    if os.environ.get("RANK", "0") != "0":
+        return  # under accelerate launch: one summary, from the main process
+    data = record["data"]
+    table = Table(title=f"oxa train sft -> {output}", show_header=False)
+    source = f"{data['subset']['name']}/{data['subset']['version']}" if data["subset"] else data["source"]
+    table.add_row("data", source)
+    table.add_row(
+        "rows",
+        f"{data['rows_read']:,} read, {data['rows_kept']:,} kept, {data['dropped_over_cutoff']:,} over the cutoff of {data['cutoff']}",
+    )
+    table.add_row("kept", f"{data['positives']:,} positives, {data['negatives']:,} negatives")
+    table.add_row(
+        "preset",
+        f"{record['preset']['name']} (global batch {record['preset']['global_batch_size']}, "
+        f"{record['preset']['world_size']} process{'es' if record['preset']['world_size'] > 1 else ''})",
+    )
+    table.add_row("steps", f"{record['global_step']:,}")
+    table.add_row("train loss", f"{record['metrics'].get('train_loss', float('nan')):.4f}")
+    console.print(table)
+
+
+def prepare(
+    source: Annotated[Path, typer.Argument(help="Model folder to start from (Hugging Face layout).")],
+    output: Annotated[Path, typer.Argument(help="New model folder.")],
+    rope_theta: Annotated[float | None, typer.Option(help="RoPE base (the paper: 1e6 for Qwen2.5-Math).")] = None,
+    max_position_embeddings: Annotated[
+        int | None, typer.Option(help="Context positions (the paper: 40000 for Qwen2.5-Math).")
+    ] = None,
+    no_system_prompt: Annotated[
+        bool, typer.Option("--no-system-prompt", help="Take the default system turn out of the chat template.")
+    ] = False,
+    chat_template: Annotated[
+        Path | None, typer.Option(help="A file whose text replaces the chat template (when the automatic edit cannot).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """The paper's model changes (A.3): rope theta, max positions, no default system prompt.
+
+    Weights and other files are copied as they are; DST/oxa_prepare.json records every change.
+    """
+    from train.sft import PrepareConfig, prepare_model
+
+    record = prepare_model(
+        PrepareConfig(
+            source=str(source),
+            output=str(output),
+            rope_theta=rope_theta,
+            max_position_embeddings=max_position_embeddings,
+            no_system_prompt=no_system_prompt,
+            chat_template=str(chat_template) if chat_template else None,
+            overwrite=overwrite,
+        )
+    )
+    for key, (old, new) in record["changes"]["config.json"].items():
+        console.print(f"config.json {key}: {old} -> {new}", markup=False)
+    template = record["changes"].get("chat_template")
+    if template and "replaced_by" in template:
+        console.print(f"chat template replaced by {template['replaced_by']}")
+    elif template:
+        removed = template["removed_default_system_prompt"]
+        console.print(
+            f"chat template: removed the default system prompt {removed!r}"
+            if removed
+            else "chat template: it writes no default system prompt; unchanged",
+            markup=False,
+        )
+    console.print(f"{output}: {len(record['files'])} files; record in {output}/oxa_prepare.json")

@@ -1,0 +1,50 @@
+"""The settings of `oxa synth model` (train.tiny.models), importable without torch so
+the command line can show their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from curate.workspace import OxaError
+
+
+@dataclass
+class TinyModelConfig:
+    """What `oxa synth model` builds; every field is also an option of the command."""
+
+    world: str  # a folder made by `oxa synth world`
+    out: str  # gets tokenizer-trained base/ and instruct/ model folders and build.json
+    styles: list[str] = field(default_factory=lambda: ["concise", "chatty"])  # styles the base model is pretrained on
+    other_share: float = 0.02  # share of pretraining documents in the other styles (0: never seen)
+    seed: int = 0
+    vocab_size: int = 1024  # BPE vocabulary, special and added tokens included
+    hidden_size: int = 64
+    heads: int = 2  # hidden_size / heads is the head size: vLLM's CPU attention needs >= 32
+    layers: int = 2
+    intermediate_size: int = 256
+    max_positions: int = 1024
+    block: int = 256  # pretraining sequence length (documents are packed)
+    batch: int = 16  # sequences per step, in pretraining and SFT
+    pretrain_steps: int = 400
+    learning_rate: float = 3e-3
+    instruct: bool = True  # also build the instruction-following model
+    sft_examples: int = 512  # corpus documents (every style) used for SFT
+    sft_steps: int = 100
+    sft_learning_rate: float = 1e-3
+
+    def check(self, styles: list[str]) -> None:
+        unknown = sorted(set(self.styles) - set(styles))
+        if unknown or not self.styles:
+            raise OxaError(
+                f"--styles must name one or more of the world's styles ({', '.join(styles)}); got {self.styles}"
+            )
+        if not 0 <= self.other_share < 1:
+            raise OxaError(f"--other-share is a share of the pretraining documents, in [0, 1); got {self.other_share}")
+        if self.pretrain_steps < 1 or self.sft_steps < 1:
+            raise OxaError(f"steps must be 1 or more; got {self.pretrain_steps} (pretrain), {self.sft_steps} (SFT)")
+        if self.hidden_size % self.heads or self.hidden_size // self.heads < 32:
+            raise OxaError(
+                f"hidden size {self.hidden_size} over {self.heads} heads gives head size "
+                f"{self.hidden_size / self.heads:g}; it must be a whole number of at least 32 "
+                "(vLLM's CPU attention accepts nothing smaller): lower --heads or raise --hidden-size"
+            )
