@@ -1,4 +1,4 @@
-"""`oxa` commands: score and generate (Score and generate). Model libraries are imported inside the commands."""
+"""`oxa score` and `oxa generate`. Model libraries are imported inside the commands."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def _summary(title: str, rows: dict) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
-    """Add this module's commands to the top-level `oxa` app or its `train`/`model` groups."""
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `oxa` app."""
 
     @app.command()
     def score(

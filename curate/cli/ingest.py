@@ -1,0 +1,120 @@
+"""`oxa ingest`: pool sources into a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from curate.cli.common import WorkspaceArg, console, parse_map
+from curate.ingest import IngestConfig, run_ingest
+from curate.ingest.presets import PRESETS
+from curate.ingest.records import WHERE_COLUMNS
+from curate.workspace import Workspace
+from curate.workspace.progress import err_console
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `oxa` app."""
+    app.command(epilog="Presets: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))(ingest)
+
+
+def ingest(
+    workspace: WorkspaceArg,
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders: .jsonl/.ndjson/.json (.gz), .parquet, .arrow, `datasets` save_to_disk folders."
+        ),
+    ],
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Source layout: " + ", ".join(PRESETS) + ". Default: detected from each file's columns."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="FIELD=COLUMN (dots reach nested fields); fields: problem, response, responses, gold_answer, source, category, generator, ppl, n_tokens, meta. Overrides the preset's column for that field.",
+        ),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep only records where this SQL predicate holds; columns: " + ", ".join(WHERE_COLUMNS) + "."
+        ),
+    ] = None,
+    all_categories: Annotated[
+        bool,
+        typer.Option(
+            "--all-categories",
+            help="Keep rows the preset filters out by default (acereason keeps category 'math' only).",
+        ),
+    ] = False,
+    generator: Annotated[
+        str | None, typer.Option(help="Generator to record when the source names none (acereason: DeepSeek-R1).")
+    ] = None,
+    strip_instruction: Annotated[
+        bool | None,
+        typer.Option(
+            "--strip-instruction/--keep-instruction",
+            help="Strip known instruction suffixes from problems (default: per preset; verl strips).",
+        ),
+    ] = None,
+    scores_tag: Annotated[
+        str | None, typer.Option(help="Tag for the PPL lists a source carries (oxa-lists): kept as scores/<tag>/.")
+    ] = None,
+    max_record_bytes: Annotated[
+        int, typer.Option(help="Reject records whose problem + response exceed this many bytes.")
+    ] = 4 * 2**20,
+) -> None:
+    """Add pool sources to a workspace: problems, samples, and the answers they give.
+
+    Ingesting the same data twice adds nothing. Every record read is accepted, a duplicate,
+    rejected with a reason (in runs/ingest/<run>/rejects/), or filtered out.
+    """
+    ws = Workspace.open(workspace)
+    config = IngestConfig(
+        sources=[str(s) for s in sources],
+        preset=preset,
+        mapping=parse_map(map_ or []),
+        where=where,
+        all_categories=all_categories,
+        generator=generator,
+        strip_instruction=strip_instruction,
+        scores_tag=scores_tag,
+        max_record_bytes=max_record_bytes,
+    )
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
+        task = progress.add_task("reading")
+
+        def report(records: int, file) -> None:
+            progress.update(task, description=f"{file.path.name}: {records:,} records")
+
+        stats = run_ingest(ws, config, progress=report)
+    _print_ingest_summary(ws, stats)
+
+
+def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
+    table = Table(title=f"ingest {stats['run_id']}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    funnel = stats["funnel"]
+    for key in ("read", "accepted", "duplicate", "rejected", "filtered"):
+        table.add_row(key, f"{funnel[key]:,}")
+    for where, n in stats["duplicates"].items():
+        if n:
+            table.add_row(f"  duplicate {where.replace('_', ' ')}", f"{n:,}")
+    for reason, n in stats["rejects"].items():
+        table.add_row(f"  rejected: {reason}", f"{n:,}")
+    for what, n in stats["added"].items():
+        table.add_row(f"new {what}", f"{n:,}")
+    if stats["instructions_stripped"]:
+        table.add_row("instruction suffixes stripped", f"{stats['instructions_stripped']:,}")
+    console.print(table)
+    console.print(f"run folder: {ws.run_dir('ingest', stats['run_id'])}")

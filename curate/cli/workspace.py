@@ -1,0 +1,92 @@
+"""`oxa init`, `oxa status` and `oxa sql`: the workspace and its catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from curate.cli.common import WorkspaceArg, console
+from curate.workspace import OxaError, Workspace
+from curate.workspace.query import named_queries, named_query, run_query
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `oxa` app."""
+    app.command()(init)
+    app.command()(status)
+    app.command()(sql)
+
+
+def init(workspace: WorkspaceArg) -> None:
+    """Create a workspace: catalog.duckdb, pool/, answers/, verify/, scores/, runs/, subsets/."""
+    ws = Workspace.init(workspace)
+    console.print(
+        f'workspace ready at [bold]{ws.root}[/]; query it with `oxa sql {workspace} "SELECT ..."`'
+        f" or `duckdb {ws.catalog_path}`"
+    )
+
+
+def status(workspace: WorkspaceArg) -> None:
+    """Row counts per table, and the stage runs with their config fingerprints."""
+    info = Workspace.open(workspace).status()
+    tables = Table(title=f"workspace {info['root']}")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    for name, rows in info["tables"].items():
+        tables.add_row(name, f"{rows:,}")
+    console.print(tables)
+    if not info["runs"]:
+        console.print("no stage runs yet")
+        return
+    runs = Table(title="runs")
+    for column in ("stage", "run id", "config fingerprint", "status", "summary"):
+        runs.add_column(column)
+    for run in info["runs"]:
+        runs.add_row(run["stage"], run["run_id"], run["config_fingerprint"], run["status"], run["summary"])
+    console.print(runs)
+
+
+def sql(
+    workspace: WorkspaceArg,
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="A SQL query over the views problems, samples, answers, gold, verify, candidates, scores_<tag>, runs."
+        ),
+    ] = None,
+    named: Annotated[
+        str | None, typer.Option("--query", "-q", help="Run a named query from sql/queries/ instead (see --list).")
+    ] = None,
+    list_queries: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
+) -> None:
+    """Run SQL against the workspace catalog (read-only)."""
+    if list_queries:
+        for name, what in named_queries().items():
+            console.print(f"[bold]{name}[/]: {what}")
+        return
+    if (query is None) == (named is None):
+        raise OxaError("give either a query or --query NAME (see `oxa sql WS --list`)")
+    text = named_query(named) if named else query
+    result = run_query(Workspace.open(workspace), text, fmt, output)
+    if result is None:
+        if output is not None:
+            console.print(f"wrote {output}")
+        return
+    _print_rows(*result, limit=limit)
+
+
+def _print_rows(columns: list[str], rows: list[tuple], limit: int) -> None:
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows[:limit]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"... {len(rows) - limit:,} more rows (--limit, or --format csv/json/parquet -o FILE)")

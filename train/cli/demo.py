@@ -1,0 +1,72 @@
+"""`oxa demo`: the whole pipeline on the test bed, with its summary tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.workspace.progress import stage_progress
+
+console = Console()
+
+
+def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
+    """Add this module's commands to the top-level `oxa` app or its `train`/`model` groups."""
+    app.command()(demo)
+
+
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Folder for the world, the models, the workspace and the results.")
+    ] = Path("oxa-demo"),
+    fast: Annotated[
+        bool, typer.Option(help="A smaller world, shorter training and evaluation (about 3 minutes).")
+    ] = False,
+) -> None:
+    """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
+    ingest -> trace -> verify -> score -> select SFT / SFT_LP / OXA_MLE -> self-distill ->
+    verify -> score -> OXA_Full -> train each briefly -> evaluate on held-out problems.
+
+    A second run reuses the steps that are done (DIR/demo.json)."""
+    from train.demo import DemoConfig, run_demo
+
+    config = DemoConfig(workdir=workdir, fast=fast)
+    console.rule(f"oxa demo{' --fast' if fast else ''}: {config.workdir}")
+    with stage_progress() as progress:
+        summary = run_demo(config, say=console.print, progress=progress)
+    _print_demo_summary(summary)
+
+
+def _print_demo_summary(summary: dict) -> None:
+    console.rule("summary")
+    table = Table("step", "what it did", title="funnels")
+    for step, line in summary["funnels"].items():
+        table.add_row(step, line)
+    console.print(table)
+    table = Table("origin", "verdict", "rows", title="verdicts (candidates)")
+    for row in summary["verdicts"]:
+        table.add_row(row["origin"], str(row["verdict"]), f"{row['rows']:,}")
+    console.print(table)
+    table = Table(
+        "method", "subset/version", "rows", "Pass@1", "Pass@k", "length", "entropy", title="held-out problems"
+    )
+    for method, scores in summary["scores"].items():
+        subset = summary["subsets"].get(method)
+        table.add_row(
+            method,
+            f"{subset['name']}/{subset['version'][:8]}" if subset else "(pre-trained)",
+            subset["summary"].split(": ", 1)[-1] if subset else "",
+            *(_fmt(scores.get(key)) for key in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")),
+        )
+    console.print(table)
+    console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
+    console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
+    console.print("  subsets/<name>/<version>/card.md, train/<method>/, eval/<method>/table.md, summary.json")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else ("" if value is None else str(value))
