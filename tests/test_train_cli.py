@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.workspace import OxaError
-from train.presets import resolve_preset, training_preset_names
+from train.sft.presets import resolve_preset, training_preset_names
 
 pytest.importorskip("trl")
 
@@ -52,7 +52,7 @@ def test_paper_presets():
 
 
 def test_overrides_and_derived_accumulation():
-    from train.presets import training_config
+    from train.sft.presets import training_config
 
     resolved = resolve_preset("qwen2.5-math-7b", ["per_device_train_batch_size=4", "learning_rate=1e-5"], ranks=8)
     assert resolved.settings["gradient_accumulation_steps"] == 4  # 128 / (4 x 8)

@@ -370,7 +370,7 @@ def _select_and_publish(
 
         def fill(folder: Path) -> None:
             rows = _write_data(con, results, folder / "data.parquet")
-            write_card(ws, con, folder, facts, results, rows)
+            write_card(ws, con, folder, facts, results[0].unit, [r.facts() for r in results], rows)
 
         folder = publish(ws, name, version, fill)
     finally:

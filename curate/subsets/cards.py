@@ -17,7 +17,6 @@ import platform
 from importlib import metadata
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
 import duckdb
 import yaml
@@ -29,20 +28,17 @@ from curate.workspace import Workspace
 from curate.workspace.parts import atomic_write_json
 from curate.workspace.resources import resource_dir, sql_text
 
-if TYPE_CHECKING:
-    from curate.select.select import PartResult
-
 _LIBRARIES = ("duckdb", "polars", "pyarrow", "numpy", "math-verify", "matplotlib")
 _SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
 
 
 def write_card(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, folder: Path, facts: dict, results: list[PartResult], rows: int
+    ws: Workspace, con: duckdb.DuckDBPyConnection, folder: Path, facts: dict, unit: str, parts: list[dict], rows: int
 ) -> None:
-    """Write plots/, card.json, card.md and README.md into a subset folder holding data.parquet."""
+    """Write plots/, card.json, card.md and README.md into a subset folder holding data.parquet.
+
+    `unit` is 'samples' or 'problems'; `parts` are the selection's facts of each part."""
     data = folder / "data.parquet"
-    unit = results[0].unit
-    parts = [r.facts() for r in results]
     (folder / "plots").mkdir()
     if unit == "samples":
         plot_ppl(data, parts, folder / "plots" / "ppl.png")

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-_SAVE = {"dpi": 100, "metadata": {"Software": None}}
+SAVE_OPTIONS = {"dpi": 100, "metadata": {"Software": None}}  # savefig options: no stamp, same bytes
 _PART_COLOURS = ("#1f77b4", "#d62728")
 
 
-def _figure(rows: int = 1):
+def new_figure(rows: int = 1):
+    """A figure on its own Agg canvas (eval's Pass@k plot draws on one too)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -29,7 +30,7 @@ def plot_ppl(data: Path, parts: list[dict], path: Path) -> None:
     """Per part, the histogram of selected PPL; for a gaussian part, the rows selected
     per bin under the target count per bin (the Gaussian the selection aimed at)."""
     table = pq.read_table(data, columns=["ppl", "loss_type"])
-    figure = _figure(len(parts))
+    figure = new_figure(len(parts))
     for axis_index, part in enumerate(parts):
         axis = figure.add_subplot(len(parts), 1, axis_index + 1)
         mask = table["loss_type"].to_numpy() == part["loss_type"]
@@ -53,13 +54,13 @@ def plot_ppl(data: Path, parts: list[dict], path: Path) -> None:
         axis.set_ylabel("rows")
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, **_SAVE)
+    figure.savefig(path, **SAVE_OPTIONS)
 
 
 def plot_lengths(data: Path, parts: list[dict], path: Path) -> None:
     """The histogram of selected response lengths (tokens), one colour per part."""
     table = pq.read_table(data, columns=["n_tokens", "loss_type"])
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot(1, 1, 1)
     for part in parts:
         mask = table["loss_type"].to_numpy() == part["loss_type"]
@@ -74,17 +75,17 @@ def plot_lengths(data: Path, parts: list[dict], path: Path) -> None:
     else:  # a selection that read no scores (random) has no token counts
         axis.text(0.5, 0.5, "no token counts: the selection read no scores", ha="center", transform=axis.transAxes)
     figure.tight_layout()
-    figure.savefig(path, **_SAVE)
+    figure.savefig(path, **SAVE_OPTIONS)
 
 
 def plot_pass_rates(data: Path, path: Path) -> None:
     """Problems per pass rate (a prompt subset)."""
     rates = pq.read_table(data, columns=["pass_rate"])["pass_rate"].to_numpy()
     values, counts = np.unique(np.round(rates, 4), return_counts=True)
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot(1, 1, 1)
     axis.bar(values, counts, width=0.02)
     axis.set_xlabel("pass rate")
     axis.set_ylabel("problems")
     figure.tight_layout()
-    figure.savefig(path, **_SAVE)
+    figure.savefig(path, **SAVE_OPTIONS)

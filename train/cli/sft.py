@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.text.instructions import KNOWN_SUFFIXES
-from train.presets import training_preset_names
+from train.sft.presets import training_preset_names
 
 console = Console()
 err_console = Console(stderr=True)

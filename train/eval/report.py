@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.subsets.plots import _SAVE, _figure
+from curate.subsets.plots import SAVE_OPTIONS, new_figure
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_text
 from train.eval.passk import k_values, mean_pass_at_k
@@ -130,7 +130,7 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) ->
 
 
 def _plot(curves: list[dict], path: Path) -> None:
-    figure = _figure()
+    figure = new_figure()
     axis = figure.add_subplot(1, 1, 1)
     by_set: dict[str, list[dict]] = {}
     for c in curves:
@@ -148,4 +148,4 @@ def _plot(curves: list[dict], path: Path) -> None:
     axis.legend()
     figure.tight_layout()
     with atomic_target(path) as tmp:
-        figure.savefig(tmp, format="png", **_SAVE)
+        figure.savefig(tmp, format="png", **SAVE_OPTIONS)

@@ -4,7 +4,7 @@
   `eval_top_p`), the generation backend (`auto`: vLLM when installed and a GPU is there,
   else transformers), the instruction appended to each problem and the reward's settings.
 - Presets live in configs/train/grpo/ (`paper`, `tiny`); like the SFT presets
-  (train/presets.py) they state the batch globally, here as `prompts_per_step`: the
+  (train/sft/presets.py) they state the batch globally, here as `prompts_per_step`: the
   generation batch is prompts_per_step x num_generations completions, one optimizer step,
   and gradient accumulation = that / (per_device_train_batch_size x processes).
 - Prompts: a verl parquet, a subset folder, or a benchmark-layout JSON/JSONL, read by
@@ -37,7 +37,7 @@ from curate.workspace import MissingExtra, OxaError
 from curate.workspace.configfile import apply_overrides
 from train.eval.benchmarks import PromptSet, load_prompt_set
 from train.grpo.reward import MathVerifyReward
-from train.presets import _as_args, load_preset, presets_dir, world_size
+from train.sft.presets import as_args, load_preset, presets_dir, world_size
 
 BACKENDS = ("auto", "vllm", "transformers")
 RECORD = "oxa_grpo.json"
@@ -182,7 +182,7 @@ def _whole(value: object, key: str) -> int:
 
 def grpo_config(settings: dict, preset: str) -> OxaGRPOConfig:
     """The OxaGRPOConfig of resolved settings, parsed as transformers parses command-line flags."""
-    argv = [token for key, value in settings.items() for token in (f"--{key}", *_as_args(value))]
+    argv = [token for key, value in settings.items() for token in (f"--{key}", *as_args(value))]
     try:
         config, unknown = HfArgumentParser(OxaGRPOConfig, exit_on_error=False).parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True, look_for_args_file=False

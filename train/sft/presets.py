@@ -118,7 +118,7 @@ def training_config(resolved: ResolvedPreset, output_dir: str, **fields):
         values["deepspeed"] = str(shipped)  # `deepspeed = "zero2"`: the shipped configs/deepspeed/zero2.json
     argv = []
     for key, value in values.items():
-        argv += [f"--{key}", *_as_args(value)]
+        argv += [f"--{key}", *as_args(value)]
     try:
         config, unknown = HfArgumentParser(
             OXAConfig, exit_on_error=False, allow_abbrev=False
@@ -136,7 +136,8 @@ def training_config(resolved: ResolvedPreset, output_dir: str, **fields):
     return config
 
 
-def _as_args(value) -> list[str]:
+def as_args(value) -> list[str]:
+    """A setting as the command-line tokens transformers' HfArgumentParser reads (GRPO's too)."""
     if isinstance(value, bool):
         return ["true" if value else "false"]
     if isinstance(value, list):

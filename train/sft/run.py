@@ -26,9 +26,9 @@ from curate import __version__
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_write_json
-from train.presets import resolve_preset, training_config
 from train.sft.data import load_sft_data
 from train.sft.model_prepare import RECORD as PREPARE_RECORD
+from train.sft.presets import resolve_preset, training_config
 
 RECORD = "oxa_train.json"
 
