@@ -1,7 +1,9 @@
-"""Model backends for scoring and generation (curate/backends/base.py says what one does).
+"""How oxa runs a model: the scoring and generation backends (base.py says what one does)
+and the chunked lm-head log-probs (token_logprobs.py), which the trainer's loss reuses.
 
-`load_backend("hf" | "vllm", model_path, **options)` builds one; vLLM is imported only
-when it is chosen, so the CPU environment never needs it.
+They sit on the curation side because `oxa score` and `oxa generate` need them (imports run
+train -> curate). `load_backend("hf" | "vllm", model_path, **options)` builds one; torch and
+vLLM are imported only then, so the CPU environment never needs vLLM.
 """
 
 from __future__ import annotations
