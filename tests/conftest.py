@@ -8,7 +8,9 @@ import pytest
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import Workspace
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The real benchmark sets and verl prompt file (a copy of ../shared/data that the package
+# ships), so the tests need nothing outside the repository.
+REAL_DATA = Path(__file__).resolve().parents[1] / "curate" / "data"
 
 _SPACES = set("\t\n\x0b\x0c\r")
 

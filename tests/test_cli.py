@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from curate.cli import app
-from tests.conftest import SHARED, write_jsonl
+from tests.conftest import REAL_DATA, write_jsonl
 
 runner = CliRunner()
 
@@ -80,7 +80,7 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path):
     assert result.returncode == 2 and "does not exist" in result.stderr
     result = oxa_process("status", tmp_path / "elsewhere")
     assert result.returncode == 2 and "not an oxa workspace" in result.stderr
-    result = oxa_process("ingest", ws, SHARED / "formats" / "aime24.verl.parquet", "--map", "problem")
+    result = oxa_process("ingest", ws, REAL_DATA / "formats" / "aime24.verl.parquet", "--map", "problem")
     assert result.returncode == 2 and "--map takes FIELD=COLUMN" in result.stderr
 
 

@@ -1,4 +1,4 @@
-"""Each preset on inline fixtures and on the real files in ../shared/data."""
+"""Each preset on inline fixtures and on the real files shipped in curate/data/ (from ../shared/data)."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 
 from curate.ingest import IngestConfig, run_ingest
 from curate.workspace import OxaError
-from tests.conftest import SHARED, naive_problem_id, naive_sample_id, query, rejects, write_jsonl
+from tests.conftest import REAL_DATA, naive_problem_id, naive_sample_id, query, rejects, write_jsonl
 
 R1 = "<think>\nadd them\n</think>\n\nThe answer is $\\boxed{2}$."
 R2 = "<think>\n1+1 is 2\n</think>\n\nSo \\boxed{2}."
@@ -101,11 +101,11 @@ def test_oxa_lists_explodes_and_keeps_ppl_as_scores(ws, tmp_path):
 
 
 def test_verl_real_file_matches_benchmark_problems(ws):
-    stats = ingest(ws, SHARED / "formats" / "aime24.verl.parquet")  # detected: verl
+    stats = ingest(ws, REAL_DATA / "formats" / "aime24.verl.parquet")  # detected: verl
     assert stats["files"][0]["preset"] == "verl"
     assert stats["funnel"] == {"read": 30, "accepted": 30, "duplicate": 0, "rejected": 0, "filtered": 0}
     assert stats["instructions_stripped"] == 30
-    bench = json.loads((SHARED / "benchmarks" / "aime24.json").read_text())
+    bench = json.loads((REAL_DATA / "benchmarks" / "aime24.json").read_text())
     expected = sorted((naive_problem_id(b["problem"]), b["answer"]) for b in bench)
     assert query(ws, "SELECT problem_id, gold_answer FROM gold ORDER BY 1") == expected
     assert query(ws, "SELECT DISTINCT source, category, match_method FROM problems JOIN gold USING (problem_id)") == [
@@ -115,12 +115,12 @@ def test_verl_real_file_matches_benchmark_problems(ws):
     assert json.loads(meta) == {"index": 0, "split": "test"}
     assert instruction.startswith("Let's reason step by step.")
     # the benchmark file gives the same problems and answers: nothing new
-    again = ingest(ws, SHARED / "benchmarks" / "aime24.json", preset="benchmark")
+    again = ingest(ws, REAL_DATA / "benchmarks" / "aime24.json", preset="benchmark")
     assert again["funnel"]["duplicate"] == 30 and again["added"]["problems"] == 0
 
 
 def test_benchmark_real_files(ws):
-    stats = ingest(ws, SHARED / "benchmarks", preset="benchmark")
+    stats = ingest(ws, REAL_DATA / "benchmarks", preset="benchmark")
     assert [(f["path"].rsplit("/", 1)[1], f["records"]) for f in stats["files"]] == [
         ("aime24.json", 30),
         ("aime25.json", 30),
@@ -138,7 +138,7 @@ def test_benchmark_real_files(ws):
         ("hmmt25", 30),
         ("minerva", 272),
     ]
-    minerva = json.loads((SHARED / "benchmarks" / "minerva.json").read_text())
+    minerva = json.loads((REAL_DATA / "benchmarks" / "minerva.json").read_text())
     first = minerva[0]
     assert query(
         ws,

@@ -12,7 +12,7 @@ from curate.select import SelectConfig, Selection, run_select
 from curate.subsets import ExportConfig, run_export
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError, Workspace
-from tests.conftest import SHARED, query
+from tests.conftest import REAL_DATA, query
 from tests.pools import STRATEGY_POOL, TAG, add_pool
 
 SUFFIX = "\n" + KNOWN_SUFFIXES[0]
@@ -81,7 +81,7 @@ def test_verl_schema_and_round_trip(subset, tmp_path):
     ws, rows = subset
     stats = export(ws, "verl", tmp_path / "rl.parquet")
     table = pq.read_table(tmp_path / "rl.parquet")
-    assert table.schema.equals(pq.read_schema(SHARED / "formats" / "aime24.verl.parquet"))
+    assert table.schema.equals(pq.read_schema(REAL_DATA / "formats" / "aime24.verl.parquet"))
     problems = list(dict.fromkeys(r["problem_id"] for r in rows))  # one prompt per problem
     assert stats["rows"] == table.num_rows == len(problems)
     first = table.to_pylist()[0]

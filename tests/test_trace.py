@@ -13,7 +13,7 @@ from curate.cli import app
 from curate.ingest import IngestConfig, run_ingest
 from curate.trace import TraceConfig, run_trace
 from curate.workspace import OxaError, Workspace
-from tests.conftest import SHARED, naive_problem_id, query, write_jsonl
+from tests.conftest import REAL_DATA, naive_problem_id, query, write_jsonl
 
 SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 COWS = "A farmer has 17 cows and buys 5 more at the market. How many cows does the farmer have now?"
@@ -208,13 +208,13 @@ def test_reference_presets_and_mappings(ws, tmp_path):
 
 
 def test_verl_and_benchmark_files_trace_the_real_problems(ws):
-    verl = SHARED / "formats" / "aime24.verl.parquet"  # prompts with an instruction suffix
-    aime = json.loads((SHARED / "benchmarks" / "aime24.json").read_text())
+    verl = REAL_DATA / "formats" / "aime24.verl.parquet"  # prompts with an instruction suffix
+    aime = json.loads((REAL_DATA / "benchmarks" / "aime24.json").read_text())
     pool = write_jsonl(
         ws.root.parent / "pool.jsonl", [{"problem": item["problem"], "response": "\\boxed{0}"} for item in aime]
     )
     run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
-    stats = run_trace(ws, TraceConfig([str(verl), str(SHARED / "benchmarks" / "aime24.json")]))
+    stats = run_trace(ws, TraceConfig([str(verl), str(REAL_DATA / "benchmarks" / "aime24.json")]))
     assert stats["problems"]["pool"] == 30 and stats["problems"]["unmatched"] == 0
     assert stats["conflicts"]["conflicts"] == 0  # verl's ground truth and the benchmark agree
     assert query(ws, "SELECT count(*) FROM gold WHERE match_method IN ('exact', 'normalized')") == [(30,)]

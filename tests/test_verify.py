@@ -19,7 +19,7 @@ from curate.ingest import IngestConfig, run_ingest
 from curate.text.extract import as_math_input, braces_balanced, extract_answer
 from curate.verify import VerifierSettings, VerifyConfig, run_verify
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
-from tests.conftest import SHARED, query, write_jsonl
+from tests.conftest import REAL_DATA, query, write_jsonl
 
 FAST = VerifierSettings(deadline_s=3.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
 
@@ -332,9 +332,9 @@ def perturbed(gold: str) -> str:
 
 
 def test_benchmark_golds_in_equivalent_forms_verify_and_perturbed_do_not(ws, tmp_path):
-    run_ingest(ws, IngestConfig([str(SHARED / "benchmarks")], preset="benchmark"))
+    run_ingest(ws, IngestConfig([str(REAL_DATA / "benchmarks")], preset="benchmark"))
     rows, expected = [], {}
-    for path in sorted((SHARED / "benchmarks").glob("*.json")):
+    for path in sorted((REAL_DATA / "benchmarks").glob("*.json")):
         for item in json.loads(path.read_text()):
             golds = item["answer"] if isinstance(item["answer"], list) else [item["answer"]]
             gold = golds[0].strip()

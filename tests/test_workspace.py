@@ -13,7 +13,7 @@ import pytest
 from curate.ingest import IngestConfig, run_ingest
 from curate.workspace import OxaError, Workspace, WorkspaceBusy
 from curate.workspace import workspace as workspace_module
-from tests.conftest import SHARED, query, write_jsonl
+from tests.conftest import REAL_DATA, query, write_jsonl
 
 ROWS = [
     {"category": "math", "source": "s", "input": f"What is {i}+{i}?", "output": f"\\boxed{{{2 * i}}}"}
@@ -139,7 +139,7 @@ def test_reingest_adds_nothing_and_outputs_are_byte_identical(tmp_path):
     src = write_jsonl(tmp_path / "a.jsonl", ROWS + ROWS[:3])
     first, second = Workspace.init(tmp_path / "one"), Workspace.init(tmp_path / "two")
     for ws in (first, second):
-        for source in (src, SHARED / "benchmarks" / "aime24.json"):
+        for source in (src, REAL_DATA / "benchmarks" / "aime24.json"):
             run_ingest(ws, IngestConfig([str(source)]))
     again = run_ingest(first, IngestConfig([str(src)]))
     assert again["funnel"] == {"read": 23, "accepted": 0, "duplicate": 23, "rejected": 0, "filtered": 0}
