@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from curate.synth.families import RICH
+from curate.synth.styles import VOICES
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import Workspace
 
@@ -92,8 +94,15 @@ def one_torch_thread():
 
 
 # The test bed (curate.synth, train.tiny.models), small enough to build once per session.
-SMALL_WORLD = WorldConfig(problems=40, heldout=8, reference_only=16, corpus_problems=48)
+# The curation world: every answer form, wordy problems in four voices.
+SMALL_WORLD = WorldConfig(
+    problems=40, heldout=8, reference_only=16, corpus_problems=48, families=list(RICH), styles=list(VOICES)
+)
 FAST_MODELS = {
+    "styles": ["concise", "chatty"],
+    "hidden_size": 64,
+    "heads": 2,
+    "intermediate_size": 256,
     "block": 128,
     "batch": 8,
     "pretrain_steps": 150,

@@ -2,6 +2,7 @@
 world's manifest says is true, then run again to see every step reused."""
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ pytest.importorskip("torch")
 from curate.cli import app  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from tests.conftest import query  # noqa: E402
-from train.demo import METHODS, SIZES  # noqa: E402
+from train.demo import INSTRUCTION, METHODS, RL_FROM, SIZES  # noqa: E402
 
 TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the world's own
 EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)
@@ -66,7 +67,8 @@ def test_verdicts_follow_the_worlds_composition(demo):
     assert sum(teacher.values()) == manifest["counts"]["samples"]["total"]
     self_rows = {row["verdict"]: row["rows"] for row in summary["verdicts"] if row["origin"] == "self"}
     generated = json.loads((workdir / "demo.json").read_text())["generate"]["result"]
-    assert generated["funnel"]["generated"] == manifest["counts"]["problems"]["pool"]
+    asked = [p for p in manifest["problems"] if p["problem_id"] < "6"]  # the demo's SELF_PROBLEMS
+    assert generated["funnel"]["generated"] == len(asked)
     assert generated["completions"]["completions"] == generated["funnel"]["generated"] * SIZES["fast"].generate_n
     assert sum(self_rows.values()) == generated["completions"]["written"]  # every self sample judged
     assert None not in self_rows
@@ -115,6 +117,9 @@ def test_cards_models_and_evaluations(demo):
         for part in card["parts"]:
             funnel = part["funnel"]
             assert funnel["input"] == funnel["selected"] + sum(funnel["dropped"].values())  # adds up
+            assert part["selected"] == part["target"] and part["shortfall"] == 0  # equal N, every target met
+            for b in part["bins"] or []:  # the Gaussian bin by bin: no shortfall, nothing redistributed
+                assert b["shortfall"] == 0 and b["achieved"] == b["target"], b
         assert (folder / "card.md").read_text().startswith("---\n")
         if method != "sft":  # random selection reads no PPL
             assert card["scorers"]["base"]["tag"] == "base"  # the scoring model's manifest
@@ -122,17 +127,55 @@ def test_cards_models_and_evaluations(demo):
         assert record["status"] == "done" and record["global_step"] == SIZES["fast"].train_steps
         assert record["data"]["subset"]["version"] == folder.name
         assert (record["training_config"]["ul_alpha"] > 0) == (method == "oxa_full")
+    for method in RL_FROM:
+        record = json.loads((workdir / "grpo" / method / "oxa_grpo.json").read_text())
+        assert record["train"]["global_step"] == SIZES["fast"].grpo_steps
+        assert len(record["curves"]["reward"]) == len(record["curves"]["entropy"]) == SIZES["fast"].grpo_steps
+        assert (workdir / "grpo" / method / "curves.png").read_bytes()[:4] == b"\x89PNG"
+        assert record["prompts"]["prompts"] == SIZES["fast"].rl_prompts
     summary = json.loads((workdir / "summary.json").read_text())
-    assert set(summary["scores"]) == {"base", *METHODS}
-    for method, scores in summary["scores"].items():
-        assert 0 <= scores["pass_at_1"] <= scores["pass_at_k"] <= 1
-        assert scores["mean_entropy"] > 0 and 0 < scores["mean_length"] <= SIZES["fast"].eval_tokens
-        assert (workdir / "eval" / method / "table.md").is_file() and (
-            workdir / "eval" / method / "pass_at_k.png"
-        ).is_file()
-    assert "held-out problems" in output and str(workdir) in output
+    rows = {r["run"]: r for r in summary["comparison"]["rows"]}
+    assert set(rows) == {"base", *METHODS, *(f"{m}+grpo" for m in RL_FROM)}
+    for run, row in rows.items():
+        assert 0 <= row["pass_at_1_low"] <= row["pass_at_1"] <= row["pass_at_1_high"] <= 1
+        assert row["pass_at_1"] <= row["pass_at_k"] and row["k"] == SIZES["fast"].eval_k
+        assert row["mean_entropy"] > 0 and 0 < row["mean_length"] <= SIZES["fast"].eval_tokens
+        assert (workdir / "eval" / run / "table.md").is_file() and (workdir / "eval" / run / "pass_at_k.png").is_file()
+    assert len(summary["against_reference"]) == len(rows) - 1
+    assert all(re.search(r"^\S+: Pass@1 [-+]\d+\.\d points against sft", line) for line in summary["against_reference"])
+    assert summary["comparison"]["reference"] == "sft" and (workdir / "compare" / "compare.png").is_file()
+    assert "held-out problems" in output and str(workdir) in output and "against sft" in output
     assert re.search(r"\bcorrect \d", summary["funnels"]["verify"])  # verdict counts in the printed summary
     assert "funnels" in output
+
+
+def test_unlikelihood_lowers_the_negatives_probability(demo):
+    """OXA_Full's model gives its own negatives' tokens less probability than OXA_MLE's, which
+    was trained on the same positives without the unlikelihood term (a mechanism, not an outcome)."""
+    from transformers import AutoTokenizer
+
+    from curate.backends import load_backend
+    from curate.backends.base import ScoreItem
+    from train.eval.sampling import prompt_ids
+
+    workdir, _ = demo
+    negatives = [r for r in subset_rows(workdir, "oxa_full") if r["loss_type"] == 1]
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "train" / "oxa_mle")
+    items = [  # the prompts as the trainer saw them: a chat turn with the demo's instruction
+        ScoreItem(
+            r["sample_id"],
+            prompt_ids(tokenizer, r["problem"], INSTRUCTION),
+            tuple(tokenizer(r["response"])["input_ids"]),
+        )
+        for r in negatives
+    ]
+    mean_p = {}
+    for method in ("oxa_mle", "oxa_full"):
+        backend = load_backend("hf", str(workdir / "train" / method), dtype="float32", device="cpu")
+        scores = backend.score(items)
+        backend.close()
+        mean_p[method] = sum(math.exp(-s.nll_sum / s.n_tokens) for s in scores) / len(scores)
+    assert mean_p["oxa_full"] < mean_p["oxa_mle"], mean_p
 
 
 def test_a_second_run_reuses_every_step(demo):
@@ -143,4 +186,4 @@ def test_a_second_run_reuses_every_step(demo):
     state = json.loads((workdir / "demo.json").read_text())
     assert result.output.count("reused") == len(state)
     after = json.loads((workdir / "summary.json").read_text())
-    assert after["subsets"] == before["subsets"] and after["scores"] == before["scores"]
+    assert after["subsets"] == before["subsets"] and after["comparison"] == before["comparison"]

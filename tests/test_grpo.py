@@ -235,3 +235,7 @@ def test_two_grpo_steps_log_reward_entropy_and_length(tmp_path, tiny_models, syn
     assert saved["config"]["num_generations"] == 4 and saved["config"]["gradient_accumulation_steps"] == 2
     assert saved["generation"] == "transformers" and saved["train"]["global_step"] == 2
     assert (tmp_path / "out" / "model.safetensors").is_file()
+    # the curves: the logged reward, entropy and length per step, and their plot
+    assert saved["curves"]["reward"] == [[e["step"], e["reward"]] for e in steps]
+    assert saved["curves"]["entropy"] == [[e["step"], e["entropy"]] for e in steps]
+    assert (tmp_path / "out" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

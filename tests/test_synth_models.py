@@ -69,7 +69,7 @@ def test_chat_template_marks_the_assistant_turn(tiny_models):
 
 
 def test_models_load_with_the_auto_classes(tiny_models):
-    for name, eos in (("base", ["<|endoftext|>"]), ("instruct", ["<|im_end|>", "<|endoftext|>"])):
+    for name, eos in (("base", ["<|im_end|>", "<|endoftext|>"]), ("instruct", ["<|im_end|>", "<|endoftext|>"])):
         folder = tiny_models / name
         model = AutoModelForCausalLM.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -128,12 +128,16 @@ def test_builds_are_deterministic(synth_world, tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"heads": 4}, "head size 16; it must be a whole number of at least 32"),
+        ({"hidden_size": 64, "heads": 4, "kv_heads": 1}, "head size 16; it must be a whole number of at least 32"),
+        ({"heads": 4, "kv_heads": 3}, "--heads 4 must be a multiple of --kv-heads 3"),
         ({"styles": ["concise", "poetic"]}, "--styles must name one or more of the world's styles"),
+        ({"styles": ["terse"]}, "--styles must name one or more of the world's styles"),  # not this world's
         ({"other_share": 1.0}, "--other-share is a share"),
+        ({"threads": 0}, "--threads must be 1 or more"),
     ],
 )
 def test_bad_settings_are_refused(synth_world, tmp_path, settings, message):
+    settings = {**FAST_MODELS, **settings}
     with pytest.raises(OxaError, match=message):
         build_tiny_models(TinyModelConfig(str(synth_world), str(tmp_path / "m"), **settings))
     assert not (tmp_path / "m").exists()

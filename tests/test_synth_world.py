@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.ingest import IngestConfig, run_ingest
-from curate.synth.families import FAMILIES
 from curate.synth.mix import exact_counts
 from curate.synth.references import loose
 from curate.synth.world import WorldConfig, build_world, load_manifest
@@ -91,11 +90,12 @@ def test_pool_is_what_the_manifest_says(synth_world):
     assert len({(s["problem_id"], rows[s["row"]]["output"]) for s in samples}) == len(samples)
 
     # the manifest's counts are the tallies of its records, and the flaws come in exact shares
-    assert counts["problems"]["by_family"] == {f: SMALL_WORLD.problems // len(FAMILIES) for f in sorted(FAMILIES)}
+    families = SMALL_WORLD.families
+    assert counts["problems"]["by_family"] == {f: SMALL_WORLD.problems // len(families) for f in sorted(families)}
     assert counts["samples"]["by_family"] == tally(s["family"] for s in samples)
     assert counts["samples"]["by_style"] == tally(s["style"] for s in samples)
     assert counts["samples"]["by_family_style"] == {
-        f: tally(s["style"] for s in samples if s["family"] == f) for f in FAMILIES
+        f: tally(s["style"] for s in samples if s["family"] == f) for f in families
     }
     assert counts["samples"]["by_flaw"] == tally(s["flaw"] for s in samples)
     expected = exact_counts(len(samples), SMALL_WORLD.flaw_shares)

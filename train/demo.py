@@ -3,7 +3,10 @@
 world + tiny models -> init -> ingest -> trace -> verify -> score (base model) -> select
 SFT, SFT_LP, OXA_MLE at equal N -> generate from the instruct model -> verify -> score ->
 OXA_Full (OXA_MLE's positives + the lowest-PPL wrong self answers) -> train the four
-methods' models briefly -> evaluate them on the world's held-out problems -> summary.
+methods' models -> RLVR prompts (pass rate of the self samples) -> GRPO from the SFT and
+OXA_Full models -> evaluate every model on the world's held-out problems -> compare them
+with SFT, with 95% intervals -> summary. Every step goes through the public functions
+that the `oxa` commands call: the demo is a user of oxa, not a special path.
 
 Every step is recorded in DIR/demo.json with a fingerprint of its settings and of the
 steps before it; a second run reuses the steps whose fingerprint is unchanged (and the
@@ -21,7 +24,9 @@ from pathlib import Path
 
 from curate.ingest import IngestConfig, run_ingest
 from curate.select import SelectConfig, Selection, run_select
+from curate.subsets import ExportConfig, run_export
 from curate.synth.world import HELDOUT_FILE, POOL_FILE, WorldConfig, build_world
+from curate.text.instructions import KNOWN_SUFFIXES
 from curate.trace import TraceConfig, run_trace
 from curate.verify import VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace
@@ -34,6 +39,10 @@ SCORER = "base"  # scores/<tag>/ of the pre-trained model: PPL for selection, as
 SELF_TAG = "self"  # the instruct model's samples (generator tag)
 CORRECT_TEACHER = "verdict = 'correct' AND origin = 'teacher'"
 WRONG_SELF = "verdict = 'incorrect' AND origin = 'self'"
+SELF_PROBLEMS = "problem_id < '6'"  # the instruct model answers 6/16 of the pool's problems (ids are hex digests)
+# The short R1-style instruction: the paper's is 45 tokens, as long as the tiny models' answers.
+INSTRUCTION = KNOWN_SUFFIXES[1]
+EVAL_TOKEN_BUDGET = 262_144  # hf backend: rows per generation batch = budget / (prompt + new tokens)
 
 
 @dataclass(frozen=True)
@@ -49,40 +58,45 @@ class DemoSize:
     train_steps: int
     eval_k: int  # samples per held-out problem (Pass@1 averaged over them, Pass@k up to k)
     eval_tokens: int
+    rl_prompts: int  # RLVR prompts: problems whose self samples are half right
+    grpo_steps: int
 
 
 SIZES = {
     "fast": DemoSize(
-        world={"problems": 64, "heldout": 8, "reference_only": 16, "corpus_problems": 96},
-        models={
-            "block": 128,
-            "batch": 8,
-            "pretrain_steps": 150,
-            "learning_rate": 5e-3,
-            "sft_examples": 64,
-            "sft_steps": 20,
-        },
-        n=24,
-        negatives=8,
-        generate_n=2,
-        generate_tokens=96,
-        train_steps=4,
-        eval_k=4,
-        eval_tokens=96,
-    ),
-    "full": DemoSize(
-        world={},
-        models={},
-        n=120,
+        world={"problems": 1200, "heldout": 50, "reference_only": 100, "corpus_problems": 5000, "max_responses": 5},
+        models={"pretrain_steps": 250, "sft_steps": 40},
+        n=150,
         negatives=40,
-        generate_n=4,
-        generate_tokens=192,
+        generate_n=2,
+        generate_tokens=112,
         train_steps=24,
         eval_k=8,
-        eval_tokens=192,
+        eval_tokens=112,
+        rl_prompts=16,
+        grpo_steps=2,
+    ),
+    "full": DemoSize(
+        world={"problems": 5000, "heldout": 200, "reference_only": 600, "corpus_problems": 12000, "max_responses": 6},
+        models={},
+        n=800,
+        negatives=200,
+        generate_n=2,
+        generate_tokens=112,
+        train_steps=96,
+        eval_k=16,
+        eval_tokens=112,
+        rl_prompts=256,
+        grpo_steps=12,
     ),
 }
+# The SFT runs: the tiny preset with the batch and learning rate of the tiny models' own
+# training (the base model is far from converged, so more of the same data still teaches).
+TRAIN_SETTINGS = ["global_batch_size=32", "per_device_train_batch_size=32", "learning_rate=2e-3", "warmup_steps=5"]
+# GRPO from a model: 8 prompts x 8 rollouts per step, the tiny preset otherwise.
+GRPO_SETTINGS = ["prompts_per_step=8", "num_generations=8", "max_completion_length=112", "save_strategy=no"]
 METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")
+RL_FROM = ("sft", "oxa_full")  # the paper's Q2: which start is better for RLVR
 FUNNEL_STEPS = (
     "ingest",
     "trace",
@@ -166,9 +180,12 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     ws = Workspace.open(root / "ws") if (root / "ws" / "catalog.duckdb").is_file() else Workspace.init(root / "ws")
     _curate(ws, world, models, size, steps, progress)
     subsets = _select(ws, size, steps)
-    trained = _train(root, models, subsets, size, steps, say)
-    scores = _evaluate(root, world, models, trained, size, steps, progress)
-    summary = _summary(ws, root, subsets, trained, scores, steps)
+    trained = _train(root, models, subsets, size, steps)
+    prompts = _rl_prompts(ws, root, size, steps)
+    trained |= _grpo(root, trained, prompts, size, steps)
+    evals = _evaluate(root, world, {"base": str(models / "base"), **trained}, size, steps, progress)
+    comparison = _compare(root, evals, steps)
+    summary = _summary(ws, root, subsets, trained, comparison, steps)
     atomic_write_json(root / "summary.json", summary)
     return summary
 
@@ -195,8 +212,9 @@ def _curate(ws: Workspace, world: Path, models: Path, size: DemoSize, steps: _St
     score = ScoreConfig(model=base, tag=SCORER)
     steps.run("score", asdict(score), lambda: run_score(ws, score, progress=progress), _counts_line())
     generate = GenerateConfig(
-        model=instruct, tag=SELF_TAG, n=size.generate_n, max_new_tokens=size.generate_tokens, seed=0
-    )
+        model=instruct, tag=SELF_TAG, n=size.generate_n, max_new_tokens=size.generate_tokens, seed=0,
+        where=SELF_PROBLEMS, batch_prompts=256,
+    )  # fmt: skip
     steps.run("generate", asdict(generate), lambda: run_generate(ws, generate, progress=progress), _counts_line())
     steps.run("verify self", asdict(verify), lambda: run_verify(ws, verify, progress), _counts_line("verdicts"))
     steps.run("score self", asdict(score), lambda: run_score(ws, score, progress=progress), _counts_line())
@@ -218,9 +236,17 @@ def _select(ws: Workspace, size: DemoSize, steps: _Steps) -> dict[str, dict]:
     for method, config in configs.items():
         config.validate()
         subsets[method] = steps.run(
-            f"select {method}", config.resolved(), lambda c=config: run_select(ws, c), lambda r: r["summary"]
+            f"select {method}", config.resolved(), lambda c=config: _met(run_select(ws, c)), lambda r: r["summary"]
         )
     return subsets
+
+
+def _met(stats: dict) -> dict:
+    """A subset whose every part got its target, bin by bin: the demo compares methods at equal N."""
+    short = {p["label"]: p["target"] - p["selected"] for p in stats["parts"] if p["selected"] < p["target"]}
+    if short:
+        raise OxaError(f"subset {stats['name']} is short of its target ({short}): the world's pool is too small")
+    return stats
 
 
 def _gaussian_shape(ws: Workspace) -> dict:
@@ -238,11 +264,11 @@ def _gaussian_shape(ws: Workspace) -> dict:
     sigma = round(mu / 10, 3)
     return {
         "mu": mu, "sigma": sigma, "p_min": 1.0, "p_max": round(mu + 4 * sigma, 2), "bin_width": round(sigma / 5, 4),
-        "rounding": "largest_remainder", "redistribute": True,
+        "rounding": "largest_remainder", "redistribute": False,
     }  # fmt: skip
 
 
-def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Steps, say: Say) -> dict[str, str]:
+def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Steps) -> dict[str, str]:
     from train.sft import SftRunConfig, run_sft
 
     trained = {}
@@ -250,8 +276,8 @@ def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Step
         out = root / "train" / method
         config = SftRunConfig(
             subset=subsets[method]["path"], model=str(models / "base"), preset="tiny", output=str(out),
-            max_steps=size.train_steps, overwrite=True,
-            overrides=["disable_tqdm=true", *([] if method == "oxa_full" else ["ul_alpha=0"])],
+            max_steps=size.train_steps, overwrite=True, instruction=INSTRUCTION,
+            overrides=["disable_tqdm=true", *TRAIN_SETTINGS, *([] if method == "oxa_full" else ["ul_alpha=0"])],
         )  # fmt: skip
         steps.run(
             f"train {method}",
@@ -274,31 +300,102 @@ def _brief_train(record: dict) -> dict:
     return {"global_step": record["global_step"], "train_loss": record["metrics"].get("train_loss", float("nan"))}
 
 
+def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> str:
+    """RLVR prompts as the paper picks them (A.3): problems neither trivial nor hopeless for
+    a sampler, here those of which the instruct model's self samples are half right;
+    exported in verl's layout, which `oxa train grpo` reads."""
+    config = SelectConfig(
+        name="rlvr", strategy="pass_rate", where="origin = 'self'", n=size.rl_prompts, k=size.generate_n,
+        min_pass_rate=0.5, max_pass_rate=0.5, seed=0,
+    )  # fmt: skip
+    config.validate()
+    subset = steps.run("select rlvr", config.resolved(), lambda: _met(run_select(ws, config)), lambda r: r["summary"])
+    output = root / "rl" / "prompts.verl.parquet"
+    export = ExportConfig(subset=f"rlvr/{subset['version']}", format="verl", output=str(output), overwrite=True)
+    export.instruction = ""  # GRPO appends its own instruction to each prompt
+    steps.run("export rlvr", asdict(export), lambda: run_export(ws, export), lambda r: r["summary"])
+    return str(output)
+
+
+def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps) -> dict[str, str]:
+    """A short GRPO run from each of RL_FROM's models (reward and entropy curves in curves.png)."""
+    from train.grpo import GRPORun, run_grpo
+
+    tuned = {}
+    for method in RL_FROM:
+        out = root / "grpo" / method
+        run = GRPORun(
+            model=trained[method], prompts=prompts, output=str(out), preset="tiny", max_steps=size.grpo_steps,
+            overrides=(*GRPO_SETTINGS, f"instruction={INSTRUCTION}", "disable_tqdm=true"),
+        )  # fmt: skip
+        steps.run(
+            f"grpo {method}",
+            asdict(run),
+            lambda r=run, log=out.with_suffix(".log"): _brief_grpo(_quietly(log, lambda: run_grpo(r))),
+            lambda r: (
+                f"{r['global_step']} steps, reward {_first_last(r['reward'])}, entropy {_first_last(r['entropy'])}"
+            ),
+        )
+        tuned[f"{method}+grpo"] = str(out)
+    return tuned
+
+
+def _brief_grpo(record: dict) -> dict:
+    curves = record["curves"]
+    return {
+        "global_step": record["train"]["global_step"],
+        "reward": [v for _, v in curves["reward"]],
+        "entropy": [v for _, v in curves["entropy"]],
+    }
+
+
+def _first_last(values: list[float]) -> str:
+    return f"{values[0]:.3f} -> {values[-1]:.3f}" if values else "-"
+
+
 def _evaluate(
-    root: Path, world: Path, models: Path, trained: dict, size: DemoSize, steps: _Steps, progress: ProgressFn
-) -> dict[str, dict]:
+    root: Path, world: Path, models: dict[str, str], size: DemoSize, steps: _Steps, progress: ProgressFn
+) -> dict[str, str]:
     from train.eval import EvalConfig, run_eval
 
-    scores = {}
-    for method, model in {"base": str(models / "base"), **trained}.items():
+    evals = {}
+    for method, model in models.items():
         config = EvalConfig(
             model=model, out=str(root / "eval" / method), benchmarks=str(world / HELDOUT_FILE), k=size.eval_k,
-            max_new_tokens=size.eval_tokens, backend="hf", overwrite=True,
+            max_new_tokens=size.eval_tokens, backend="hf", overwrite=True, instruction=INSTRUCTION,
+            token_budget=EVAL_TOKEN_BUDGET,
         )  # fmt: skip
-        result = steps.run(
-            f"eval {method}", asdict(config), lambda c=config: _brief_eval(run_eval(c, progress)), _eval_line
-        )
-        scores[method] = result
-    return scores
+        steps.run(f"eval {method}", asdict(config), lambda c=config: _brief_eval(run_eval(c, progress)), _eval_line)
+        evals[method] = config.out
+    return evals
 
 
 def _brief_eval(result: dict) -> dict:
     average = result["report"]["metrics"][-1]
-    return {"out": result["out"], **{k: average[k] for k in average if k != "benchmark"}}
+    return {"out": result["out"], **{k: average[k] for k in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")}}
 
 
 def _eval_line(result: dict) -> str:
     return ", ".join(f"{k} {v:.3g}" for k, v in result.items() if isinstance(v, float))
+
+
+def _compare(root: Path, evals: dict[str, str], steps: _Steps) -> dict:
+    """Every model against SFT on the same held-out problems (`oxa eval compare`)."""
+    from train.eval.compare import CompareConfig, run_compare
+
+    config = CompareConfig(list(evals.values()), str(root / "compare"), list(evals), reference="sft")
+    return steps.run("compare", asdict(config), lambda: run_compare(config), lambda r: r["table"])
+
+
+def verdict_line(row: dict, reference: str) -> str:
+    """One line per model: its Pass@1 against the reference's, and whether the difference
+    lies beyond the 95% interval of the paired bootstrap."""
+    low, high = 100 * row["pass_at_1_diff_low"], 100 * row["pass_at_1_diff_high"]
+    diff = 100 * row["pass_at_1_diff"]
+    if row["pass_at_1_differs"]:
+        word = "higher" if diff > 0 else "lower"
+        return f"{row['run']}: Pass@1 {diff:+.1f} points against {reference} [{low:+.1f}, {high:+.1f}]: {word}, beyond the interval"
+    return f"{row['run']}: Pass@1 {diff:+.1f} points against {reference} [{low:+.1f}, {high:+.1f}]: within the interval"
 
 
 def _funnel_line(stats: dict) -> str:
@@ -314,7 +411,7 @@ def _counts_line(key: str | None = None) -> Callable[[dict], str]:
     return line
 
 
-def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, scores: dict, steps: _Steps) -> dict:
+def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, comparison: dict, steps: _Steps) -> dict:
     con = ws.connect()
     try:
         verdicts = con.execute(
@@ -322,13 +419,15 @@ def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, scores: di
         ).fetchall()
     finally:
         con.close()
+    reference = comparison["reference"]
     return {
         "workdir": str(root),
         "workspace": str(ws.root),
         "verdicts": [{"origin": o, "verdict": v, "rows": n} for o, v, n in verdicts],
         "subsets": {m: {k: s.get(k) for k in ("name", "version", "path", "summary")} for m, s in subsets.items()},
         "models": trained,
-        "scores": scores,
+        "comparison": comparison,
+        "against_reference": [verdict_line(r, reference) for r in comparison["rows"] if r["run"] != reference],
         "funnels": {name: steps.lines[name] for name in FUNNEL_STEPS},
         "seconds": {name: round(t, 1) for name, t in steps.timings.items()},
     }

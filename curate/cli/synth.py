@@ -10,6 +10,9 @@ import typer
 from rich.table import Table
 
 from curate.cli.common import console
+from curate.synth.drills import DRILLS
+from curate.synth.families import RICH
+from curate.synth.styles import STRATEGIES, VOICES
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import OxaError
 
@@ -39,10 +42,14 @@ def _parse_shares(pairs: list[str], option: str) -> dict[str, float]:
     return shares
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def synth_world(
     out: Annotated[Path, typer.Argument(help="Folder for the world (new, empty, or an earlier world to replace).")],
     seed: Annotated[int, typer.Option(help="The only source of randomness: same seed, same bytes.")] = _WORLD.seed,
-    problems: Annotated[int, typer.Option(help="Pool problems, dealt to the 8 families in turn.")] = _WORLD.problems,
+    problems: Annotated[int, typer.Option(help="Pool problems, dealt to the families in turn.")] = _WORLD.problems,
     min_responses: Annotated[int, typer.Option(help="Fewest teacher responses per problem.")] = _WORLD.min_responses,
     max_responses: Annotated[int, typer.Option(help="Most teacher responses per problem.")] = _WORLD.max_responses,
     heldout: Annotated[int, typer.Option(help="Evaluation problems, in no pool or reference.")] = _WORLD.heldout,
@@ -52,6 +59,26 @@ def synth_world(
     corpus_problems: Annotated[
         int, typer.Option(help="Pretraining problems for the tiny models, each written in every style.")
     ] = _WORLD.corpus_problems,
+    families: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated problem families: the drills "
+            + ", ".join(DRILLS)
+            + " (short, learnable), or the wordy "
+            + ", ".join(RICH)
+            + " (every answer form)."
+        ),
+    ] = ",".join(_WORLD.families),
+    styles: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated teacher styles: the strategies "
+            + ", ".join(STRATEGIES)
+            + " (drills only), or the voices "
+            + ", ".join(VOICES)
+            + "."
+        ),
+    ] = ",".join(_WORLD.styles),
     non_math_rows: Annotated[
         int, typer.Option(help="'code' rows in the pool, which the acereason preset filters out.")
     ] = _WORLD.non_math_rows,
@@ -85,6 +112,8 @@ def synth_world(
         reference_only=reference_only,
         corpus_problems=corpus_problems,
         non_math_rows=non_math_rows,
+        families=_names(families),
+        styles=_names(styles),
         flaw_shares={**_WORLD.flaw_shares, **_parse_shares(flaw or [], "--flaw")},
         trace_shares={**_WORLD.trace_shares, **_parse_shares(trace or [], "--trace")},
     )

@@ -1,146 +1,42 @@
-"""Problem families: seeded problem generators and their worked solutions.
+"""Problem families: seeded problem generators and their worked solutions (sheet.py).
 
-A family draws a problem (its text and parameters) from a random stream and solves it
-on a `Sheet`, which records each computed step and the sentence that states it. A
-`Sheet` with a slip adds a small error to one step and lets it run on through the later
-steps, the way an arithmetic slip does in a real solution, so a wrong answer comes with
-reasoning that agrees with it.
-
-Every problem opens with a scene sentence and names a person or an object as well as
-numbers, so two problems of one family differ in their words and not only in their
-digits (fuzzy tracing needs that).
+The families here take every answer form a reference set holds (integers, negatives,
+decimals, fractions, radicals, tuples) in wordy problems: the curation test bed. Each
+problem opens with a scene sentence and names a person or an object as well as numbers,
+so two problems of one family differ in their words and not only in their digits (fuzzy
+tracing needs that). The short whole-number drills a tiny model can learn are in
+drills.py; `FAMILIES` holds both.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from curate.synth.drills import DRILLS
 from curate.synth.latex import Radical, Value, signed, tex
-
-NAMES = (
-    "Maria", "Ahmed", "Chen", "Priya", "Lucas", "Sofia", "Kenji", "Amara", "Diego", "Elena",
-    "Omar", "Hana", "Ivan", "Zoe", "Ravi", "Lena", "Tariq", "Mei", "Jonas", "Nadia",
+from curate.synth.sheet import Family, Problem, Sheet, Solution
+from curate.synth.words import (
+    CITIES,
+    CLUBS,
+    FLYERS,
+    FOODS,
+    FRIENDS,
+    GAMES,
+    ITEMS,
+    LIQUIDS,
+    MEASURES,
+    NAMES,
+    PAIRS,
+    PLACES,
+    RACES,
+    SETTINGS,
+    SHOPS,
+    THINGS,
+    TRAILS,
 )  # fmt: skip
-ITEMS = ("pencils", "stickers", "marbles", "stamps", "cards", "beads", "apples", "coins", "shells", "buttons")
-FRIENDS = ("a friend", "a cousin", "a neighbor", "a classmate", "a teacher", "a brother", "a sister")
-CITIES = ("Oslo", "Denver", "Hohhot", "Calgary", "Tromso", "Ulaanbaatar", "Helsinki", "Anchorage", "Kazan", "Quebec")
-MEASURES = (
-    ("mass", "parcels", "kilograms"),
-    ("length", "boards", "centimeters"),
-    ("time", "laps", "seconds"),
-    ("height", "seedlings", "millimeters"),
-    ("volume", "bottles", "milliliters"),
-    ("price", "notebooks", "dollars"),
-)
-LIQUIDS = ("water", "juice", "milk", "lemonade", "tea", "syrup", "broth")
-TRAILS = ("hiking trail", "river path", "forest loop", "coastal walk", "mountain track")
-SETTINGS = ("math club", "number theory class", "puzzle book", "contest warm-up", "homework set")
-CLUBS = ("chess club", "robotics club", "choir", "debate team", "art society", "drama group")
-THINGS = ("books", "trophies", "plants", "photos", "mugs", "models", "vases")
-FLYERS = ("drone", "bird", "paper plane", "kite", "bee", "model glider", "pigeon", "balloon")
-PAIRS = (
-    ("cats", "dogs"), ("red marbles", "blue marbles"), ("apples", "pears"), ("novels", "comics"),
-    ("tulips", "roses"), ("stamps", "coins"), ("pens", "pencils"), ("goats", "sheep"),
-)  # fmt: skip
-GAMES = ("quiz", "card game", "darts match", "video game", "spelling bee", "trivia night")
-SHOPS = ("ice cream shop", "bakery", "juice bar", "tea house", "pizza stand")
-RACES = ("sack race", "marathon", "swimming final", "cycling sprint", "relay heat")
-FOODS = ("pie", "pizza", "cake", "watermelon", "loaf of bread", "chocolate bar")
-SCENES = (
-    "The {place} is crowded {when}.",
-    "This question was posed at the {event} in the {place}.",
-    "The {event} is coming up, and the {place} is busy {when}.",
-    "Here is a puzzle from the {event}.",
-    "Everyone at the {place} is talking about the {event}.",
-    "The {place} hosts the {event} {when}.",
-)
-EVENTS = (
-    "school fair", "science fair", "summer camp", "math contest", "garage sale",
-    "charity run", "book swap", "harvest festival", "chess tournament", "county show",
-)  # fmt: skip
-PLACES = (
-    "library", "community center", "bakery", "market", "workshop",
-    "greenhouse", "train station", "museum", "town hall", "sports club",
-)  # fmt: skip
-WHENS = ("on Monday", "this weekend", "after lunch", "in the morning", "on a rainy day", "before dinner", "at noon")
-SLIP_DELTAS = (-1, 1, 2, 3, 10, -10)  # off-by-one and carry errors
-
-
-class Sheet:
-    """The steps of one solution. With `slip_at`, that step's value is off by `delta`,
-    or by `-delta` where `+delta` would make it zero or flip its sign (a slip should not
-    divide by zero or take the square root of a negative number)."""
-
-    def __init__(self, slip_at: int | None = None, delta: int = 0) -> None:
-        self.slip_at, self.delta = slip_at, delta
-        self.steps = 0
-        self.notes: list[str] = []
-
-    def compute(self, value):
-        if self.steps == self.slip_at:
-            slipped = value + self.delta
-            if slipped == 0 or (value != 0 and (slipped > 0) != (value > 0)):
-                slipped = value - self.delta
-            value = slipped
-        self.steps += 1
-        return value
-
-    def note(self, sentence: str) -> None:
-        self.notes.append(sentence)
-
-
-@dataclass(frozen=True)
-class Solution:
-    goal: str  # "find how many pencils Maria has now": what the reasoning sets out to do
-    notes: tuple[str, ...]  # one sentence per step, with its math
-    conclusion: str  # "Maria has $54$ pencils"
-    answer: Value
-
-
-@dataclass(frozen=True)
-class Problem:
-    family: str
-    text: str
-    params: dict = field(compare=False)
-
-    def solve(self, sheet: Sheet | None = None) -> Solution:
-        sheet = sheet or Sheet()
-        goal, conclusion, answer = FAMILIES[self.family].solve(self.params, sheet)
-        return Solution(goal, tuple(sheet.notes), conclusion, answer)
-
-    @property
-    def gold(self) -> str:
-        return tex(self.solve().answer)
-
-    def slipped(self, rng: random.Random) -> Solution:
-        """The solution with one arithmetic slip that changes the final answer."""
-        counter, gold = Sheet(), self.gold
-        self.solve(counter)
-        slips = [(step, delta) for step in range(counter.steps) for delta in SLIP_DELTAS]
-        rng.shuffle(slips)
-        for step, delta in slips:
-            solution = self.solve(Sheet(step, delta))
-            if tex(solution.answer) != gold:
-                return solution
-        raise AssertionError(f"no slip changes the answer of {self.text!r}")
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    topic: str  # NuminaMath's problem_type for it
-    draw: Callable[[random.Random], tuple[str, dict]]  # -> (problem text, parameters)
-    solve: Callable[[dict, Sheet], tuple[str, str, Value]]  # -> (goal, conclusion, answer)
-
-    def problem(self, rng: random.Random) -> Problem:
-        text, params = self.draw(rng)
-        scene = rng.choice(SCENES).format(event=rng.choice(EVENTS), place=rng.choice(PLACES), when=rng.choice(WHENS))
-        return Problem(self.name, f"{scene} {text}", params)
 
 
 def _paren(value: Value) -> str:
@@ -499,4 +395,7 @@ FAMILIES: dict[str, Family] = {
         Family("counting", "Combinatorics", _draw_counting, _solve_counting),
         Family("distance", "Geometry", _draw_distance, _solve_distance),
     )
-}
+} | DRILLS
+RICH = tuple(name for name in FAMILIES if name not in DRILLS)  # every answer form, wordy: the curation test bed
+
+__all__ = ["FAMILIES", "RICH", "Family", "Problem", "Sheet", "Solution"]

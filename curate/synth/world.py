@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rapidfuzz import fuzz, process
 
+from curate.synth.drills import DRILLS
 from curate.synth.families import FAMILIES, Problem
 from curate.synth.mix import exact_counts, exact_mix, stream
 from curate.synth.references import (
@@ -43,7 +44,8 @@ from curate.synth.references import (
     loose,
 )
 from curate.synth.responses import FLAWS, code_row, teacher_response
-from curate.synth.styles import STYLES
+from curate.synth.styles import STRATEGIES, STYLES
+from curate.trace.fuzzy import numbers_in
 from curate.workspace import OxaError
 from curate.workspace.resources import sql_text
 
@@ -83,6 +85,8 @@ class WorldConfig:
     heldout: int = 40  # evaluation problems, in no pool or reference
     reference_only: int = 120  # reference rows for problems outside the pool
     corpus_problems: int = 480  # pretraining problems, each written once in every style
+    families: list[str] = field(default_factory=lambda: list(DRILLS))  # problem families (families.py, drills.py)
+    styles: list[str] = field(default_factory=lambda: list(STRATEGIES))  # the teacher's styles (styles.py)
     non_math_rows: int = 6  # category 'code' rows, which the acereason preset filters out
     flaw_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLAW_SHARES))
     trace_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TRACE_SHARES))
@@ -100,20 +104,33 @@ class WorldConfig:
                 raise OxaError(f"unknown {what} kind(s) {', '.join(unknown)}; known: {', '.join(known)}")
         exact_counts(1, self.flaw_shares)  # raises on negative or all-zero shares
         exact_counts(1, self.trace_shares)
+        for what, chosen, known in (("family", self.families, FAMILIES), ("style", self.styles, STYLES)):
+            unknown = sorted(set(chosen) - set(known))
+            if unknown or not chosen or len(set(chosen)) != len(chosen):
+                raise OxaError(f"{what} list {chosen}: name each once, from {', '.join(known)}")
+        wordy = [f for f in self.families if not FAMILIES[f].equations]
+        strategies = [s for s in self.styles if STYLES[s].equations]
+        if wordy and strategies:
+            raise OxaError(
+                f"styles {', '.join(strategies)} rewrite the steps of the drills ({', '.join(DRILLS)}); "
+                f"families {', '.join(wordy)} have none: choose drills, or the styles {', '.join(s for s in STYLES if not STYLES[s].equations)}"
+            )
 
 
 class _ProblemDrawer:
     """Draws problems family by family, each from its own stream, keeping only those
-    distinct enough from every problem already kept (see references.DISTINCT_BELOW)."""
+    distinct from every problem already kept: a wordy problem must score below
+    references.DISTINCT_BELOW against every kept wordy one, a drill against every kept
+    drill with the same numbers (tracing's fuzzy stage keeps problems whose numbers differ
+    apart). With `distinct` off (the corpus), only texts already taken are refused."""
 
-    def __init__(self, seed: int, purpose: str, distinct: bool, taken: set[str]) -> None:
-        self.streams = {name: stream(seed, purpose, name) for name in FAMILIES}
-        self.distinct, self.taken = distinct, taken
-        self.kept: list[str] = []  # loose forms, for the fuzzy check
+    def __init__(self, seed: int, purpose: str, distinct: bool, families: list[str], taken: set) -> None:
+        self.streams = {name: stream(seed, purpose, name) for name in families}
+        self.families, self.distinct, self.taken = families, distinct, taken
+        self.kept: dict[tuple | None, list[str]] = {}  # loose forms by numbers (drills) or all together
 
     def draw(self, count: int) -> list[Problem]:
-        names = list(FAMILIES)
-        return [self._one(names[i % len(names)]) for i in range(count)]
+        return [self._one(self.families[i % len(self.families)]) for i in range(count)]
 
     def _one(self, family: str) -> Problem:
         for _ in range(10_000):
@@ -121,15 +138,18 @@ class _ProblemDrawer:
             if problem.text in self.taken:
                 continue
             if self.distinct:
+                # drills of one template differ in little but their numbers: only problems with the
+                # same numbers (which tracing's fuzzy stage cannot tell apart) need to read apart
+                kept = self.kept.setdefault(_numbers(problem.text) if FAMILIES[family].equations else None, [])
                 form = loose(problem.text)
-                if process.extractOne(form, self.kept, scorer=fuzz.ratio, score_cutoff=DISTINCT_BELOW):
+                if process.extractOne(form, kept, scorer=fuzz.ratio, score_cutoff=DISTINCT_BELOW):
                     continue
-                self.kept.append(form)
+                kept.append(form)
             self.taken.add(problem.text)
             return problem
         raise OxaError(
-            f"could not draw another '{family}' problem distinct from the {len(self.kept)} drawn so far; "
-            "ask for fewer problems (pool + held-out + reference-only: about 1,000 fit)"
+            f"could not draw another '{family}' problem distinct from those drawn so far; ask for fewer problems "
+            "(wordy families: about 1,000 in all, pool + held-out + reference-only; drills: a few thousand each)"
         )
 
 
@@ -144,13 +164,13 @@ def build_world(out: Path, config: WorldConfig) -> dict:
         raise OxaError(f"{out} is not empty and holds no synthetic world ({MANIFEST}); pick a new or empty folder")
     seed = config.seed
     taken: set[str] = set()
-    drawer = _ProblemDrawer(seed, "problems", distinct=True, taken=taken)
+    drawer = _ProblemDrawer(seed, "problems", True, config.families, taken)
     pool, heldout, others = (
         drawer.draw(config.problems),
         drawer.draw(config.heldout),
         drawer.draw(config.reference_only),
     )
-    corpus = _ProblemDrawer(seed, "corpus", distinct=False, taken=taken).draw(config.corpus_problems)
+    corpus = _ProblemDrawer(seed, "corpus", False, config.families, taken).draw(config.corpus_problems)
 
     sources = [stream(seed, "pool-source", i).choice(ORIGINS) for i in range(len(pool))]
     rows, owners, facts = _teacher_pool(seed, pool, sources, config)
@@ -164,7 +184,7 @@ def build_world(out: Path, config: WorldConfig) -> dict:
     ]
     files = {
         POOL_FILE: _jsonl(rows),
-        CORPUS_FILE: _jsonl(_corpus_documents(seed, corpus)),
+        CORPUS_FILE: _jsonl(_corpus_documents(seed, corpus, config.styles)),
         HELDOUT_FILE: _json([{"problem": p.text, "answer": p.gold, "family": p.family} for p in heldout]),
         **{f"references/{name}.parquet": _parquet(table) for name, table in references.items()},
     }
@@ -172,8 +192,8 @@ def build_world(out: Path, config: WorldConfig) -> dict:
         "format": FORMAT,
         "seed": seed,
         "config": asdict(config),
-        "families": list(FAMILIES),
-        "styles": list(STYLES),
+        "families": list(config.families),
+        "styles": list(config.styles),
         "flaws": list(FLAWS),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         "counts": _counts(pool, samples, traces, references, config),
@@ -205,9 +225,9 @@ def _teacher_pool(seed: int, pool: list[Problem], sources: list[str], config: Wo
     rows, owners, facts = [], [], []
     for index, (problem, count) in enumerate(zip(pool, counts)):
         texts: set[str] = set()
+        styles = stream(seed, "styles", index).sample(config.styles, len(config.styles))  # each once before repeats
         for j in range(count):
-            flaw, rng = next(flaws), stream(seed, "response", index, j)
-            style = rng.choice(list(STYLES))
+            flaw, rng, style = next(flaws), stream(seed, "response", index, j), styles[j % len(styles)]
             for _ in range(100):  # the stream goes on, so a repeat draws other phrasings
                 response = teacher_response(problem, style, flaw, rng)
                 if response.text not in texts:
@@ -236,10 +256,14 @@ def _teacher_pool(seed: int, pool: list[Problem], sources: list[str], config: Wo
     return [rows[i] for i in order], [owners[i] for i in order], [facts[i] for i in order]
 
 
-def _corpus_documents(seed: int, corpus: list[Problem]):
-    """Each corpus problem solved once in every style, with no flaw."""
+def _numbers(text: str) -> tuple[str, ...]:
+    return tuple(sorted(numbers_in(text).elements()))
+
+
+def _corpus_documents(seed: int, corpus: list[Problem], styles: list[str]):
+    """Each corpus problem solved once in every style of the world, with no flaw."""
     for index, problem in enumerate(corpus):
-        for style in STYLES:
+        for style in styles:
             response = teacher_response(problem, style, "none", stream(seed, "corpus", index, style))
             yield {"family": problem.family, "style": style, "problem": problem.text, "response": response.text}
 
@@ -286,7 +310,7 @@ def _counts(pool, samples, traces, references, config: WorldConfig) -> dict:
             "by_style": tally(s["style"] for s in samples),
             "by_flaw": tally(s["flaw"] for s in samples),
             "by_family_style": {
-                family: tally(s["style"] for s in samples if s["family"] == family) for family in FAMILIES
+                family: tally(s["style"] for s in samples if s["family"] == family) for family in config.families
             },
         },
         "traces": {
@@ -295,7 +319,7 @@ def _counts(pool, samples, traces, references, config: WorldConfig) -> dict:
             "by_placeholder": tally(t["placeholder"] for t in traces if "placeholder" in t),
         },
         "reference_rows": {name: table.num_rows for name, table in references.items()},
-        "corpus_documents": config.corpus_problems * len(STYLES),
+        "corpus_documents": config.corpus_problems * len(config.styles),
     }
 
 

@@ -28,13 +28,14 @@ MATCHES = pa.schema([("problem_id", pa.string()), ("ref", pa.int64()), ("method"
 _NUMBER = re.compile(r"[0-9]+")
 
 
-def _numbers(text: str) -> Counter[str]:
+def numbers_in(text: str) -> Counter[str]:
+    """The numbers of a text as a multiset of digit strings (signs and leading zeros dropped)."""
     return Counter(n.lstrip("0") or "0" for n in _NUMBER.findall(text))
 
 
 def numbers_agree(a: str, b: str) -> bool:
     """Whether the numbers of one text are all among the other's (as multisets)."""
-    na, nb = _numbers(a), _numbers(b)
+    na, nb = numbers_in(a), numbers_in(b)
     return not (na - nb) or not (nb - na)
 
 

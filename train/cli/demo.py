@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.workspace.progress import stage_progress
+from train.eval.report import with_interval
 
 console = Console()
 
@@ -29,7 +30,8 @@ def demo(
 ) -> None:
     """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
     ingest -> trace -> verify -> score -> select SFT / SFT_LP / OXA_MLE -> self-distill ->
-    verify -> score -> OXA_Full -> train each briefly -> evaluate on held-out problems.
+    verify -> score -> OXA_Full -> train each -> GRPO from SFT and OXA_Full -> evaluate on
+    held-out problems -> compare with SFT, with 95% intervals.
 
     A second run reuses the steps that are done (DIR/demo.json)."""
     from train.demo import DemoConfig, run_demo
@@ -51,21 +53,31 @@ def _print_demo_summary(summary: dict) -> None:
     for row in summary["verdicts"]:
         table.add_row(row["origin"], str(row["verdict"]), f"{row['rows']:,}")
     console.print(table)
+    comparison = summary["comparison"]
+    k = comparison["rows"][0]["k"]
     table = Table(
-        "method", "subset/version", "rows", "Pass@1", "Pass@k", "length", "entropy", title="held-out problems"
-    )
-    for method, scores in summary["scores"].items():
-        subset = summary["subsets"].get(method)
+        "model", "trained on", "Pass@1 [95%]", f"Pass@{k} [95%]", "length", "entropy",
+        title=f"held-out problems: {comparison['rows'][0]['problems']} problems x {k} samples",
+    )  # fmt: skip
+    for row in comparison["rows"]:
+        subset = summary["subsets"].get(row["run"].split("+")[0])
+        trained_on = "(pre-trained)" if row["run"] == "base" else f"{subset['name']}/{subset['version'][:8]}"
         table.add_row(
-            method,
-            f"{subset['name']}/{subset['version'][:8]}" if subset else "(pre-trained)",
-            subset["summary"].split(": ", 1)[-1] if subset else "",
-            *(_fmt(scores.get(key)) for key in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")),
+            row["run"] if "+" not in row["run"] else f"{row['run']} (RLVR)",
+            trained_on,
+            with_interval(row["pass_at_1"], row["pass_at_1_low"], row["pass_at_1_high"]),
+            with_interval(row["pass_at_k"], row["pass_at_k_low"], row["pass_at_k_high"]),
+            f"{row['mean_length']:.0f}",
+            _fmt(row["mean_entropy"]),
         )
     console.print(table)
+    for line in summary["against_reference"]:
+        console.print(f"  {line}")
+    console.print(f"table and plot: {comparison['table']}, {comparison['plot']}")
     console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
     console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
-    console.print("  subsets/<name>/<version>/card.md, train/<method>/, eval/<method>/table.md, summary.json")
+    console.print("  subsets/<name>/<version>/card.md, train/<method>/, grpo/<method>/curves.png, eval/<method>/,")
+    console.print("  compare/compare.md and compare.png, summary.json")
 
 
 def _fmt(value: object) -> str:

@@ -38,6 +38,30 @@ def _print_metrics(metrics: list[dict]) -> None:
     console.print(table)
 
 
+def _print_comparison(rows: list[dict], reference: str) -> None:
+    from train.eval.report import with_interval
+
+    table = Table(title=f"compared with {reference} (*: beyond the 95% interval)")
+    k = rows[0]["k"]
+    for column in ("run", "Pass@1", f"Pass@{k}", "length", "entropy", f"Pass@1 - {reference}"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for r in rows:
+        diff = (
+            ""
+            if r["run"] == reference
+            else with_interval(r["pass_at_1_diff"], r["pass_at_1_diff_low"], r["pass_at_1_diff_high"])
+        )
+        table.add_row(
+            r["run"],
+            with_interval(r["pass_at_1"], r["pass_at_1_low"], r["pass_at_1_high"]),
+            with_interval(r["pass_at_k"], r["pass_at_k_low"], r["pass_at_k_high"]),
+            f"{r['mean_length']:.0f}",
+            "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.3f}",
+            diff + (" *" if r.get("pass_at_1_differs") else ""),
+        )
+    console.print(table)
+
+
 def _parse_k_for(pairs: list[str]) -> dict[str, int]:
     parsed = {}
     for pair in pairs:
@@ -144,6 +168,32 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         names = [n.strip() for n in benchmarks.split(",") if n.strip()] if benchmarks else None
         result = write_report(out, names, k)
         _print_metrics(result["metrics"])
+        console.print(f"table: {result['table']}; plot: {result['plot']}")
+
+    @eval_app.command("compare")
+    def compare(
+        runs: Annotated[list[Path], typer.Argument(help="Evaluation output folders (each made by `oxa eval`).")],
+        out: Annotated[
+            Path, typer.Option(help="Output folder: compare.md, compare.parquet, pass_at_k.parquet, compare.png.")
+        ],
+        names: Annotated[
+            str | None, typer.Option(help="Comma-separated labels, one per run (default: the folder names).")
+        ] = None,
+        reference: Annotated[
+            str | None, typer.Option(help="The label the others are compared to (default: the first run).")
+        ] = None,
+        k: Annotated[
+            int | None, typer.Option("--k", help="The largest k (default: the fewest samples per problem stored).")
+        ] = None,
+    ) -> None:
+        """Compare evaluations of several models on the same problems: Pass@1 and Pass@k with
+        95% bootstrap intervals, length, policy entropy, and each run's difference from the
+        reference with its paired interval. Needs the stored samples only."""
+        from train.eval.compare import CompareConfig, run_compare
+
+        labels = [n.strip() for n in names.split(",")] if names else None
+        result = run_compare(CompareConfig([str(r) for r in runs], str(out), labels, reference, k))
+        _print_comparison(result["rows"], result["reference"])
         console.print(f"table: {result['table']}; plot: {result['plot']}")
 
     @eval_app.command("entropy")

@@ -33,6 +33,7 @@ def synth_model(
         float, typer.Option(help="Share of pretraining documents in the other styles (0: never seen).")
     ] = _TINY.other_share,
     seed: Annotated[int, typer.Option(help="Seed for initialization and data order.")] = _TINY.seed,
+    threads: Annotated[int, typer.Option(help="CPU threads; the same count gives the same weights.")] = _TINY.threads,
     pretrain_steps: Annotated[
         int, typer.Option(help=f"Pretraining steps ({_TINY.batch} sequences of {_TINY.block} tokens each).")
     ] = _TINY.pretrain_steps,
@@ -42,6 +43,9 @@ def synth_model(
     sft_steps: Annotated[int, typer.Option(help="SFT steps for instruct/.")] = _TINY.sft_steps,
     hidden_size: Annotated[int, typer.Option(help="Model width.")] = _TINY.hidden_size,
     heads: Annotated[int, typer.Option(help="Attention heads; hidden size / heads must be 32 or more.")] = _TINY.heads,
+    kv_heads: Annotated[
+        int, typer.Option(help="Key/value heads (grouped-query attention); a divisor of --heads.")
+    ] = _TINY.kv_heads,
     layers: Annotated[int, typer.Option(help="Transformer layers.")] = _TINY.layers,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary, special tokens included.")] = _TINY.vocab_size,
 ) -> None:
@@ -59,11 +63,13 @@ def synth_model(
         styles=[s.strip() for s in styles.split(",") if s.strip()],
         other_share=other_share,
         seed=seed,
+        threads=threads,
         pretrain_steps=pretrain_steps,
         instruct=instruct,
         sft_steps=sft_steps,
         hidden_size=hidden_size,
         heads=heads,
+        kv_heads=kv_heads,
         layers=layers,
         vocab_size=vocab_size,
     )

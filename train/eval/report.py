@@ -1,12 +1,14 @@
 """The metrics of an evaluation, from its stored samples alone (no model, no GPU).
 
 Per set: Pass@1 averaged over each problem's samples, unbiased Pass@k for k = 1, 2, 4,
-..., n (train/eval/passk.py), the mean output length (generated tokens), and the mean policy
+..., n (train/eval/passk.py), each with a 95% bootstrap interval over problems
+(train/eval/stats.py), the mean output length (generated tokens), and the mean policy
 entropy over generated tokens (token-weighted: every token counts once, as RL trainers
 log it). The average row is the plain mean of the sets' numbers, as the paper's
-"Avg. Perf." column. Written to OUT: table.md (like the paper's Table 1),
-metrics.parquet (one row per set and the average), pass_at_k.parquet (the curves, long
-form) and pass_at_k.png (the curves, as the paper's Fig. 3).
+"Avg. Perf." column (its interval resamples the problems of every set at once).
+Written to OUT: table.md (like the paper's Table 1), metrics.parquet (one row per set
+and the average), pass_at_k.parquet (the curves, long form) and pass_at_k.png (the
+curves with their intervals, as the paper's Fig. 3).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from curate.subsets.plots import SAVE_OPTIONS, new_figure
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_text
 from train.eval.passk import k_values, mean_pass_at_k
+from train.eval.stats import bootstrap_means, interval, per_problem_pass_at_k, resample_index
 
 AVERAGE = "average"
 
@@ -28,8 +32,9 @@ def stored_sets(out: Path) -> list[str]:
     return sorted(p.stem for p in (out / "samples").glob("*.parquet"))
 
 
-def set_metrics(name: str, samples: pl.DataFrame, k: int | None) -> tuple[dict, list[dict]]:
-    """(the set's row of metrics.parquet, its Pass@k curve rows)."""
+def set_metrics(name: str, samples: pl.DataFrame, k: int | None, seed: int = 0) -> tuple[dict, list[dict], np.ndarray]:
+    """(the set's row of metrics.parquet, its Pass@k curve rows, and the bootstrap means
+    of Pass@1 and of Pass@k at the top k [resamples, 2], resampled with `seed`)."""
     per_problem = samples.group_by("problem_id", maintain_order=True).agg(
         n=pl.len(), c=(pl.col("verdict") == "correct").sum().cast(pl.Int64)
     )
@@ -42,7 +47,13 @@ def set_metrics(name: str, samples: pl.DataFrame, k: int | None) -> tuple[dict, 
             f"lower --k to at most {fewest}, or evaluate again with --k {k}"
         )
     top = k or fewest
-    curve = [{"benchmark": name, "k": kk, "pass_at_k": mean_pass_at_k(n, c, kk)} for kk in k_values(top)]
+    ks = k_values(top)
+    resampled = bootstrap_means(per_problem_pass_at_k(n, c, ks), resample_index(len(n), seed=seed))
+    low, high = interval(resampled)
+    curve = [
+        {"benchmark": name, "k": kk, "pass_at_k": mean_pass_at_k(n, c, kk), "ci_low": lo, "ci_high": hi}
+        for kk, lo, hi in zip(ks, low.tolist(), high.tolist())
+    ]
     scored = samples.filter(pl.col("entropy_mean").is_not_null())
     tokens = scored["n_tokens"].sum()
     row = {
@@ -51,13 +62,17 @@ def set_metrics(name: str, samples: pl.DataFrame, k: int | None) -> tuple[dict, 
         "samples": samples.height,
         "k": top,
         "pass_at_1": curve[0]["pass_at_k"],
+        "pass_at_1_low": curve[0]["ci_low"],
+        "pass_at_1_high": curve[0]["ci_high"],
         "pass_at_k": curve[-1]["pass_at_k"],
+        "pass_at_k_low": curve[-1]["ci_low"],
+        "pass_at_k_high": curve[-1]["ci_high"],
         "mean_length": float(samples["n_tokens"].mean()),
         "mean_entropy": float((scored["entropy_mean"] * scored["n_tokens"]).sum() / tokens) if tokens else None,
         "no_answer_rate": float((samples["verdict"] == "no_answer").mean()),
         "truncated_rate": float((samples["finish_reason"] == "length").mean()),
     }
-    return row, curve
+    return row, curve, resampled[:, [0, -1]]
 
 
 def write_report(out: Path, names: list[str] | None = None, k: int | None = None) -> dict:
@@ -65,20 +80,27 @@ def write_report(out: Path, names: list[str] | None = None, k: int | None = None
     names = names or stored_sets(out)
     if not names:
         raise OxaError(f"{out} holds no samples (samples/*.parquet); run `oxa eval` first")
-    rows, curves = [], []
-    for name in names:
+    rows, curves, resampled = [], [], []
+    for position, name in enumerate(names):
         path = out / "samples" / f"{name}.parquet"
         if not path.is_file():
             raise OxaError(f"{out} holds no samples of {name!r}; stored: {', '.join(stored_sets(out)) or 'none'}")
-        row, curve = set_metrics(name, pl.read_parquet(path), k)
+        row, curve, means = set_metrics(name, pl.read_parquet(path), k, seed=position)
         rows.append(row)
         curves += curve
+        resampled.append(means)
     metrics = pl.DataFrame(rows)
+    low, high = interval(np.mean(resampled, axis=0))  # each resample draws every set's problems
     average = metrics.select(
         pl.lit(AVERAGE).alias("benchmark"),
         pl.col("problems", "samples").sum(),
         pl.lit(None, pl.Int64).alias("k"),
         pl.exclude("benchmark", "problems", "samples", "k").mean(),
+    ).with_columns(
+        pass_at_1_low=pl.lit(low[0]),
+        pass_at_1_high=pl.lit(high[0]),
+        pass_at_k_low=pl.lit(low[1]),
+        pass_at_k_high=pl.lit(high[1]),
     )
     metrics = pl.concat([metrics, average], how="vertical_relaxed")
     for table, file in ((metrics, "metrics.parquet"), (pl.DataFrame(curves), "pass_at_k.parquet")):
@@ -94,6 +116,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def with_interval(value: float, low: float, high: float) -> str:
+    """'12.3 [10.1, 14.6]': a rate and its interval, in percent."""
+    return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+
+
 def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) -> str:
     lines = ["# Evaluation" + (f" of {config['model']}" if config else ""), ""]
     if config:
@@ -107,15 +134,18 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) ->
         ]
     lines += [
         "Pass@1 is averaged over each problem's samples; Pass@k is unbiased (Chen et al. 2021) at the k shown;",
-        "length is generated tokens per completion; entropy is the policy's mean token entropy (nats).",
+        "[low, high] is the 95% bootstrap interval over problems; length is generated tokens per completion;",
+        "entropy is the policy's mean token entropy (nats).",
         "",
         "| benchmark | problems | k | Pass@1 | Pass@k | length | entropy | no answer % | truncated % |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in metrics.to_dicts():
         entropy = "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.3f}"
+        pass_1 = with_interval(r["pass_at_1"], r["pass_at_1_low"], r["pass_at_1_high"])
+        pass_k = with_interval(r["pass_at_k"], r["pass_at_k_low"], r["pass_at_k_high"])
         lines.append(
-            f"| {r['benchmark']} | {r['problems']} | {r['k'] or '-'} | {_pct(r['pass_at_1'])} | {_pct(r['pass_at_k'])} "
+            f"| {r['benchmark']} | {r['problems']} | {r['k'] or '-'} | {pass_1} | {pass_k} "
             f"| {r['mean_length']:.0f} | {entropy} | {_pct(r['no_answer_rate'])} | {_pct(r['truncated_rate'])} |"
         )
     ks = sorted({c["k"] for c in curves})
@@ -129,23 +159,37 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) ->
     return "\n".join(lines) + "\n"
 
 
-def _plot(curves: list[dict], path: Path) -> None:
-    figure = new_figure()
-    axis = figure.add_subplot(1, 1, 1)
-    by_set: dict[str, list[dict]] = {}
-    for c in curves:
-        by_set.setdefault(c["benchmark"], []).append(c)
-    for name, points in by_set.items():
-        axis.plot([p["k"] for p in points], [100 * p["pass_at_k"] for p in points], marker="o", label=name)
-    from matplotlib.ticker import ScalarFormatter
+def plot_pass_at_k(axis, curves: dict[str, list[dict]], title: str = "Pass@k") -> None:
+    """Pass@k against k on a log2 axis with the k values as integer ticks, one line per
+    label with its 95% interval as a band (shared with `oxa eval compare`)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
 
+    ks: set[int] = set()
+    for label, points in curves.items():
+        x = [p["k"] for p in points]
+        ks.update(x)
+        (line,) = axis.plot(x, [100 * p["pass_at_k"] for p in points], marker="o", label=label)
+        axis.fill_between(
+            x, [100 * p["ci_low"] for p in points], [100 * p["ci_high"] for p in points], color=line.get_color(),
+            alpha=0.15, linewidth=0,
+        )  # fmt: skip
     axis.set_xscale("log", base=2)
-    axis.xaxis.set_major_formatter(ScalarFormatter())
-    axis.set_title("Pass@k")
+    axis.xaxis.set_major_locator(FixedLocator(sorted(ks)))
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.set_xticklabels([str(k) for k in sorted(ks)])
+    axis.set_title(title)
     axis.set_xlabel("k")
     axis.set_ylabel("Pass@k (%)")
     axis.grid(True, alpha=0.3)
     axis.legend()
+
+
+def _plot(curves: list[dict], path: Path) -> None:
+    figure = new_figure()
+    by_set: dict[str, list[dict]] = {}
+    for c in curves:
+        by_set.setdefault(c["benchmark"], []).append(c)
+    plot_pass_at_k(figure.add_subplot(1, 1, 1), by_set)
     figure.tight_layout()
     with atomic_target(path) as tmp:
         figure.savefig(tmp, format="png", **SAVE_OPTIONS)

@@ -36,6 +36,7 @@ from curate.verify import VerifierSettings
 from curate.workspace import MissingExtra, OxaError
 from curate.workspace.configfile import apply_overrides
 from train.eval.benchmarks import PromptSet, load_prompt_set
+from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward
 from train.sft.presets import as_args, load_preset, presets_dir, world_size
 
@@ -277,8 +278,10 @@ def run_grpo(run: GRPORun) -> dict:
         trainer.save_state()
         record["reward"]["verdicts"] = dict(reward.counts)
     record["train"] = {"global_step": trainer.state.global_step, **result.metrics}
+    record["curves"] = training_curves(trainer.state.log_history)
     if main_process:  # verdict counts of this process's completions; the logged verify/* shares cover all
         _write_record(output, record)
+        plot_training_curves(trainer.state.log_history, output / "curves.png", Path(run.model).name)
     return record
 
 

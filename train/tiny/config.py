@@ -14,22 +14,24 @@ class TinyModelConfig:
 
     world: str  # a folder made by `oxa synth world`
     out: str  # gets tokenizer-trained base/ and instruct/ model folders and build.json
-    styles: list[str] = field(default_factory=lambda: ["concise", "chatty"])  # styles the base model is pretrained on
+    styles: list[str] = field(default_factory=lambda: ["terse", "worded"])  # styles the base model is pretrained on
     other_share: float = 0.02  # share of pretraining documents in the other styles (0: never seen)
     seed: int = 0
+    threads: int = 2  # CPU threads of the build: a fixed count keeps the sums in one order (the same weights)
     vocab_size: int = 1024  # BPE vocabulary, special and added tokens included
-    hidden_size: int = 64
-    heads: int = 2  # hidden_size / heads is the head size: vLLM's CPU attention needs >= 32
+    hidden_size: int = 128
+    heads: int = 4  # hidden_size / heads is the head size: vLLM's CPU attention needs >= 32
+    kv_heads: int = 1  # key/value heads (grouped-query attention): a smaller KV cache, faster sampling
     layers: int = 2
-    intermediate_size: int = 256
+    intermediate_size: int = 512
     max_positions: int = 1024
-    block: int = 256  # pretraining sequence length (documents are packed)
-    batch: int = 16  # sequences per step, in pretraining and SFT
-    pretrain_steps: int = 400
+    block: int = 128  # pretraining sequence length (documents are packed)
+    batch: int = 32  # sequences per step, in pretraining and SFT
+    pretrain_steps: int = 600
     learning_rate: float = 3e-3
     instruct: bool = True  # also build the instruction-following model
-    sft_examples: int = 512  # corpus documents (every style) used for SFT
-    sft_steps: int = 100
+    sft_examples: int = 2048  # corpus documents in the pretraining styles used for SFT
+    sft_steps: int = 150
     sft_learning_rate: float = 1e-3
 
     def check(self, styles: list[str]) -> None:
@@ -40,8 +42,12 @@ class TinyModelConfig:
             )
         if not 0 <= self.other_share < 1:
             raise OxaError(f"--other-share is a share of the pretraining documents, in [0, 1); got {self.other_share}")
+        if self.threads < 1:
+            raise OxaError(f"--threads must be 1 or more; got {self.threads}")
         if self.pretrain_steps < 1 or self.sft_steps < 1:
             raise OxaError(f"steps must be 1 or more; got {self.pretrain_steps} (pretrain), {self.sft_steps} (SFT)")
+        if self.kv_heads < 1 or self.heads % self.kv_heads:
+            raise OxaError(f"--heads {self.heads} must be a multiple of --kv-heads {self.kv_heads} (1 or more)")
         if self.hidden_size % self.heads or self.hidden_size // self.heads < 32:
             raise OxaError(
                 f"hidden size {self.hidden_size} over {self.heads} heads gives head size "

@@ -7,15 +7,18 @@ From a world folder (`oxa synth world`) this makes:
   as added tokens that are not special (decoding with skip_special_tokens keeps them);
   `<|im_start|>`/`<|im_end|>` chat turns in a template with `{% generation %}` markers,
   so TRL's assistant-only loss works;
-- `base/`: a Qwen2ForCausalLM pretrained on the corpus in the chosen styles only, so the
-  teacher pool's perplexity under it is low for those styles and higher for the rest;
-- `instruct/`: the base model after a short SFT on chat-formatted teacher data (every
-  style), which answers a chat prompt with <think>...</think> and a box: the sampler for
-  self-distillation.
+- `base/`: a Qwen2ForCausalLM pretrained on the corpus in the chosen styles only (and a
+  small share of the others), so the teacher pool's perplexity under it is low for those
+  styles and higher for the rest. Each document is a chat turn (the problem as the user's,
+  the solution as the assistant's), so the base model answers a chat prompt, as base
+  models trained on today's web text do;
+- `instruct/`: the base model after a short SFT on chat examples in the same styles, half
+  of them with an instruction appended: a stronger sampler for self-distillation, whose
+  wrong answers are written the way the base model expects (high-confidence errors).
 
 Both are ordinary Hugging Face folders (config, safetensors weights, tokenizer, chat
 template). The attention head size is at least 32, which vLLM's CPU attention needs.
-The same config on the same machine gives the same weights.
+The same config on the same machine gives the same weights (a fixed number of threads).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def build_tiny_models(config: TinyModelConfig, progress: Progress = print) -> di
         shutil.rmtree(out / "instruct")  # an earlier build's, which would not match the new base/
     started = time.perf_counter()
     corpus = [json.loads(line) for line in (world / CORPUS_FILE).read_text(encoding="utf-8").splitlines()]
-    with _deterministic(config.seed):
+    with _deterministic(config.seed, config.threads):
         tokenizer = train_tokenizer(_world_texts(world, corpus), config.vocab_size)
         progress(f"tokenizer: {len(tokenizer)} tokens")
         documents = _pretraining_documents(corpus, config)
@@ -89,10 +92,11 @@ def build_tiny_models(config: TinyModelConfig, progress: Progress = print) -> di
         progress(f"pretraining on {len(documents)} documents ({blocks.numel():,} tokens), mostly in {config.styles}")
         batches = _block_batches(blocks, config)
         losses = {"pretrain": _train(model, batches, config.pretrain_steps, config.learning_rate, progress)}
-        _save(model, tokenizer, out / "base", eos=[END_OF_TEXT])
+        _save(model, tokenizer, out / "base", eos=[IM_END, END_OF_TEXT])
         base_seconds = round(time.perf_counter() - started, 1)
         if config.instruct:
-            examples = [_sft_example(tokenizer, d, i) for i, d in enumerate(corpus[: config.sft_examples])]
+            chosen = [d for d in corpus if d["style"] in config.styles][: config.sft_examples]
+            examples = [_sft_example(tokenizer, d, i) for i, d in enumerate(chosen)]
             progress(f"SFT on {len(examples)} chat examples")
             batches = _sft_batches(examples, config, tokenizer.pad_token_id)
             losses["sft"] = _train(model, batches, config.sft_steps, config.sft_learning_rate, progress)
@@ -131,7 +135,7 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> Qwen2Tokenizer:
     bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
     tokenizer = Qwen2Tokenizer(
         tokenizer_object=bpe,
-        eos_token=END_OF_TEXT,
+        eos_token=IM_END,  # chat models: a turn's end is the end of what they write (as Qwen2.5's instruct tokenizer)
         pad_token=END_OF_TEXT,
         unk_token=None,
         extra_special_tokens=[IM_START, IM_END],
@@ -159,15 +163,23 @@ def _world_texts(world: Path, corpus: list[dict]) -> Iterator[str]:
 
 def _pretraining_documents(corpus: list[dict], config: TinyModelConfig) -> list[str]:
     """The corpus in the chosen styles, with `other_share` of the documents from the other
-    styles (seeded choice), in corpus order: a base model that has seen a little of
-    everything finds the other styles less likely, not impossible."""
+    styles (seeded choice), in corpus order, each as a chat turn (half of the prompts with
+    an instruction): a base model that has seen a little of everything finds the other
+    styles less likely, not impossible."""
     chosen = [d for d in corpus if d["style"] in config.styles]
     others = [i for i, d in enumerate(corpus) if d["style"] not in config.styles]
     wanted = min(len(others), round(len(chosen) * config.other_share / (1 - config.other_share)))
     picked = set(random.Random(config.seed).sample(others, wanted))
+    chosen = [d for i, d in enumerate(corpus) if d["style"] in config.styles or i in picked]
     return [
-        f"{d['problem']}\n\n{d['response']}" for i, d in enumerate(corpus) if d["style"] in config.styles or i in picked
+        f"{IM_START}user\n{_prompt(d['problem'], i)}{IM_END}\n{IM_START}assistant\n{d['response']}{IM_END}\n"
+        for i, d in enumerate(chosen)
     ]
+
+
+def _prompt(problem: str, index: int) -> str:
+    """Every other pretraining prompt carries one of the usual instructions, in turn."""
+    return problem if index % 2 == 0 else f"{problem}\n{KNOWN_SUFFIXES[index // 2 % len(KNOWN_SUFFIXES)]}"
 
 
 def _model_config(config: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> Qwen2Config:
@@ -177,11 +189,11 @@ def _model_config(config: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> Qwen2Co
         intermediate_size=config.intermediate_size,
         num_hidden_layers=config.layers,
         num_attention_heads=config.heads,
-        num_key_value_heads=config.heads,
+        num_key_value_heads=config.kv_heads,
         max_position_embeddings=config.max_positions,
         tie_word_embeddings=True,
         bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids(END_OF_TEXT),
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         dtype="float32",
     )
@@ -192,7 +204,7 @@ def _packed_blocks(tokenizer: Qwen2Tokenizer, documents: list[str], block: int) 
     ids: list[int] = []
     for doc in documents:
         ids.extend(tokenizer(doc)["input_ids"])
-        ids.append(tokenizer.eos_token_id)
+        ids.append(tokenizer.convert_tokens_to_ids(END_OF_TEXT))  # between documents
     usable = len(ids) // block * block
     if usable == 0:
         raise OxaError(f"the corpus holds {len(ids)} tokens, fewer than one block of {block}; build a larger world")
@@ -275,18 +287,18 @@ def _save(model: Qwen2ForCausalLM, tokenizer: Qwen2Tokenizer, folder: Path, eos:
 
 
 @contextmanager
-def _deterministic(seed: int):
-    """Seeded, deterministic kernels on one thread for the build; the caller's settings come
-    back after. One thread keeps the sums in one order on every machine, and costs little:
-    a model this small gains almost nothing from more, and loses much when cores are busy."""
-    was_deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+def _deterministic(seed: int, threads: int):
+    """Seeded, deterministic kernels on a fixed number of threads for the build; the
+    caller's settings come back after. A fixed thread count keeps the sums in one order,
+    so the same settings give the same weights on a machine."""
+    was_deterministic, was_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     rng_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(was_threads)
         torch.use_deterministic_algorithms(was_deterministic)
         torch.random.set_rng_state(rng_state)
