@@ -67,11 +67,27 @@ def test_verdicts_follow_the_worlds_composition(demo):
     assert sum(teacher.values()) == manifest["counts"]["samples"]["total"]
     self_rows = {row["verdict"]: row["rows"] for row in summary["verdicts"] if row["origin"] == "self"}
     generated = json.loads((workdir / "demo.json").read_text())["generate"]["result"]
-    asked = [p for p in manifest["problems"] if p["problem_id"] < "6"]  # the demo's SELF_PROBLEMS
+    asked = [p for p in manifest["problems"] if p["problem_id"] < "6"]  # SIZES["fast"].self_problems
     assert generated["funnel"]["generated"] == len(asked)
     assert generated["completions"]["completions"] == generated["funnel"]["generated"] * SIZES["fast"].generate_n
     assert sum(self_rows.values()) == generated["completions"]["written"]  # every self sample judged
     assert None not in self_rows
+
+
+def test_perplexity_follows_the_styles(demo):
+    """The world's mechanism (README, the test bed): under the base model, the styles it was
+    pretrained on score the lowest perplexity, the unfamiliar strategies more, noise the most."""
+    workdir, _ = demo
+    manifest = json.loads((workdir / "world" / "manifest.json").read_text())
+    style = {s["sample_id"]: s["style"] for s in manifest["samples"] if s["flaw"] == "none"}
+    ws = Workspace.open(workdir / "ws")
+    by_style: dict[str, list[float]] = {}
+    for sample_id, ppl in query(ws, "SELECT sample_id, ppl_base FROM candidates WHERE origin = 'teacher'"):
+        if sample_id in style:
+            by_style.setdefault(style[sample_id], []).append(ppl)
+    median = {s: sorted(v)[len(v) // 2] for s, v in by_style.items()}
+    assert max(median["terse"], median["worded"]) < min(median["split"], median["check"]), median
+    assert max(median["split"], median["check"]) < median["noisy"], median
 
 
 def test_selections_match_naive_references(demo):

@@ -39,7 +39,6 @@ SCORER = "base"  # scores/<tag>/ of the pre-trained model: PPL for selection, as
 SELF_TAG = "self"  # the instruct model's samples (generator tag)
 CORRECT_TEACHER = "verdict = 'correct' AND origin = 'teacher'"
 WRONG_SELF = "verdict = 'incorrect' AND origin = 'self'"
-SELF_PROBLEMS = "problem_id < '6'"  # the instruct model answers 6/16 of the pool's problems (ids are hex digests)
 # The short R1-style instruction: the paper's is 45 tokens, as long as the tiny models' answers.
 INSTRUCTION = KNOWN_SUFFIXES[1]
 EVAL_TOKEN_BUDGET = 262_144  # hf backend: rows per generation batch = budget / (prompt + new tokens)
@@ -54,6 +53,7 @@ class DemoSize:
     n: int  # rows of SFT, SFT_LP and OXA_MLE (and OXA_Full's positives)
     negatives: int  # OXA_Full's loss_type 1 rows
     generate_n: int  # self-distillation samples per problem
+    self_problems: str  # the problems the instruct model answers (ids are hex digests: '< 4' is a quarter)
     generate_tokens: int
     train_steps: int
     eval_k: int  # samples per held-out problem (Pass@1 averaged over them, Pass@k up to k)
@@ -69,6 +69,7 @@ SIZES = {
         n=150,
         negatives=40,
         generate_n=2,
+        self_problems="problem_id < '6'",
         generate_tokens=112,
         train_steps=24,
         eval_k=8,
@@ -82,6 +83,7 @@ SIZES = {
         n=800,
         negatives=200,
         generate_n=2,
+        self_problems="problem_id < '6'",
         generate_tokens=112,
         train_steps=96,
         eval_k=16,
@@ -213,7 +215,7 @@ def _curate(ws: Workspace, world: Path, models: Path, size: DemoSize, steps: _St
     steps.run("score", asdict(score), lambda: run_score(ws, score, progress=progress), _counts_line())
     generate = GenerateConfig(
         model=instruct, tag=SELF_TAG, n=size.generate_n, max_new_tokens=size.generate_tokens, seed=0,
-        where=SELF_PROBLEMS, batch_prompts=256,
+        where=size.self_problems, batch_prompts=256,
     )  # fmt: skip
     steps.run("generate", asdict(generate), lambda: run_generate(ws, generate, progress=progress), _counts_line())
     steps.run("verify self", asdict(verify), lambda: run_verify(ws, verify, progress), _counts_line("verdicts"))
