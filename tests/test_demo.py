@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 from curate.cli import app  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from tests.conftest import query  # noqa: E402
-from train.demo import INSTRUCTION, METHODS, RL_FROM, SIZES  # noqa: E402
+from train.demo import ENTROPY_PROMPTS, ENTROPY_SAMPLES, INSTRUCTION, METHODS, RL_FROM, SIZES  # noqa: E402
 
 TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the world's own
 EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)
@@ -150,6 +150,13 @@ def test_cards_models_and_evaluations(demo):
         assert (workdir / "grpo" / method / "curves.png").read_bytes()[:4] == b"\x89PNG"
         assert record["prompts"]["prompts"] == SIZES["fast"].rl_prompts
     summary = json.loads((workdir / "summary.json").read_text())
+    assert set(summary["policy_entropy"]) == {"base", *METHODS}  # initial policy entropy of each SFT model
+    assert SIZES["fast"].rl_prompts <= ENTROPY_PROMPTS
+    for method, value in summary["policy_entropy"].items():
+        measured = json.loads((workdir / "entropy" / method / "entropy.json").read_text())["overall"]
+        assert measured["mean_entropy"] == value > 0
+        assert measured["completions"] == SIZES["fast"].rl_prompts * ENTROPY_SAMPLES  # (fewer prompts than the cap)
+    assert "initial policy entropy" in output
     rows = {r["run"]: r for r in summary["comparison"]["rows"]}
     assert set(rows) == {"base", *METHODS, *(f"{m}+grpo" for m in RL_FROM)}
     for run, row in rows.items():

@@ -11,10 +11,11 @@ torch = pytest.importorskip("torch")
 from tokenizers import Tokenizer  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM  # noqa: E402
 
-from curate.synth.world import load_manifest  # noqa: E402
+from curate.synth.world import CORPUS_FILE, load_manifest  # noqa: E402
 from curate.workspace import OxaError  # noqa: E402
 from tests.conftest import FAST_MODELS  # noqa: E402
 from train.tiny import TinyModelConfig, build_tiny_models  # noqa: E402
+from train.tiny.models import _pretraining_documents  # noqa: E402
 
 ODD_TEXT = "ﬁnd x？ a\u00a0b\tc\r\n\n  d  — ünïcödé 中文 😀 'll <think>\n\\boxed{\\frac{1}{2}}\n</think>\n\n"
 
@@ -115,6 +116,27 @@ def test_instruct_model_answers_in_the_teacher_shape(tiny_models, synth_world):
     assert tokenizer.decode(out[0, len(prompt) :]).startswith("<think>\n")
 
 
+def test_a_share_of_pretraining_gives_the_answer_alone(synth_world):
+    """`answer_only` of the base model's documents keep only the summary after </think>
+    (the seeded share, exactly); the others are the corpus responses whole."""
+    corpus = [json.loads(line) for line in (synth_world / CORPUS_FILE).read_text().splitlines()]
+    config = TinyModelConfig(str(synth_world), "unused", styles=["concise", "chatty"], other_share=0.0, answer_only=0.3)
+    documents = _pretraining_documents(corpus, config)
+    worked = [d for d in corpus if d["style"] in ("concise", "chatty")]
+    assert len(documents) == len(worked)
+    brief = 0
+    for document, source in zip(documents, worked, strict=True):
+        assert source["problem"] in document
+        summary = source["response"].split("</think>\n\n", 1)[1]
+        if "assistant\n<think>" in document:  # (an instruction may name <think> too)
+            assert document.endswith(f"assistant\n{source['response']}<|im_end|>\n")
+        else:
+            assert document.endswith(f"assistant\n{summary}<|im_end|>\n")
+            brief += 1
+    assert brief == round(len(worked) * 0.3)
+    assert _pretraining_documents(corpus, config) == documents  # seeded
+
+
 def test_builds_are_deterministic(synth_world, tmp_path):
     settings = {**FAST_MODELS, "pretrain_steps": 3, "sft_steps": 2}
     for name, instruct in (("a", True), ("a", False), ("b", False)):
@@ -133,6 +155,7 @@ def test_builds_are_deterministic(synth_world, tmp_path):
         ({"styles": ["concise", "poetic"]}, "--styles must name one or more of the world's styles"),
         ({"styles": ["terse"]}, "--styles must name one or more of the world's styles"),  # not this world's
         ({"other_share": 1.0}, "--other-share is a share"),
+        ({"answer_only": -0.1}, "--answer-only is a share"),
         ({"threads": 0}, "--threads must be 1 or more"),
     ],
 )

@@ -3,8 +3,8 @@
 world + tiny models -> init -> ingest -> trace -> verify -> score (base model) -> select
 SFT, SFT_LP, OXA_MLE at equal N -> generate from the instruct model -> verify -> score ->
 OXA_Full (OXA_MLE's positives + the lowest-PPL wrong self answers) -> train the four
-methods' models -> RLVR prompts (pass rate of the self samples) -> GRPO from the SFT and
-OXA_Full models -> evaluate every model on the world's held-out problems -> compare them
+methods' models -> RLVR prompts (pass rate of the self samples) -> each model's initial
+policy entropy on them -> GRPO from the SFT and OXA_Full models -> evaluate every model on the world's held-out problems -> compare them
 with SFT, with 95% intervals -> summary. Every step goes through the public functions
 that the `oxa` commands call: the demo is a user of oxa, not a special path.
 
@@ -79,16 +79,16 @@ SIZES = {
     ),
     "full": DemoSize(
         world={"problems": 5000, "heldout": 200, "reference_only": 600, "corpus_problems": 12000, "max_responses": 6},
-        models={},
+        models={"pretrain_steps": 500},
         n=800,
         negatives=200,
         generate_n=2,
         self_problems="problem_id < '6'",
         generate_tokens=112,
-        train_steps=96,
+        train_steps=160,
         eval_k=16,
         eval_tokens=112,
-        rl_prompts=256,
+        rl_prompts=192,
         grpo_steps=12,
     ),
 }
@@ -99,6 +99,8 @@ TRAIN_SETTINGS = ["global_batch_size=32", "per_device_train_batch_size=32", "lea
 GRPO_SETTINGS = ["prompts_per_step=8", "num_generations=8", "max_completion_length=112", "save_strategy=no"]
 METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")
 RL_FROM = ("sft", "oxa_full")  # the paper's Q2: which start is better for RLVR
+ENTROPY_PROMPTS = 64  # RL prompts on which each model's initial policy entropy is measured
+ENTROPY_SAMPLES = 4  # completions per prompt, sampled as GRPO's rollouts (temperature 0.85)
 FUNNEL_STEPS = (
     "ingest",
     "trace",
@@ -184,10 +186,11 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     subsets = _select(ws, size, steps)
     trained = _train(root, models, subsets, size, steps)
     prompts = _rl_prompts(ws, root, size, steps)
+    entropy = _policy_entropy(root, {"base": str(models / "base"), **trained}, prompts, size, steps)
     trained |= _grpo(root, trained, prompts, size, steps)
     evals = _evaluate(root, world, {"base": str(models / "base"), **trained}, size, steps, progress)
     comparison = _compare(root, evals, steps)
-    summary = _summary(ws, root, subsets, trained, comparison, steps)
+    summary = _summary(ws, root, subsets, trained, comparison, entropy, steps)
     atomic_write_json(root / "summary.json", summary)
     return summary
 
@@ -319,6 +322,30 @@ def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> str
     return str(output)
 
 
+def _policy_entropy(root: Path, models: dict[str, str], prompts: str, size: DemoSize, steps: _Steps) -> dict:
+    """Each model's initial policy entropy (`oxa eval entropy`): the mean token entropy of
+    its completions to the RL prompts, sampled as GRPO's rollouts are (the paper's Fig. 2c
+    at step 0)."""
+    from train.eval.entropy import EntropyConfig, run_entropy
+
+    values = {}
+    for method, model in models.items():
+        config = EntropyConfig(
+            model=model, prompts=prompts, n=ENTROPY_SAMPLES, max_new_tokens=size.eval_tokens, backend="hf",
+            instruction=INSTRUCTION, limit=ENTROPY_PROMPTS, out=str(root / "entropy" / method),
+        )  # fmt: skip
+        result = steps.run(
+            f"entropy {method}",
+            asdict(config),
+            lambda c=config: run_entropy(c)["overall"],
+            lambda r: (
+                f"{r['mean_entropy']:.3f} nats per token, {r['completions']} completions of {r['prompts']} prompts"
+            ),
+        )
+        values[method] = result["mean_entropy"]
+    return values
+
+
 def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps) -> dict[str, str]:
     """A short GRPO run from each of RL_FROM's models (reward and entropy curves in curves.png)."""
     from train.grpo import GRPORun, run_grpo
@@ -413,7 +440,9 @@ def _counts_line(key: str | None = None) -> Callable[[dict], str]:
     return line
 
 
-def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, comparison: dict, steps: _Steps) -> dict:
+def _summary(
+    ws: Workspace, root: Path, subsets: dict, trained: dict, comparison: dict, entropy: dict, steps: _Steps
+) -> dict:
     con = ws.connect()
     try:
         verdicts = con.execute(
@@ -430,6 +459,7 @@ def _summary(ws: Workspace, root: Path, subsets: dict, trained: dict, comparison
         "models": trained,
         "comparison": comparison,
         "against_reference": [verdict_line(r, reference) for r in comparison["rows"] if r["run"] != reference],
+        "policy_entropy": entropy,
         "funnels": {name: steps.lines[name] for name in FUNNEL_STEPS},
         "seconds": {name: round(t, 1) for name, t in steps.timings.items()},
     }

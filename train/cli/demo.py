@@ -73,11 +73,13 @@ def _print_demo_summary(summary: dict) -> None:
     console.print(table)
     for line in summary["against_reference"]:
         console.print(f"  {line}")
+    entropy = ", ".join(f"{m} {v:.3f}" for m, v in summary["policy_entropy"].items())
+    console.print(f"initial policy entropy (RL prompts, sampled as GRPO's rollouts), nats per token: {entropy}")
     console.print(f"table and plot: {comparison['table']}, {comparison['plot']}")
     console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
     console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
-    console.print("  subsets/<name>/<version>/card.md, train/<method>/, grpo/<method>/curves.png, eval/<method>/,")
-    console.print("  compare/compare.md and compare.png, summary.json")
+    console.print("  subsets/<name>/<version>/card.md, train/<method>/, entropy/<method>/, grpo/<method>/curves.png,")
+    console.print("  eval/<method>/, compare/compare.md and compare.png, summary.json")
 
 
 def _fmt(value: object) -> str:

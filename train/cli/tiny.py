@@ -32,6 +32,13 @@ def synth_model(
     other_share: Annotated[
         float, typer.Option(help="Share of pretraining documents in the other styles (0: never seen).")
     ] = _TINY.other_share,
+    answer_only: Annotated[
+        float,
+        typer.Option(
+            help="Share of pretraining documents that give the answer alone, with no worked reasoning "
+            "(as web text often does; the teacher never does): what SFT on the teacher's responses teaches."
+        ),
+    ] = _TINY.answer_only,
     seed: Annotated[int, typer.Option(help="Seed for initialization and data order.")] = _TINY.seed,
     threads: Annotated[int, typer.Option(help="CPU threads; the same count gives the same weights.")] = _TINY.threads,
     pretrain_steps: Annotated[
@@ -62,6 +69,7 @@ def synth_model(
         out=str(out),
         styles=[s.strip() for s in styles.split(",") if s.strip()],
         other_share=other_share,
+        answer_only=answer_only,
         seed=seed,
         threads=threads,
         pretrain_steps=pretrain_steps,

@@ -16,6 +16,7 @@ class TinyModelConfig:
     out: str  # gets tokenizer-trained base/ and instruct/ model folders and build.json
     styles: list[str] = field(default_factory=lambda: ["terse", "worded"])  # styles the base model is pretrained on
     other_share: float = 0.02  # share of pretraining documents in the other styles (0: never seen)
+    answer_only: float = 0.5  # share of pretraining documents that give the answer alone, with no worked reasoning
     seed: int = 0
     threads: int = 2  # CPU threads of the build: a fixed count keeps the sums in one order (the same weights)
     vocab_size: int = 1024  # BPE vocabulary, special and added tokens included
@@ -42,6 +43,8 @@ class TinyModelConfig:
             )
         if not 0 <= self.other_share < 1:
             raise OxaError(f"--other-share is a share of the pretraining documents, in [0, 1); got {self.other_share}")
+        if not 0 <= self.answer_only < 1:
+            raise OxaError(f"--answer-only is a share of the pretraining documents, in [0, 1); got {self.answer_only}")
         if self.threads < 1:
             raise OxaError(f"--threads must be 1 or more; got {self.threads}")
         if self.pretrain_steps < 1 or self.sft_steps < 1:

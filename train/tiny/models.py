@@ -165,16 +165,28 @@ def _pretraining_documents(corpus: list[dict], config: TinyModelConfig) -> list[
     """The corpus in the chosen styles, with `other_share` of the documents from the other
     styles (seeded choice), in corpus order, each as a chat turn (half of the prompts with
     an instruction): a base model that has seen a little of everything finds the other
-    styles less likely, not impossible."""
+    styles less likely, not impossible. A seeded `answer_only` share of the documents
+    keeps only the summary after </think>: the answer with no worked reasoning, as much of
+    the web's text gives it. The base model then reasons first on some samples and
+    answers at once on others; the teacher always reasons, and that is what SFT on its
+    responses teaches."""
     chosen = [d for d in corpus if d["style"] in config.styles]
     others = [i for i, d in enumerate(corpus) if d["style"] not in config.styles]
     wanted = min(len(others), round(len(chosen) * config.other_share / (1 - config.other_share)))
     picked = set(random.Random(config.seed).sample(others, wanted))
     chosen = [d for i, d in enumerate(corpus) if d["style"] in config.styles or i in picked]
+    rng = random.Random(f"{config.seed}-answer-only")
+    brief = set(rng.sample(range(len(chosen)), round(len(chosen) * config.answer_only)))
     return [
-        f"{IM_START}user\n{_prompt(d['problem'], i)}{IM_END}\n{IM_START}assistant\n{d['response']}{IM_END}\n"
+        f"{IM_START}user\n{_prompt(d['problem'], i)}{IM_END}\n"
+        f"{IM_START}assistant\n{_answer_only(d['response']) if i in brief else d['response']}{IM_END}\n"
         for i, d in enumerate(chosen)
     ]
+
+
+def _answer_only(response: str) -> str:
+    """The summary after </think> (a corpus response always has one)."""
+    return response.split(f"{THINK_TOKENS[1]}\n\n", 1)[1]
 
 
 def _prompt(problem: str, index: int) -> str:
