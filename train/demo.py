@@ -65,7 +65,7 @@ class DemoSize:
 SIZES = {
     "fast": DemoSize(
         world={"problems": 1200, "heldout": 50, "reference_only": 100, "corpus_problems": 5000, "max_responses": 5},
-        models={"pretrain_steps": 250, "sft_steps": 40},
+        models={"pretrain_steps": 200, "sft_steps": 40},
         n=150,
         negatives=40,
         generate_n=2,
