@@ -8,8 +8,8 @@ for the full run: the pre-trained model's Pass@1 within 2-30% and its Pass@16 at
 twice that; the instruct model right on some self-distilled answers and wrong on others;
 and the model trained on each subset (SFT, SFT_LP, OXA_MLE, OXA_Full) above the
 pre-trained one beyond the 95% interval of the paired bootstrap (`oxa eval compare`
-against base). For the fast run: the pre-trained model's Pass@1 above zero. The ordering of the methods is
-printed, never checked. Exits 1 when a check fails.
+against base). For the fast run: the pre-trained model's Pass@1 above zero. The
+ordering of the methods is printed, never checked. Exits 1 when a check fails.
 """
 
 from __future__ import annotations

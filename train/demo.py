@@ -4,9 +4,10 @@ world + tiny models -> init -> ingest -> trace -> verify -> score (base model) -
 SFT, SFT_LP, OXA_MLE at equal N -> generate from the instruct model -> verify -> score ->
 OXA_Full (OXA_MLE's positives + the lowest-PPL wrong self answers) -> train the four
 methods' models -> RLVR prompts (pass rate of the self samples) -> each model's initial
-policy entropy on them -> GRPO from the SFT and OXA_Full models -> evaluate every model on the world's held-out problems -> compare them
-with SFT, with 95% intervals -> summary. Every step goes through the public functions
-that the `oxa` commands call: the demo is a user of oxa, not a special path.
+policy entropy on them -> GRPO from the SFT and OXA_Full models -> evaluate every model
+on the world's held-out problems -> compare them with SFT, with 95% intervals -> summary.
+Every step goes through the public functions that the `oxa` commands call: the demo is a
+user of oxa, not a special path.
 
 Every step is recorded in DIR/demo.json with a fingerprint of its settings and of the
 steps before it; a second run reuses the steps whose fingerprint is unchanged (and the
