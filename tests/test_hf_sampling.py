@@ -1,24 +1,75 @@
-"""The hf backend's batched sampling: a per-row Gumbel-max draw is a sample of the
-tempered, top-p-filtered distribution, and a row does not depend on the rows beside it."""
+"""The hf backend's batched sampling: each row's draw follows the tempered, top-p-filtered
+distribution (transformers' nucleus rule, checked against a naive reference), and a row
+does not depend on the rows beside it."""
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from curate.backends.base import GenerateItem, SamplingSettings  # noqa: E402
-from curate.backends.hf import HFBackend, _GumbelNoise  # noqa: E402
+from curate.backends.hf import HFBackend, _NucleusSampler  # noqa: E402
 
 
-def test_gumbel_max_draws_follow_the_softmax():
-    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]])
-    rows = 20_000
-    noise = _GumbelNoise(list(range(rows)), torch.device("cpu"))
-    draws = torch.cat([(logits + 0).expand(1, -1) for _ in range(rows)])
-    picks = noise(None, draws).argmax(-1)
-    freq = torch.bincount(picks, minlength=5).double() / rows
-    expected = torch.softmax(logits[0].double(), -1)
-    assert freq[4] == 0  # a filtered token is never drawn
-    torch.testing.assert_close(freq, expected, atol=0.012, rtol=0)
+def naive_nucleus(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The distribution transformers samples from: sort ascending, drop the tokens whose
+    cumulative mass is at most 1 - top_p (never the most likely), renormalize. In fp64."""
+    probs = torch.softmax(logits.double() / temperature, -1)
+    if top_p >= 1:
+        return probs
+    ascending, order = probs.sort()
+    drop = ascending.cumsum(-1) <= 1 - top_p
+    drop[-1] = False
+    kept = probs.clone()
+    kept[order[drop]] = 0
+    return kept / kept.sum()
+
+
+def draw(logits: torch.Tensor, rows: int, temperature: float, top_p: float) -> torch.Tensor:
+    """Frequencies of `rows` one-step draws, one seed per row."""
+    settings = SamplingSettings(n=1, temperature=temperature, top_p=top_p, max_new_tokens=1, seed=0)
+    sampler = _NucleusSampler(list(range(rows)), 3, settings, torch.device("cpu"))
+    onehot = sampler(torch.zeros((rows, 3), dtype=torch.long), logits.expand(rows, -1).clone())
+    assert ((onehot == 0).sum(-1) == 1).all() and torch.isinf(onehot).sum() == rows * (logits.shape[0] - 1)
+    return torch.bincount(onehot.argmax(-1), minlength=logits.shape[0]).double() / rows
+
+
+@pytest.mark.parametrize(
+    "logits, temperature, top_p",
+    [
+        ([2.0, 1.0, 0.0, -1.0, float("-inf")], 1.0, 1.0),  # no nucleus; a masked token is never drawn
+        ([2.0, 1.0, 0.0, -1.0, -3.0], 0.7, 0.8),  # the nucleus among the top k: {0, 1}
+        ([3.0, 2.9, 0.5, 0.4, 0.3], 1.0, 0.95),
+    ],
+)
+def test_draws_follow_the_nucleus_distribution(logits, temperature, top_p):
+    logits = torch.tensor(logits)
+    expected = naive_nucleus(logits, temperature, top_p)
+    freq = draw(logits, 40_000, temperature, top_p)
+    assert ((freq > 0) == (expected > 0)).all()  # exactly the nucleus is drawn
+    torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+
+
+def test_a_nucleus_wider_than_the_top_k_sorts_the_row():
+    # 300 near-equal tokens: 95% of the mass takes ~285 of them, past the sampler's top 64
+    logits = torch.linspace(0.0, 0.3, 300)
+    expected = naive_nucleus(logits, 1.0, 0.95)
+    assert (expected > 0).sum() > _NucleusSampler.TOP_K
+    freq = draw(logits, 60_000, 1.0, 0.95)
+    assert ((freq > 0) <= (expected > 0)).all()  # nothing outside the nucleus
+    assert (freq[expected > 0] > 0).float().mean() > 0.99
+    torch.testing.assert_close(freq, expected, atol=0.0012, rtol=0)
+
+
+def test_rows_wide_and_narrow_in_one_batch():
+    # one row's nucleus within the top 64, the other's past it: each as if alone
+    narrow, wide = torch.full((300,), -5.0), torch.zeros(300)
+    narrow[:3] = torch.tensor([4.0, 3.0, 2.0])
+    settings = SamplingSettings(n=1, temperature=1.0, top_p=0.9, max_new_tokens=2, seed=0)
+    batch = _NucleusSampler([5, 6], 1, settings, torch.device("cpu"))
+    picks = batch(torch.zeros((2, 1), dtype=torch.long), torch.stack([narrow, wide])).argmax(-1)
+    for row, (seed, logits) in enumerate([(5, narrow), (6, wide)]):
+        alone = _NucleusSampler([seed], 1, settings, torch.device("cpu"))
+        assert alone(torch.zeros((1, 1), dtype=torch.long), logits[None].clone()).argmax(-1).item() == picks[row]
 
 
 def test_a_row_does_not_depend_on_the_batch(tiny_models):
