@@ -27,10 +27,9 @@ def naive_nucleus(logits: torch.Tensor, temperature: float, top_p: float) -> tor
 def draw(logits: torch.Tensor, rows: int, temperature: float, top_p: float) -> torch.Tensor:
     """Frequencies of `rows` one-step draws, one seed per row."""
     settings = SamplingSettings(n=1, temperature=temperature, top_p=top_p, max_new_tokens=1, seed=0)
-    sampler = _NucleusSampler(list(range(rows)), 3, settings, torch.device("cpu"))
-    onehot = sampler(torch.zeros((rows, 3), dtype=torch.long), logits.expand(rows, -1).clone())
-    assert ((onehot == 0).sum(-1) == 1).all() and torch.isinf(onehot).sum() == rows * (logits.shape[0] - 1)
-    return torch.bincount(onehot.argmax(-1), minlength=logits.shape[0]).double() / rows
+    sampler = _NucleusSampler(list(range(rows)), settings, torch.device("cpu"))
+    picks = sampler.draw(logits.expand(rows, -1), step=0)
+    return torch.bincount(picks, minlength=logits.shape[0]).double() / rows
 
 
 @pytest.mark.parametrize(
@@ -65,11 +64,13 @@ def test_rows_wide_and_narrow_in_one_batch():
     narrow, wide = torch.full((300,), -5.0), torch.zeros(300)
     narrow[:3] = torch.tensor([4.0, 3.0, 2.0])
     settings = SamplingSettings(n=1, temperature=1.0, top_p=0.9, max_new_tokens=2, seed=0)
-    batch = _NucleusSampler([5, 6], 1, settings, torch.device("cpu"))
-    picks = batch(torch.zeros((2, 1), dtype=torch.long), torch.stack([narrow, wide])).argmax(-1)
+    batch = _NucleusSampler([5, 6], settings, torch.device("cpu"))
+    picks = batch.draw(torch.stack([narrow, wide]), step=1)
     for row, (seed, logits) in enumerate([(5, narrow), (6, wide)]):
-        alone = _NucleusSampler([seed], 1, settings, torch.device("cpu"))
-        assert alone(torch.zeros((1, 1), dtype=torch.long), logits[None].clone()).argmax(-1).item() == picks[row]
+        alone = _NucleusSampler([seed], settings, torch.device("cpu"))
+        assert alone.draw(logits[None], step=1).item() == picks[row]
+    batch.keep(torch.tensor([1]))  # the first row stopped: the second draws from its own stream still
+    assert batch.draw(wide[None], step=0).item() == alone.draw(wide[None], step=0).item()
 
 
 def test_a_row_does_not_depend_on_the_batch(tiny_models):
@@ -98,3 +99,57 @@ def test_a_row_does_not_depend_on_the_batch(tiny_models):
     assert [c.token_ids for c in together[0]] == [c.token_ids for c in alone[0]]
     assert [[c.token_ids for c in row] for row in together] == [[c.token_ids for c in row] for row in singles]
     assert len({c.token_ids for c in together[0]}) > 1  # the n samples of a prompt differ
+
+
+def test_batched_sampling_equals_one_row_at_a_time_without_a_cache(tiny_models, monkeypatch):
+    """The decoding loop (shared prefill, left padding, a static cache, stopped rows
+    dropped) against the plainest one: each row alone, the whole sequence through the
+    model at every step, the same draws."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, StaticCache
+
+    from curate.backends.hf import _row_seed
+
+    reorders = []
+    reorder = StaticCache.reorder_cache
+    monkeypatch.setattr(
+        StaticCache, "reorder_cache", lambda cache, rows: (reorders.append(len(rows)), reorder(cache, rows))
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models / "instruct")
+    model = AutoModelForCausalLM.from_pretrained(tiny_models / "instruct", dtype=torch.float32).eval()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    prompts = ["What is 3 + 4?", "Solve 2x = 10 for x.", "Add 17 and 25, then subtract 9 from the result."]
+    items = [
+        GenerateItem(
+            f"p{i}",
+            tuple(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True, return_dict=False
+                )
+            ),
+            seed=21 + i,
+        )
+        for i, p in enumerate(prompts)
+    ]
+    for settings in (
+        SamplingSettings(n=4, temperature=1.0, top_p=0.9, max_new_tokens=96, seed=0),
+        SamplingSettings(n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0),
+    ):
+        got = HFBackend(str(tiny_models / "instruct"), dtype="float32", device="cpu").generate(items, settings)
+        stops = set()
+        for item, completions in zip(items, got):
+            for j, completion in enumerate(completions):
+                sampler = _NucleusSampler([_row_seed(item.seed, j)], settings, torch.device("cpu"))
+                ids = list(item.prompt_ids)
+                with torch.no_grad():
+                    for step in range(settings.max_new_tokens):
+                        logits = model(input_ids=torch.tensor([ids])).logits[:, -1]
+                        token = logits.argmax(-1) if settings.temperature == 0 else sampler.draw(logits, step)
+                        ids.append(int(token))
+                        if ids[-1] in eos:
+                            break
+                assert completion.token_ids == tuple(ids[len(item.prompt_ids) :]), (item.key, j)
+                stops.add(len(completion.token_ids))
+        assert len(stops) > 1, stops  # rows stopped at different steps
+    assert reorders[0] == 12 and len(reorders) > 2, reorders  # prefill copied to 3 x 4 rows, then stopped rows dropped

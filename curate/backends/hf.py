@@ -15,7 +15,9 @@ This module imports only torch and transformers (bench/gpu_score.py runs with no
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import os
 from collections.abc import Sequence
 
@@ -183,23 +185,19 @@ class HFBackend:
     def generate(self, items: Sequence[GenerateItem], settings: SamplingSettings) -> list[list[Completion]]:
         """settings.n completions per item, batched across items (left-padded, under the token budget).
 
-        Each completion draws from its own generator, seeded from (item.seed, its index): the
-        sampler (_NucleusSampler) picks each next token from the tempered, top-p-filtered
-        distribution with one uniform number from the row's own stream, and hands generate a
-        one-hot score, so greedy decoding samples each row independently of the rows beside
-        it (shards and resumes agree)."""
-        from transformers import GenerationConfig, LogitsProcessorList
+        Each completion draws from its own generator, seeded from (item.seed, its index): each
+        next token comes from the tempered, top-p-filtered distribution with one uniform number
+        from the row's own stream (_NucleusSampler), so a row's draws do not depend on the rows
+        beside it (shards and resumes agree). The decoding loop is transformers' own steps,
+        cut to what sampling here needs: each distinct prompt of a batch is prefilled once and
+        its cache copied to its n rows, and the rows that have stopped leave the batch
+        (halving the work of a CPU evaluation, where most completions stop well before the
+        longest)."""
+        from transformers import StaticCache
 
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
-        # only what is asked for: no repetition penalty or top-k from the model's generation_config.json.
-        # A static KV cache: the same tokens as the growing one, without copying it at every step
-        # (half the time of a CPU batch of a few hundred rows).
-        config = GenerationConfig(
-            max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1, eos_token_id=sorted(eos_ids) or None,
-            pad_token_id=pad, cache_implementation="static",
-        )  # fmt: skip
         rows = sorted(
             ((i, j) for i in range(len(items)) for j in range(settings.n)), key=lambda r: -len(items[r[0]].prompt_ids)
         )
@@ -210,24 +208,67 @@ class HFBackend:
             size = max(1, self.token_budget // (longest + settings.max_new_tokens))
             batch = rows[start : start + size]
             start += len(batch)
-            prompts = [items[i].prompt_ids for i, _ in batch]
-            ids = torch.full((len(batch), longest), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, prompt in enumerate(prompts):
-                ids[row, longest - len(prompt) :] = torch.tensor(prompt)
-                mask[row, longest - len(prompt) :] = 1
-            processors = LogitsProcessorList()
-            if settings.temperature > 0:
-                seeds = [_row_seed(items[i].seed, j) for i, j in batch]
-                processors.append(_NucleusSampler(seeds, longest, settings, self.device))
-            with torch.no_grad():
-                generated = self.model.generate(
-                    ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config,
-                    logits_processor=processors,
-                )[:, longest:].tolist()  # fmt: skip
-            for (i, j), row in zip(batch, generated):
+            # A static cache: the same tokens as a growing one, without copying it at every step.
+            cache = StaticCache(config=self.model.config, max_cache_len=longest + settings.max_new_tokens)
+            tokens = self._sample_batch(
+                [items[i] for i, _ in batch], [j for _, j in batch], settings, cache, sorted(eos_ids), pad
+            )
+            for (i, j), row in zip(batch, tokens.tolist()):
                 out[i][j] = self._completion(row, eos_ids)
         return out  # type: ignore[return-value]
+
+    def _sample_batch(
+        self, items: list[GenerateItem], indices: list[int], settings: SamplingSettings, cache, eos: list[int], pad: int
+    ) -> torch.Tensor:
+        """The generated ids (rows x max_new_tokens; what follows a row's first end-of-sequence
+        token is to be ignored) of one batch: items[r] with sample index indices[r] per row,
+        the rows of one prompt side by side."""
+        eos_ids = torch.tensor(eos, dtype=torch.long, device=self.device)
+        forward = functools.partial(self.model, use_cache=True, **{_cache_keyword(self.model): cache})
+        prompts = [items[0].prompt_ids]
+        owner = [0]  # each row's prompt
+        for r in range(1, len(items)):
+            if items[r].prompt_ids != items[r - 1].prompt_ids:
+                prompts.append(items[r].prompt_ids)
+            owner.append(len(prompts) - 1)
+        width, steps = max(len(p) for p in prompts), settings.max_new_tokens
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width + steps), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) : width] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        logits = forward(input_ids=ids, attention_mask=mask[:, :width], position_ids=positions, logits_to_keep=1)
+        logits = logits.logits[:, -1]
+        owner = torch.tensor(owner, device=self.device)
+        cache.reorder_cache(owner)  # every row starts from its prompt's prefill
+        logits, mask, position = logits[owner], mask[owner], positions[owner, -1]
+        sampler = None
+        if settings.temperature > 0:
+            seeds = [_row_seed(item.seed, j) for item, j in zip(items, indices)]
+            sampler = _NucleusSampler(seeds, settings, self.device)
+        generated = torch.full((len(items), steps), pad, dtype=torch.long, device=self.device)
+        live = torch.arange(len(items), device=self.device)  # the rows in the batch, by number
+        stopped = torch.zeros(len(items), dtype=torch.bool, device=self.device)
+        for step in range(steps):
+            next_ids = logits.argmax(-1) if sampler is None else sampler.draw(logits, step)
+            generated[live, step] = next_ids
+            stopped |= torch.isin(next_ids, eos_ids)
+            if step == steps - 1 or stopped.all():
+                break
+            if stopped.sum() * 2 >= stopped.numel():  # half have stopped: drop them (copies the cache)
+                keep = (~stopped).nonzero().squeeze(1)
+                cache.reorder_cache(keep)
+                live, next_ids, mask, position, stopped = (t[keep] for t in (live, next_ids, mask, position, stopped))
+                if sampler is not None:
+                    sampler.keep(keep)
+            mask[:, width + step] = 1
+            position = position + 1
+            logits = forward(
+                input_ids=next_ids[:, None], attention_mask=mask[:, : width + step + 1], position_ids=position[:, None]
+            ).logits[:, -1]
+        return generated
 
     def _completion(self, row: list[int], eos_ids: set[int]) -> Completion:
         stop = next((i for i, t in enumerate(row) if t in eos_ids), None)
@@ -241,49 +282,55 @@ class HFBackend:
             torch.cuda.empty_cache()
 
 
+def _cache_keyword(model) -> str:
+    """The forward's name for the KV cache: `cache` from transformers 5.24, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
 def _row_seed(seed: int, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little") >> 1
 
 
 class _NucleusSampler:
-    """A logits processor that draws each row's next token and returns it as a one-hot score.
+    """Draws each row's next token from its tempered, top-p-filtered distribution.
 
-    The draw is from softmax(logits / temperature) restricted to the nucleus as transformers'
-    TopPLogitsWarper defines it: a token stays when the tokens at least as likely hold less
-    than top_p of the mass before it (the most likely token always stays). The nucleus is
-    found among the TOP_K most likely tokens, with a full sort only for the rows whose
-    TOP_K tokens hold less than top_p (a full-vocabulary sort for every row and step was a
-    quarter of the CPU demo's evaluation time). Each row draws one uniform per step from
-    its own generator, by inverting the nucleus's cumulative distribution."""
+    The nucleus is the one transformers' TopPLogitsWarper keeps: a token stays when the
+    tokens at least as likely hold less than top_p of the mass before it (the most likely
+    token always stays). It is found among the TOP_K most likely tokens, with a full sort
+    only for the rows whose TOP_K tokens hold less than top_p (a full-vocabulary sort for
+    every row and step was a quarter of the CPU demo's evaluation time). Each row draws one
+    uniform per step from its own generator, by inverting the nucleus's cumulative
+    distribution."""
 
     TOP_K = 64
 
-    def __init__(self, seeds: list[int], prompt_width: int, settings: SamplingSettings, device: torch.device) -> None:
+    def __init__(self, seeds: list[int], settings: SamplingSettings, device: torch.device) -> None:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         self.uniforms = torch.stack(
             [torch.rand(settings.max_new_tokens, generator=g, dtype=torch.float64) for g in generators]
         ).to(device)
-        self.prompt_width = prompt_width
         self.temperature = settings.temperature
         self.top_p = settings.top_p
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        uniform = self.uniforms[:, input_ids.shape[1] - self.prompt_width]
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+    def keep(self, rows: torch.Tensor) -> None:
+        """Only these rows go on (in this order)."""
+        self.uniforms = self.uniforms[rows]
+
+    def draw(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """The next token of each row (rows x vocab logits at generated position `step`)."""
+        uniform = self.uniforms[:, step]
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
         if self.top_p >= 1:
-            tokens = _inverse_cdf(probs, uniform)
-        else:
-            probs, order = probs.topk(min(self.TOP_K, probs.shape[1]), dim=-1)
-            short = probs.sum(-1) < self.top_p  # the nucleus reaches past the top k: sort the whole row
-            if short.any():
-                full = torch.softmax(scores[short].float() / self.temperature, dim=-1).sort(dim=-1, descending=True)
-                probs = torch.nn.functional.pad(probs, (0, full.values.shape[1] - probs.shape[1]))
-                order = torch.nn.functional.pad(order, (0, full.values.shape[1] - order.shape[1]))
-                probs[short], order[short] = full.values, full.indices
-            before = probs.cumsum(-1) - probs  # the mass of the tokens ahead of each
-            tokens = order.gather(1, _inverse_cdf(probs * (before < self.top_p), uniform)[:, None])[:, 0]
-        onehot = torch.full_like(scores, float("-inf"), dtype=torch.float32)
-        return onehot.scatter_(1, tokens[:, None], 0.0)
+            return _inverse_cdf(probs, uniform)
+        probs, order = probs.topk(min(self.TOP_K, probs.shape[1]), dim=-1)
+        short = probs.sum(-1) < self.top_p  # the nucleus reaches past the top k: sort the whole row
+        if short.any():
+            full = torch.softmax(logits[short].float() / self.temperature, dim=-1).sort(dim=-1, descending=True)
+            probs = torch.nn.functional.pad(probs, (0, full.values.shape[1] - probs.shape[1]))
+            order = torch.nn.functional.pad(order, (0, full.values.shape[1] - order.shape[1]))
+            probs[short], order[short] = full.values, full.indices
+        before = probs.cumsum(-1) - probs  # the mass of the tokens ahead of each
+        return order.gather(1, _inverse_cdf(probs * (before < self.top_p), uniform)[:, None])[:, 0]
 
 
 def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
