@@ -68,9 +68,13 @@ def oxa_step(model, data, chunk_size: int) -> torch.Tensor:
     labels, index, loss_type = data["labels"], data["sequence_index"], data["loss_type"]
     hidden = final_hidden_states(model, input_ids=data["input_ids"])[:, :-1]
     mask, token_sequence = loss_targets(labels, index)
-    logp, _ = target_logprobs(hidden[mask], lm_head_weight(model), labels[:, 1:][mask], chunk_size=chunk_size)
+    logprobs = target_logprobs(  # what OXATrainer asks for
+        hidden[mask], lm_head_weight(model), labels[:, 1:][mask], chunk_size, with_entropy=True, with_complement=True
+    )
     counts = TermCounts(count_terms(labels, index, loss_type))
-    loss = oxa_loss(logp, token_sequence, loss_type, counts, alpha=1e-4).loss
+    loss = oxa_loss(
+        logprobs.logp, logprobs.log_complement, token_sequence, loss_type, counts, 1e-4, entropy=logprobs.entropy
+    ).loss
     loss.backward()
     return loss
 

@@ -24,7 +24,7 @@ import torch
 from gpu_train_step import batch, oxa_step, plain_step
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from curate.backends.token_logprobs import log1mexp, target_logprobs
+from curate.backends.token_logprobs import target_logprobs
 
 SMALL = dict(
     hidden_size=256,
@@ -78,9 +78,10 @@ def ul_memory(variant: str, length: int, hidden_size: int, vocab: int, chunk: in
     base = reset_peak()
     if variant == "full":
         logp = torch.log_softmax(hidden @ weight.T, dim=-1).gather(1, targets[:, None]).squeeze(1)
+        log_complement = torch.log(-torch.expm1(logp))
     else:
-        logp, _ = target_logprobs(hidden, weight, targets, chunk_size=chunk)
-    (-log1mexp(logp).mean()).backward()
+        log_complement = target_logprobs(hidden, weight, targets, chunk_size=chunk, with_complement=True).log_complement
+    (-log_complement.mean()).backward()
     return peak_gib() - base
 
 

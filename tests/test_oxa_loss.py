@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -64,7 +66,8 @@ def test_micro_batch_shares_add_up_to_the_global_objective(normalization, layout
     for part, (labels, index, loss_type) in zip(splits, micro):
         _, token_sequence = loss_targets(labels, index)
         logp = torch.cat([mine[i] for i in part])
-        total = total + oxa_loss(logp, token_sequence, loss_type, counts, 0.3, normalization).loss
+        log_complement = torch.log(-torch.expm1(logp))  # exact enough in fp64 for p this far from 1
+        total = total + oxa_loss(logp, log_complement, token_sequence, loss_type, counts, 0.3, normalization).loss
     total.backward()
     torch.testing.assert_close(total, reference.detach(), rtol=1e-12, atol=1e-12)
     for leaf, ref in zip(mine, leaves):
@@ -83,9 +86,11 @@ def test_chunked_loss_equals_full_logits_fp64_reference_in_value_and_gradient(no
 
     mask, token_sequence = loss_targets(labels, index)
     targets = labels[:, 1:][mask]
-    logp, entropy = target_logprobs(hidden[:, :-1][mask], weight, targets, chunk_size=5, with_entropy=True)
+    logp, log_complement, entropy = target_logprobs(
+        hidden[:, :-1][mask], weight, targets, chunk_size=5, with_entropy=True, with_complement=True
+    )
     counts = TermCounts(count_terms(labels, index, loss_type))
-    parts = oxa_loss(logp, token_sequence, loss_type, counts, 0.7, normalization, entropy=entropy)
+    parts = oxa_loss(logp, log_complement, token_sequence, loss_type, counts, 0.7, normalization, entropy=entropy)
     parts.loss.backward()
 
     h64, w64 = hidden.detach().double().requires_grad_(), weight.detach().double().requires_grad_()
@@ -104,11 +109,14 @@ def test_chunked_loss_equals_full_logits_fp64_reference_in_value_and_gradient(no
     torch.testing.assert_close(parts.negative_prob_sum, logp.detach().exp()[negative].sum())
 
 
-def test_a_certain_negative_token_gives_a_finite_clamped_penalty():
-    counts = TermCounts(torch.tensor([0.0, 1.0, 0.0, 2.0], dtype=torch.float64))
-    logp = torch.tensor([0.0, -1e-9], requires_grad=True)
-    parts = oxa_loss(logp, torch.tensor([0, 0]), torch.tensor([1]), counts, 1.0, max_logp=-1e-6)
+def test_a_certain_negative_token_gives_a_finite_penalty_at_the_floor_and_no_gradient():
+    counts = TermCounts(torch.tensor([0.0, 1.0, 0.0, 3.0], dtype=torch.float64))
+    log_complement = torch.tensor([float("-inf"), math.log(1e-9), math.log(1e-3)], requires_grad=True)
+    logp = torch.log(-torch.expm1(log_complement.detach()))  # the CE side never sees a negative
+    parts = oxa_loss(logp, log_complement, torch.tensor([0, 0, 0]), torch.tensor([1]), counts, 1.0, floor=1e-6)
     parts.loss.backward()
-    assert torch.isfinite(parts.loss) and torch.isfinite(logp.grad).all()
-    assert parts.loss.item() == pytest.approx(-torch.log(-torch.expm1(torch.tensor(-1e-6, dtype=torch.float64))).item())
-    assert parts.ce.item() == 0.0
+    expected = (2 * -math.log(1e-6) - math.log(1e-3)) / 3
+    assert parts.loss.item() == pytest.approx(expected, rel=1e-6) and parts.ce.item() == 0.0
+    assert log_complement.grad.tolist() == pytest.approx([0.0, 0.0, -1 / 3])
+    with pytest.raises(ValueError, match="floor must lie in"):
+        oxa_loss(logp, log_complement, torch.tensor([0, 0, 0]), torch.tensor([1]), counts, 1.0, floor=0.0)

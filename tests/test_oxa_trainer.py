@@ -1,6 +1,8 @@
 """OXATrainer on a random-init tiny Qwen2 (hidden 64): exactness against a naive fp64 reference,
 invariance to the batch split, bad input, and a short OXA_Full run."""
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -76,20 +78,22 @@ def make_trainer(tokenizer, data, model=None, **overrides) -> OXATrainer:
     )
 
 
-def naive_objective(model64, examples, alpha, normalization, max_logp=-1e-6):
-    """Eq. 3-5 by hand: one unpadded forward per sequence, full fp64 logits."""
+def naive_terms(model64, examples, normalization, floor=1e-6):
+    """L_CE and L_UL (Eq. 3-4) by hand: one unpadded forward per sequence, full fp64 logits; the
+    UL term is -log(max(1 - p, floor)) with log(1 - p) = log-sum-exp of the other logits - of all."""
     per_seq = []
     for example in examples:
         ids = torch.tensor(example["input_ids"])[None]
         labels = torch.tensor(example["labels"])[1:]
-        logits = model64(input_ids=ids).logits[0, :-1].double()
-        logp_all = torch.log_softmax(logits, -1)
         keep = labels != -100
-        logp = logp_all[keep].gather(1, labels[keep, None]).squeeze(1)
+        logits = model64(input_ids=ids).logits[0, :-1].double()[keep]
+        targets = labels[keep, None]
         if example["loss_type"] == 1:
-            tok = -torch.log(1 - torch.exp(logp.clamp(max=max_logp)))
+            others = logits.scatter(1, targets, float("-inf"))
+            log_complement = torch.logsumexp(others, -1) - torch.logsumexp(logits, -1)
+            tok = -log_complement.clamp(min=math.log(floor))
         else:
-            tok = -logp
+            tok = -torch.log_softmax(logits, -1).gather(1, targets).squeeze(1)
         per_seq.append((example["loss_type"], tok))
     terms = []
     for kind in (0, 1):
@@ -100,7 +104,12 @@ def naive_objective(model64, examples, alpha, normalization, max_logp=-1e-6):
             terms.append(torch.stack([t.mean() for t in toks]).mean())
         else:
             terms.append(torch.cat(toks).sum() / sum(t.numel() for t in toks))
-    return terms[0] + alpha * terms[1]
+    return terms[0], terms[1]
+
+
+def naive_objective(model64, examples, alpha, normalization, floor=1e-6):
+    ce, ul = naive_terms(model64, examples, normalization, floor)
+    return ce + alpha * ul
 
 
 @pytest.mark.parametrize("padding_free", [False, True])
@@ -124,6 +133,105 @@ def test_loss_and_gradients_equal_naive_fp64_reference(tokenizer, normalization,
     torch.testing.assert_close(loss.double(), reference.detach(), rtol=1e-5, atol=1e-6)
     for (name, p), p64 in zip(model.named_parameters(), model64.parameters(), strict=True):
         torch.testing.assert_close(p.grad.double(), p64.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def greedy_negatives(model, examples, length: int) -> list[dict]:
+    """The examples' prompts, each followed by `length` of the model's own greedy tokens, as
+    negatives (loss_type 1): the tokens a model is surest of, as self-distilled wrong answers are."""
+    out = []
+    with torch.no_grad():
+        for example in examples:
+            prompt = example["input_ids"][: next(i for i, label in enumerate(example["labels"]) if label != -100)]
+            ids = list(prompt)
+            for _ in range(length):
+                ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+            out.append({"input_ids": ids, "labels": [-100] * len(prompt) + ids[len(prompt) :], "loss_type": 1})
+    return out
+
+
+def near_certain_batch(tokenizer, dtype=torch.float32, **overrides):
+    """A trainer, its collated batch (3 positives, 4 near-certain negatives) and the examples.
+    The model's lm head (untied) is sharpened 40x, so the greedy tokens' 1 - p spread from
+    about 1e-2 down past the floor 1e-6."""
+    model = tiny_qwen2(tokenizer, hidden=64, layers=2, max_positions=256, seed=0, tied=False)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(SHARPEN)
+    trainer = make_trainer(tokenizer, rows(3, 4), model=model.to(dtype), loss_chunk_size=7, **overrides)
+    examples = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    examples = [e for e in examples if e["loss_type"] == 0] + greedy_negatives(
+        trainer.model, [e for e in examples if e["loss_type"] == 1], length=12
+    )
+    batch = trainer.data_collator([{k: e[k] for k in ("input_ids", "labels", "loss_type")} for e in examples])
+    trainer._step_counts = TermCounts(count_terms(batch["labels"], batch["sequence_index"], batch["loss_type"]))
+    return trainer, batch, examples
+
+
+SHARPEN = 40.0
+
+
+def reference_copy(tokenizer, model):
+    model64 = tiny_qwen2(tokenizer, hidden=64, layers=2, max_positions=256, tied=False).double()
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    return model64
+
+
+def negative_complements(model64, examples) -> torch.Tensor:
+    """1 - p of every negative token under the fp64 reference."""
+    out = []
+    with torch.no_grad():
+        for e in examples:
+            if e["loss_type"] == 1:
+                labels = torch.tensor(e["labels"])[1:]
+                logits = model64(input_ids=torch.tensor(e["input_ids"])[None]).logits[0, :-1][labels != -100]
+                target = labels[labels != -100, None]
+                others = torch.logsumexp(logits.scatter(1, target, float("-inf")), -1)
+                out.append((others - torch.logsumexp(logits, -1)).exp())
+    return torch.cat(out)
+
+
+def max_norm_error(got, reference) -> float:
+    return ((got.double() - reference).abs().max() / reference.abs().max()).item()
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 1.0])
+@pytest.mark.parametrize("padding_free", [False, True])
+@pytest.mark.parametrize("normalization", ["sequence", "token"])
+def test_near_certain_negatives_equal_the_fp64_reference(tokenizer, normalization, padding_free, alpha):
+    trainer, batch, examples = near_certain_batch(
+        tokenizer, ul_alpha=alpha, ul_normalization=normalization, padding_free=padding_free
+    )
+    model = trainer.model.train()
+    loss = trainer.compute_loss(model, dict(batch))
+    loss.backward()
+
+    model64 = reference_copy(tokenizer, model)
+    complements = negative_complements(model64, examples)
+    # the negatives span 1 - p from ordinary to past the floor
+    assert complements.max() > 1e-3 and complements.min() < 1e-7
+    assert ((complements > 1e-6) & (complements < 1e-4)).sum() >= 3
+    ce, ul = naive_terms(model64, examples, normalization)
+    reference = ce + alpha * ul
+    reference.backward()
+
+    torch.testing.assert_close(loss.double(), reference.detach(), rtol=1e-5, atol=0)
+    assert trainer._metrics["train"]["ul_loss"][-1] == pytest.approx(ul.item(), rel=1e-5)
+    for (name, p), p64 in zip(model.named_parameters(), model64.parameters(), strict=True):
+        assert max_norm_error(p.grad, p64.grad) < 1e-4, name
+
+
+def test_near_certain_negatives_in_bf16_stay_within_the_stated_bound(tokenizer):
+    """A bf16 model (weights and activations) against the fp64 reference of the same weights:
+    the loss within 2% and every gradient within 10% (max norm); README, OXATrainer."""
+    trainer, batch, examples = near_certain_batch(tokenizer, dtype=torch.bfloat16, ul_alpha=1.0)
+    model = trainer.model.train()
+    loss = trainer.compute_loss(model, dict(batch))
+    loss.backward()
+    model64 = reference_copy(tokenizer, model)
+    reference = naive_objective(model64, examples, 1.0, "sequence")
+    reference.backward()
+    torch.testing.assert_close(loss.double(), reference.detach(), rtol=2e-2, atol=0)
+    for (name, p), p64 in zip(model.named_parameters(), model64.parameters(), strict=True):
+        assert max_norm_error(p.grad, p64.grad) < 0.1, name
 
 
 # One plain SGD step: the update is 0.5 x the gradient, nothing else (no clipping, decay or schedule).

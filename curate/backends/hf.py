@@ -158,7 +158,7 @@ class HFBackend:
             targets.extend(sequences[k][first:n])
             owner.extend([k] * (n - first))
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        logp, entropy = target_logprobs(
+        logp, _, entropy = target_logprobs(
             hidden.index_select(0, index),
             self.weight,
             torch.tensor(targets, dtype=torch.long, device=self.device),

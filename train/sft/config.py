@@ -44,11 +44,11 @@ class OXAConfig(SFTConfig):
             "Ignored when the dataset has no negatives."
         },
     )
-    ul_clamp: float = field(
-        default=-1e-6,
+    ul_floor: float = field(
+        default=1e-6,
         metadata={
-            "help": "Largest log p(token) used in log(1 - p) (log1mexp): a token the model is sure of gets a large "
-            "finite penalty instead of -inf."
+            "help": "Smallest 1 - p in the unlikelihood term -log(max(1 - p, floor)), as in the paper's code: a "
+            "negative token the model is surer of costs -log(floor) (13.8 nats at 1e-6) and gets no gradient."
         },
     )
     loss_chunk_size: int = field(
@@ -67,8 +67,8 @@ class OXAConfig(SFTConfig):
             raise OxaError(f"ul_alpha must be >= 0, got {self.ul_alpha}; use 0 for OXA_MLE")
         if self.ul_global is not None and self.ul_global < 0:
             raise OxaError(f"ul_global must be >= 0 or None, got {self.ul_global}")
-        if self.ul_clamp >= 0:
-            raise OxaError(f"ul_clamp must be a negative log-probability, got {self.ul_clamp}; e.g. -1e-6")
+        if not 0 < self.ul_floor < 1:
+            raise OxaError(f"ul_floor must lie in (0, 1), got {self.ul_floor}; the paper's code uses 1e-6")
         if self.loss_chunk_size < 1:
             raise OxaError(f"loss_chunk_size must be positive, got {self.loss_chunk_size}")
         if self.packing:

@@ -3,8 +3,10 @@
 Pure torch (no TRL), so the GPU benchmark can run it with torch + transformers alone.
 
 Every sequence of a batch has a `loss_type`: 0 promotes it (cross-entropy, Eq. 3), 1 suppresses
-it (unlikelihood -log(1 - p(s_t | s_<t)), Eq. 4, through `log1mexp` with a clamp). Each term uses
-only its own sequences and tokens, normalized over the whole global batch:
+it (unlikelihood -log(max(1 - p(s_t | s_<t), floor)), Eq. 4 with the paper code's floor 1e-6, from
+log(1 - p) as curate.backends.token_logprobs computes it: exact near p = 1, where the negatives
+the model is surest of lie). Each term uses only its own sequences and tokens, normalized over
+the whole global batch:
 
 - 'sequence' (Eq. 3-4 and the paper's code): the mean over the term's sequences of each
   sequence's token mean, i.e. every token weighs 1 / (K_s * M) with K_s its sequence's loss
@@ -24,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import math
 
-from curate.backends.token_logprobs import log1mexp
+import torch
 
 NORMALIZATIONS = ("sequence", "token")
 
@@ -80,21 +82,26 @@ class OXALossParts:
 
 def oxa_loss(
     logp: torch.Tensor,
+    log_complement: torch.Tensor,
     token_sequence: torch.Tensor,
     loss_type: torch.Tensor,
     counts: TermCounts,
     alpha: float,
     normalization: str = "sequence",
-    max_logp: float = -1e-6,
+    floor: float = 1e-6,
     entropy: torch.Tensor | None = None,
 ) -> OXALossParts:
-    """This micro-batch's share of L_CE + alpha * L_UL from the log-probs `logp` (N,) of its loss tokens.
+    """This micro-batch's share of L_CE + alpha * L_UL from its loss tokens' log p and log(1 - p) (N,).
 
     token_sequence (N,): each token's sequence number; loss_type (S,): 0 or 1 per sequence;
-    counts: the global `TermCounts` of the step; entropy (N,), optional, feeds the metrics.
+    counts: the global `TermCounts` of the step; floor: the smallest 1 - p in the UL term (a
+    token the model is surer of costs -log(floor) and gets no gradient); entropy (N,),
+    optional, feeds the metrics.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not 0 < floor < 1:
+        raise ValueError(f"floor must lie in (0, 1), got {floor}")
     negative = loss_type.to(logp.device)[token_sequence] == 1
     ce_den, ul_den = counts.denominators(normalization)
     if normalization == "sequence":
@@ -103,7 +110,7 @@ def oxa_loss(
     else:
         weight = torch.ones_like(logp)
     ce_terms = torch.where(negative, 0.0, -logp * weight)
-    ul_terms = torch.where(negative, -log1mexp(logp, max_logp) * weight, 0.0)
+    ul_terms = torch.where(negative, -log_complement.clamp(min=math.log(floor)) * weight, 0.0)
     ce = ce_terms.sum() / ce_den.to(logp.dtype)
     ul = ul_terms.sum() / ul_den.to(logp.dtype)
     detached = logp.detach()

@@ -41,7 +41,7 @@ from train.sft.ul_sampler import KNegativesSampler
 
 
 def add_oxa_head(model, chunk_size: int) -> None:
-    """`model(..., labels=L, oxa_logprobs=True)` returns (logp, entropy, mask) of the loss tokens, chunked.
+    """`model(..., labels=L, oxa_logprobs=True)` returns (TokenLogprobs, mask) of the loss tokens, chunked.
 
     Patched onto the forward (like TRL's fused head) so that DDP's forward hooks run; the chunked
     log-probs run inside a call of the lm-head module, so that DeepSpeed ZeRO-3 gathers its weight.
@@ -56,8 +56,7 @@ def add_oxa_head(model, chunk_size: int) -> None:
         labels = kwargs.pop("labels")
         hidden = final_hidden_states(self, **kwargs)[:, :-1]
         mask = labels[:, 1:] != -100
-        logp, entropy = self.get_output_embeddings()(hidden[mask], labels[:, 1:][mask])
-        return logp, entropy, mask
+        return self.get_output_embeddings()(hidden[mask], labels[:, 1:][mask]), mask
 
     model.forward = types.MethodType(forward, model)
 
@@ -179,7 +178,7 @@ class OXATrainer(SFTTrainer):
             raise OxaError("OXATrainer computes no logits, so it returns no outputs; evaluate with the loss only")
         mode = "train" if self.model.training else "eval"
         loss_type, sequence_index = inputs.pop("loss_type"), inputs.pop("sequence_index")
-        logp, entropy, mask = model(**inputs, oxa_logprobs=True)
+        logprobs, mask = model(**inputs, oxa_logprobs=True)
         token_sequence = sequence_index[:, 1:][mask]
         if mode == "train":
             # Each rank holds its share of the global objective; DDP averages gradients over ranks.
@@ -191,8 +190,9 @@ class OXATrainer(SFTTrainer):
             counts, scale = TermCounts(count_terms(inputs["labels"], sequence_index, loss_type)), 1
         args = self.args
         parts = oxa_loss(
-            logp, token_sequence, loss_type, counts, args.ul_alpha, args.ul_normalization, args.ul_clamp, entropy
-        )
+            logprobs.logp, logprobs.log_complement, token_sequence, loss_type, counts, args.ul_alpha,
+            args.ul_normalization, args.ul_floor, logprobs.entropy,
+        )  # fmt: skip
         self._log_oxa_metrics(mode, parts, inputs)
         return parts.loss * scale
 
