@@ -149,10 +149,13 @@ def greedy_negatives(model, examples, length: int) -> list[dict]:
     return out
 
 
+SHARPEN = 100.0
+
+
 def near_certain_batch(tokenizer, dtype=torch.float32, **overrides):
     """A trainer, its collated batch (3 positives, 4 near-certain negatives) and the examples.
-    The model's lm head (untied) is sharpened 40x, so the greedy tokens' 1 - p spread from
-    about 1e-2 down past the floor 1e-6."""
+    The model's lm head (untied) is sharpened 100x, so the greedy tokens' 1 - p spread from
+    about 0.5 down to 1e-9, 7 of 48 past the floor 1e-6."""
     model = tiny_qwen2(tokenizer, hidden=64, layers=2, max_positions=256, seed=0, tied=False)
     with torch.no_grad():
         model.lm_head.weight.mul_(SHARPEN)
@@ -164,9 +167,6 @@ def near_certain_batch(tokenizer, dtype=torch.float32, **overrides):
     batch = trainer.data_collator([{k: e[k] for k in ("input_ids", "labels", "loss_type")} for e in examples])
     trainer._step_counts = TermCounts(count_terms(batch["labels"], batch["sequence_index"], batch["loss_type"]))
     return trainer, batch, examples
-
-
-SHARPEN = 40.0
 
 
 def reference_copy(tokenizer, model):
@@ -207,8 +207,8 @@ def test_near_certain_negatives_equal_the_fp64_reference(tokenizer, normalizatio
     model64 = reference_copy(tokenizer, model)
     complements = negative_complements(model64, examples)
     # the negatives span 1 - p from ordinary to past the floor
-    assert complements.max() > 1e-3 and complements.min() < 1e-7
-    assert ((complements > 1e-6) & (complements < 1e-4)).sum() >= 3
+    assert complements.max() > 1e-2 and complements.min() < 1e-8
+    assert ((complements > 1e-6) & (complements < 1e-4)).sum() >= 5 and (complements < 1e-6).sum() >= 5
     ce, ul = naive_terms(model64, examples, normalization)
     reference = ce + alpha * ul
     reference.backward()
@@ -220,18 +220,39 @@ def test_near_certain_negatives_equal_the_fp64_reference(tokenizer, normalizatio
 
 
 def test_near_certain_negatives_in_bf16_stay_within_the_stated_bound(tokenizer):
-    """A bf16 model (weights and activations) against the fp64 reference of the same weights:
-    the loss within 2% and every gradient within 10% (max norm); README, OXATrainer."""
+    """A bf16 model (weights and activations) against the fp64 reference of the same weights.
+    Measured: the loss within 2.2e-4 relative, the logged ul_loss 5.4e-4, every gradient
+    within 1.7e-2 (max norm), from the bf16 body; the bound here is about 10x that (and
+    3x for the gradients); README, OXATrainer."""
     trainer, batch, examples = near_certain_batch(tokenizer, dtype=torch.bfloat16, ul_alpha=1.0)
     model = trainer.model.train()
     loss = trainer.compute_loss(model, dict(batch))
     loss.backward()
     model64 = reference_copy(tokenizer, model)
-    reference = naive_objective(model64, examples, 1.0, "sequence")
+    ce, ul = naive_terms(model64, examples, "sequence")
+    reference = ce + ul
     reference.backward()
-    torch.testing.assert_close(loss.double(), reference.detach(), rtol=2e-2, atol=0)
+    torch.testing.assert_close(loss.double(), reference.detach(), rtol=2e-3, atol=0)
+    assert trainer._metrics["train"]["ul_loss"][-1] == pytest.approx(ul.item(), rel=5e-3)
     for (name, p), p64 in zip(model.named_parameters(), model64.parameters(), strict=True):
-        assert max_norm_error(p.grad, p64.grad) < 0.1, name
+        assert max_norm_error(p.grad, p64.grad) < 5e-2, name
+
+
+def test_which_tokens_are_trained_in_chat_and_plain_text_rows(tokenizer):
+    """The label rule (README, OXATrainer): a conversational row trains its completion, the
+    template's end-of-turn token and the newline after it, with no end-of-sequence token
+    added; a plain-text row trains every token, and TRL appends the end-of-sequence token."""
+    chat = make_trainer(tokenizer, rows(2, 1)).train_dataset[0]
+    completion = rows(1, 0)[0]["completion"][0]["content"]
+    trained = [i for i, label in zip(chat["input_ids"], chat["labels"]) if label != -100]
+    assert trained == tokenizer(completion + "<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    assert chat["input_ids"][-len(trained) :] == trained  # nothing after it
+
+    text = "What is 2 plus 3? The answer is 5."
+    plain = make_trainer(tokenizer, [{"text": text, "loss_type": 0}, {"text": text + " 6", "loss_type": 1}])
+    row = plain.train_dataset[0]
+    assert row["labels"] == row["input_ids"]
+    assert row["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 # One plain SGD step: the update is 0.5 x the gradient, nothing else (no clipping, decay or schedule).

@@ -24,9 +24,8 @@ padding), `loss_type` (S,) one entry per sequence. Position t predicts labels[:,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 
