@@ -7,8 +7,9 @@
    shared: the fastest run is the least disturbed one, and two threads oversubscribe it). Peak memory: each variant in a fresh
    process, peak RSS minus the RSS after setup.
 2. The UL loss alone at long length x Qwen2.5's 151936-token vocabulary with a small hidden size:
-   chunked (ours) vs a full-logits implementation (log_softmax over hidden @ W.T, then
-   log(1 - p)), forward + backward, each in a fresh process.
+   chunked (ours: log(1 - p) and the entropy, as OXATrainer asks) vs a full-logits
+   implementation (log_softmax over hidden @ W.T, then log(1 - p)), forward + backward, each
+   in a fresh process.
 
     .venv/bin/python bench/train_step.py            # ~1-2 minutes on 2 CPUs
 """
@@ -80,7 +81,10 @@ def ul_memory(variant: str, length: int, hidden_size: int, vocab: int, chunk: in
         logp = torch.log_softmax(hidden @ weight.T, dim=-1).gather(1, targets[:, None]).squeeze(1)
         log_complement = torch.log(-torch.expm1(logp))
     else:
-        log_complement = target_logprobs(hidden, weight, targets, chunk_size=chunk, with_complement=True).log_complement
+        # what OXATrainer asks for: log(1 - p) and the entropy metric
+        log_complement = target_logprobs(
+            hidden, weight, targets, chunk_size=chunk, with_entropy=True, with_complement=True
+        ).log_complement
     (-log_complement.mean()).backward()
     return peak_gib() - base
 

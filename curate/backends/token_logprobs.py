@@ -33,13 +33,25 @@ class TokenLogprobs(NamedTuple):
     entropy: torch.Tensor | None  # None unless asked for; never differentiable
 
 
+_FP32_OUT_MM = {"supported": True}  # torch.mm(..., out_dtype=float32): CUDA, torch >= 2.8
+
+
 def _chunk_logits(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """hidden @ weight.T in fp32: a bf16 product accumulates in fp32 and stays fp32."""
+    """hidden @ weight.T in fp32: a bf16 product accumulates in fp32 and stays fp32 (on CUDA
+    at bf16 speed; on a CPU from fp32 copies). Where torch cannot (CUDA before torch 2.8),
+    the product is rounded to the inputs' dtype first, as a plain lm head's logits are."""
     if hidden.dtype == torch.float32 and weight.dtype == torch.float32:
         return hidden @ weight.T
-    if hidden.is_cuda:
-        return torch.mm(hidden, weight.T, out_dtype=torch.float32)
-    return hidden.float() @ weight.float().T
+    if not hidden.is_cuda:
+        return hidden.float() @ weight.float().T
+    if _FP32_OUT_MM["supported"]:
+        try:
+            return torch.mm(hidden, weight.T, out_dtype=torch.float32)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (TypeError, RuntimeError, NotImplementedError):  # no out_dtype in this torch or for this GPU
+            _FP32_OUT_MM["supported"] = False
+    return (hidden @ weight.T).float()
 
 
 class _ChunkedTargetLogprob(torch.autograd.Function):
@@ -58,21 +70,26 @@ class _ChunkedTargetLogprob(torch.autograd.Function):
             # One fused log-softmax pass (logsumexp takes several over the chunk); at most two
             # chunk x vocab buffers live at a time.
             log_probs = torch.log_softmax(logits, dim=-1)
-            del logits
             chunk_logp = log_probs.gather(1, target).squeeze(1)
-            logp[rows] = chunk_logp
-            lse[rows] = target_logits - chunk_logp
+            chunk_lse = target_logits - chunk_logp
+            logp[rows], lse[rows] = chunk_logp, chunk_lse
             if with_entropy or with_complement:
-                probs = log_probs.exp_()
-                if with_entropy:
-                    entropy[rows] = torch.special.entr(probs).sum(-1)  # -sum p log p
+                probs = log_probs.exp_()  # in place: the same buffer
                 if with_complement:
                     # 1 - p as the other tokens' mass where p > 1/2; below, log1p(-p) is exact.
                     others = probs.scatter_(1, target, 0.0).sum(-1)
                     log_complement[rows] = torch.where(
                         chunk_logp > _LOG_HALF, others.log(), torch.log1p(-chunk_logp.exp())
                     )
-            del log_probs
+                if with_entropy:
+                    # H = log Z - sum_j p_j z_j: a row-wise dot product (no chunk-sized temporary,
+                    # no logarithm per entry, unlike -sum p log p)
+                    expected = torch.einsum("ij,ij->i", probs, logits)
+                    if with_complement:  # the target's share, zeroed above
+                        expected += chunk_logp.exp() * target_logits
+                    entropy[rows] = chunk_lse - expected
+                del probs
+            del logits, log_probs
         ctx.save_for_backward(hidden, weight, targets, lse, logp, log_complement)
         ctx.chunk_size = chunk_size
         ctx.with_complement = with_complement
