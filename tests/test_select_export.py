@@ -3,6 +3,7 @@
 verl`), and a Hugging Face datasets folder."""
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -131,3 +132,33 @@ def test_prompt_sets_and_missing_gold(tmp_path):
     with pytest.raises(OxaError, match="1 problems of this subset have no gold answer"):
         run_export(ws, ExportConfig(subset="rl", format="verl", output=str(tmp_path / "x.parquet")))
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_overwrite_replaces_only_an_export_never_a_workspace_or_the_working_directory(subset, tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    ws, rows = subset
+    export(ws, "hf", tmp_path / "hf")
+    assert json.loads((tmp_path / "hf" / "oxa_export.json").read_text())["subset"].startswith("full/")
+    export(ws, "hf", tmp_path / "hf", overwrite=True)  # an oxa export folder: replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # the old one gone, nothing aside
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(OxaError, match="replaces only a folder that `oxa export --format hf` wrote"):
+        export(ws, "hf", mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep"
+    (tmp_path / "d.parquet").mkdir()
+    with pytest.raises(OxaError, match="is not a regular file"):
+        export(ws, "trl", tmp_path / "d.parquet", overwrite=True)
+    for target in (ws.root, ws.root.parent):
+        with pytest.raises(OxaError, match="is the workspace or a folder holding it"):
+            export(ws, "hf", target, overwrite=True)
+    assert (ws.root / "catalog.duckdb").is_file()
+    monkeypatch.chdir(mine)
+    with pytest.raises(OxaError, match="is the working directory"):
+        export(ws, "hf", Path("."), overwrite=True)
+    with pytest.raises(OxaError, match="inside the workspace's pool/ folder"):
+        export(ws, "trl", ws.root / "pool" / "samples" / "stray.parquet")
+    assert not (ws.root / "pool" / "samples" / "stray.parquet").exists()
+    export(ws, "trl", ws.root / "exports" / "ok.parquet")  # elsewhere in the workspace: fine

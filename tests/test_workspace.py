@@ -165,3 +165,20 @@ def test_removing_a_score_tag_folder_drops_its_view(ws, tmp_path):
     shutil.rmtree(ws.root / "scores" / "base")
     assert query(ws, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'scores_base'") == [(0,)]
     assert "ppl_base" not in [c for (c,) in query(ws, "SELECT column_name FROM (DESCRIBE candidates)")]
+
+
+def test_score_tags_that_name_the_same_view_are_refused_before_anything_is_written(ws):
+    ws.ensure_scores_folder("q-7b")
+    for other in ("q_7b", "Q.7B"):
+        with pytest.raises(OxaError, match="would name the same view and columns as the workspace's tag 'q-7b'"):
+            ws.ensure_scores_folder(other)
+        with pytest.raises(OxaError, match="would name the same view"):
+            run_ingest(ws, IngestConfig(["unused.jsonl"], scores_tag=other))
+    assert ws.score_tags() == ["q-7b"] and not list((ws.root / "runs").glob("ingest/*"))
+    ws.ensure_scores_folder("q-7b")  # the same tag again is fine
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM scores_q_7b").fetchone() == (0,)
+    # a clash made by hand: every command says which folders, not a Binder Error
+    (ws.root / "scores" / "q_7b").mkdir()
+    with pytest.raises(OxaError, match=r"scores/q-7b and scores/q_7b in .* name the same view \(scores_q_7b\)"):
+        ws.refresh_catalog()

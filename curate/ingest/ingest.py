@@ -34,7 +34,7 @@ from curate.ingest.presets import (
 )
 from curate.ingest.records import check_content, empty_staged, explode_responses, fill_defaults, filter_mask
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
-from curate.workspace import OxaError, Workspace, check_tag
+from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
@@ -395,7 +395,7 @@ def _take(table: pa.Table, rows: list[int]) -> pa.Table:
 def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
     """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
     if config.scores_tag:
-        check_tag(config.scores_tag)
+        ws.check_score_tag(config.scores_tag)
     files = discover(config.sources)
     presets = resolve_presets(config, files)
     with ws.lock("pool", "oxa ingest"):

@@ -301,6 +301,7 @@ def run_score(
     from curate.backends import load_backend
 
     config.check()
+    ws.check_score_tag(config.tag)
     shard = shard or Shard(0, 1)
     progress = progress or (lambda what, done, total: None)
     folder = model_folder(config.model)

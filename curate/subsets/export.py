@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from curate.workspace.runs import StageRun
 from curate.workspace.schema import VERL_PROMPTS
 
 FORMATS = ("trl", "alpaca", "verl", "hf")
+EXPORT_MARKER = "oxa_export.json"  # in every hf export folder: what --overwrite may replace
+# the workspace's folders that oxa reads as data (views over their parquet) or owns
+_WORKSPACE_DATA = ("pool", "answers", "verify", "scores", "subsets", "runs", ".locks", "catalog.duckdb")
 _BATCH_ROWS = 1000
 
 
@@ -64,10 +68,7 @@ def run_export(ws: Workspace, config: ExportConfig, progress: Callable[[str], No
     card = load_card(folder)
     output = Path(config.output).expanduser().resolve()
     _check_output(config, output, card["unit"])
-    if output.exists():
-        if not config.overwrite:
-            raise OxaError(f"{output} exists; choose another path or pass --overwrite")
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    _check_target(ws, config, output)
     output.parent.mkdir(parents=True, exist_ok=True)
     resolved = asdict(config) | {"subset": f"{card['name']}/{card['version']}", "output": str(output)}
     run = StageRun(ws, "export", resolved)
@@ -78,13 +79,60 @@ def run_export(ws: Workspace, config: ExportConfig, progress: Callable[[str], No
             "data": str(folder / "data.parquet"),
             "suffix": f"\n{config.instruction}" if config.instruction else "",
         }
-        with atomic_target(output) as tmp:
-            rows = _WRITERS[config.format](params, tmp, output)
+        replaced = None
+        try:
+            with atomic_target(output) as tmp:
+                rows = _WRITERS[config.format](params, tmp, output)
+                if config.format == "hf":
+                    (tmp / EXPORT_MARKER).write_text(json.dumps({"subset": resolved["subset"]}) + "\n")
+                replaced = _move_aside(output)
+        except BaseException:
+            if replaced is not None and not output.exists():  # the old output back where it was
+                replaced.rename(output)
+            raise
+        if replaced is not None:  # the new output is in place: the old one goes
+            shutil.rmtree(replaced)
         summary = f"{resolved['subset']} -> {output} ({config.format}, {rows:,} rows)"
         return run.finish({"summary": summary, "subset": resolved["subset"], "output": str(output), "rows": rows})
     except BaseException as exc:
         run.fail(exc)
         raise
+
+
+def _check_target(ws: Workspace, config: ExportConfig, output: Path) -> None:
+    """The output never lands on or in the workspace's data, the working directory or a
+    folder above either; --overwrite replaces a file, or a folder that oxa exported (it
+    holds EXPORT_MARKER), and nothing else."""
+    root = ws.root
+    if root.is_relative_to(output) or Path.cwd().resolve().is_relative_to(output):
+        what = "the workspace or a folder holding it" if root.is_relative_to(output) else "the working directory"
+        raise OxaError(f"--output {output} is {what}; export to a file or folder of its own")
+    if output.is_relative_to(root) and output.relative_to(root).parts[0] in _WORKSPACE_DATA:
+        raise OxaError(
+            f"--output {output} is inside the workspace's {output.relative_to(root).parts[0]}/ folder, which oxa "
+            f"reads as data; export outside it (e.g. {root}/exports/)"
+        )
+    if not (output.exists() or output.is_symlink()):
+        return
+    if not config.overwrite:
+        raise OxaError(f"{output} exists; choose another path or pass --overwrite")
+    if config.format == "hf" and not (output.is_dir() and (output / EXPORT_MARKER).is_file()):
+        raise OxaError(
+            f"--overwrite replaces only a folder that `oxa export --format hf` wrote (it holds {EXPORT_MARKER}); "
+            f"{output} is not one: remove it yourself or choose another path"
+        )
+    if config.format != "hf" and not output.is_file():
+        raise OxaError(f"--overwrite replaces a file; {output} is not a regular file: choose another path")
+
+
+def _move_aside(output: Path) -> Path | None:
+    """An exported folder being replaced, renamed out of the way (a folder cannot be
+    renamed onto a non-empty one); files are replaced by the rename itself."""
+    if not output.is_dir():
+        return None
+    aside = output.with_name(f".{output.name}.{uuid.uuid4().hex}.replaced")
+    output.rename(aside)
+    return aside
 
 
 def _check_output(config: ExportConfig, output: Path, unit: str) -> None:

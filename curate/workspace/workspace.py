@@ -54,6 +54,10 @@ def score_view_name(tag: str) -> str:
     return "scores_" + re.sub(r"[^A-Za-z0-9_]", "_", tag)
 
 
+def _same_names(tag: str, other: str) -> bool:
+    return score_view_name(tag).lower() == score_view_name(other).lower()
+
+
 class Workspace:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -103,9 +107,22 @@ class Workspace:
             return []
         return sorted(p.name for p in scores.iterdir() if p.is_dir() and _TAG_PATTERN.match(p.name))
 
+    def check_score_tag(self, tag: str) -> str:
+        """The tag, if no other tag of the workspace maps onto its view and columns (DuckDB
+        names ignore case, and '-' and '.' become '_'): `q-7b` beside `q_7b` is refused
+        before anything is written."""
+        clash = [other for other in self.score_tags() if other != tag and _same_names(other, check_tag(tag))]
+        if clash:
+            raise OxaError(
+                f"score tag {tag!r} would name the same view and columns as the workspace's tag {clash[0]!r} "
+                f"({score_view_name(tag)}, ppl_...); use {clash[0]!r} itself or a tag that differs in more than "
+                "case, '-', '_' or '.'"
+            )
+        return tag
+
     def ensure_scores_folder(self, tag: str) -> Path:
         """Create scores/<tag>/ with its schema part and a view for it in the catalog."""
-        folder = self.scores_folder(tag)
+        folder = self.scores_folder(self.check_score_tag(tag))
         write_schema_part(folder, SCORES)
         return folder
 
@@ -147,6 +164,13 @@ class Workspace:
     def _catalog_script(self) -> str:
         ws = self.root.as_posix().replace("'", "''")
         tags = self.score_tags()
+        for i, tag in enumerate(tags):  # folders made by hand, or by an oxa before the check
+            clash = [other for other in tags[i + 1 :] if _same_names(tag, other)]
+            if clash:
+                raise OxaError(
+                    f"scores/{tag} and scores/{clash[0]} in {self.root} name the same view ({score_view_name(tag)}); "
+                    "rename or remove one of the two folders"
+                )
         columns = "".join(
             f',\n    {score_view_name(t)}.ppl AS "ppl_{t}",\n    {score_view_name(t)}.n_tokens AS "n_tokens_{t}"'
             for t in tags
