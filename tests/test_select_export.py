@@ -162,3 +162,20 @@ def test_overwrite_replaces_only_an_export_never_a_workspace_or_the_working_dire
         export(ws, "trl", ws.root / "pool" / "samples" / "stray.parquet")
     assert not (ws.root / "pool" / "samples" / "stray.parquet").exists()
     export(ws, "trl", ws.root / "exports" / "ok.parquet")  # elsewhere in the workspace: fine
+
+
+def test_a_workspace_whose_path_holds_glob_characters(tmp_path):
+    """DuckDB reads every path as a glob: `run[1]` would match `run1`, not itself."""
+    with pytest.raises(OxaError, match=r"DuckDB cannot open a database whose path holds '\?'"):
+        Workspace.init(tmp_path / "what?" / "ws")
+    root = tmp_path / "run[1]*"
+    root.mkdir()
+    ws = Workspace.init(root / "ws")
+    add_pool(ws, root, STRATEGY_POOL)
+    correct = sum(r.get("verdict") == "correct" and "ppl" in r for r in STRATEGY_POOL)
+    assert query(ws, f"SELECT count(*) FROM candidates WHERE verdict = 'correct' AND \"ppl_{TAG}\" IS NOT NULL") == [
+        (correct,)
+    ]
+    run_select(ws, SelectConfig(name="g", strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=3))
+    stats = run_export(ws, ExportConfig(subset="g", format="trl", output=str(root / "g.parquet")))
+    assert stats["rows"] == 3 and pq.read_table(root / "g.parquet").num_rows == 3

@@ -25,7 +25,7 @@ from curate import __version__
 from curate.subsets.plots import plot_lengths, plot_pass_rates, plot_ppl
 from curate.subsets.subsets import file_sha256
 from curate.workspace import Workspace
-from curate.workspace.parts import atomic_write_json
+from curate.workspace.parts import atomic_write_json, duckdb_path
 from curate.workspace.resources import resource_dir, sql_text
 
 _LIBRARIES = ("duckdb", "polars", "pyarrow", "numpy", "math-verify", "matplotlib")
@@ -137,7 +137,7 @@ def _manifest(ws: Workspace, tag: str) -> dict | None:
 def _distributions(data: Path, unit: str) -> dict:
     con = duckdb.connect()
     try:
-        params = {"data": str(data)}
+        params = {"data": duckdb_path(data)}
         found = {"per_source": {r.pop("source"): r for r in _rows(con, sql_text("cards/subset_sources.sql"), params)}}
         if unit == "problems":
             rates = _rows(con, sql_text("cards/subset_pass_rates.sql"), params)

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from curate.subsets.subsets import check_checksums, load_card, resolve_subset
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import MissingExtra, OxaError, Workspace
-from curate.workspace.parts import atomic_target
+from curate.workspace.parts import atomic_target, duckdb_path
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import VERL_PROMPTS
@@ -146,8 +146,12 @@ def _check_output(config: ExportConfig, output: Path, unit: str) -> None:
         )
 
 
+def _query(query: str, params: dict) -> duckdb.DuckDBPyRelation:
+    return duckdb.connect().sql(query, params=params | {"data": duckdb_path(params["data"])})
+
+
 def _arrow_batches(query: str, params: dict) -> pa.RecordBatchReader:
-    return duckdb.connect().sql(query, params=params).to_arrow_reader(_BATCH_ROWS)
+    return _query(query, params).to_arrow_reader(_BATCH_ROWS)
 
 
 def _write_trl(params: dict, tmp: Path, output: Path) -> int:
@@ -181,7 +185,7 @@ def _write_alpaca(params: dict, tmp: Path, output: Path) -> int:
 
 
 def _write_verl(params: dict, tmp: Path, output: Path) -> int:
-    table = duckdb.connect().sql(sql_text("export/verl_prompts.sql"), params=params).to_arrow_table()
+    table = _query(sql_text("export/verl_prompts.sql"), params).to_arrow_table()
     missing = table["reward_model"].combine_chunks().field("ground_truth").null_count
     if missing:
         raise OxaError(

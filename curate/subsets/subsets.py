@@ -22,7 +22,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import atomic_target, fingerprint
+from curate.workspace.parts import atomic_target, duckdb_path, fingerprint
 from curate.workspace.resources import sql_text
 
 CHECKSUMS = "checksums.sha256"
@@ -143,7 +143,7 @@ def diff_subsets(first: Path, second: Path) -> dict:
     with duckdb.connect() as con:  # its own connection: the module-level default is shared
         overlap = con.execute(
             sql_text("subsets/subset_overlap.sql").replace("{key}", key),
-            {"first": str(first / "data.parquet"), "second": str(second / "data.parquet")},
+            {"first": duckdb_path(first / "data.parquet"), "second": duckdb_path(second / "data.parquet")},
         ).fetchone()
     return {
         "first": f"{a['name']}/{a['version']}",

@@ -40,7 +40,7 @@ from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter
+from curate.workspace.parts import PartWriter, duckdb_path
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import PAIR_VERDICTS, VERIFY
@@ -174,7 +174,7 @@ class _Verify:
         self.con.execute(
             "CREATE TEMP TABLE done AS SELECT sample_id, gold_key "
             "FROM read_parquet($glob, union_by_name = true) WHERE settings_hash = $hash",
-            {"glob": str(ws.table_folder("verify") / "*.parquet"), "hash": self.settings_hash},
+            {"glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet", "hash": self.settings_hash},
         )
         self.buffer: dict[str, list] = self._empty_buffer()
         self.samples = self.skipped = 0
@@ -198,7 +198,7 @@ class _Verify:
         files = sorted(self.ws.table_folder("samples").glob("*.parquet"))
         self.total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         for path in files:
-            todo = self.con.sql(sql_text("verify/todo.sql"), params={"file": str(path)}).to_arrow_table()
+            todo = self.con.sql(sql_text("verify/todo.sql"), params={"file": duckdb_path(path)}).to_arrow_table()
             rows_in_file = pq.ParquetFile(path).metadata.num_rows
             self.skipped += rows_in_file - todo.num_rows
             if todo.num_rows:

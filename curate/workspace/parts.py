@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections import deque
@@ -25,6 +26,13 @@ import pyarrow.parquet as pq
 
 SCHEMA_PART = "_schema.parquet"
 _TMP_SUFFIX = ".partial"
+
+
+def duckdb_path(path: Path | str) -> str:
+    """A path as DuckDB's file readers take it: they read every path as a glob pattern, so
+    a folder named `run[1]` would match `run1` and not itself. `[`, `*` and `?` in the path
+    become one-character classes (`[[]`, `[*]`, `[?]`); a pattern appended after stays one."""
+    return re.sub(r"([\[*?])", r"[\1]", str(path))
 
 
 def fingerprint(config: Any, length: int = 12) -> str:

@@ -24,7 +24,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import fingerprint, write_schema_part
+from curate.workspace.parts import duckdb_path, fingerprint, write_schema_part
 from curate.workspace.resources import sql_text
 from curate.workspace.schema import SCORES, TABLE_FOLDERS
 
@@ -61,6 +61,8 @@ def _same_names(tag: str, other: str) -> bool:
 class Workspace:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        if "?" in str(self.root):  # DuckDB reads what follows '?' in a database path as options
+            raise OxaError(f"DuckDB cannot open a database whose path holds '?': {self.root}; use a path without it")
 
     # -- creation and opening -------------------------------------------------
 
@@ -162,7 +164,7 @@ class Workspace:
     # -- the catalog --------------------------------------------------------------
 
     def _catalog_script(self) -> str:
-        ws = self.root.as_posix().replace("'", "''")
+        ws = duckdb_path(self.root.as_posix()).replace("'", "''")
         tags = self.score_tags()
         for i, tag in enumerate(tags):  # folders made by hand, or by an oxa before the check
             clash = [other for other in tags[i + 1 :] if _same_names(tag, other)]

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from curate.subsets.subsets import check_checksums, file_sha256, load_card
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import MissingExtra, OxaError
+from curate.workspace.parts import duckdb_path
 from curate.workspace.resources import sql_text
 
 COLUMNS = ("prompt", "completion", "loss_type")
@@ -104,7 +105,7 @@ def read_rows(path: Path, instruction: str) -> tuple[pa.Table, SftDataStats]:
         files = _export_files(path)
         reader = "read_parquet" if files[0].suffix == ".parquet" else "read_json"
         query = f"SELECT * FROM {reader}($files)"
-        table = duckdb.connect().sql(query, params={"files": [str(f) for f in files]}).to_arrow_table()
+        table = duckdb.connect().sql(query, params={"files": [duckdb_path(f) for f in files]}).to_arrow_table()
         kind = "trl"
     table = _checked(table, path)
     found = None
@@ -125,7 +126,7 @@ def _subset_rows(folder: Path, instruction: str) -> tuple[pa.Table, SftDataStats
         raise OxaError(f"subset {folder} holds problems without responses (a prompt set for GRPO), not SFT rows")
     if "loss_type" not in pq.read_schema(data).names:
         raise OxaError(f"subset {folder} has no loss_type column; re-select it with this version of oxa")
-    params = {"data": str(data), "suffix": f"\n{instruction}" if instruction else ""}
+    params = {"data": duckdb_path(data), "suffix": f"\n{instruction}" if instruction else ""}
     table = duckdb.connect().sql(sql_text("export/trl_prompt_completion.sql"), params=params).to_arrow_table()
     subset = {
         "name": card["name"],
