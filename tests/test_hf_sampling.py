@@ -73,12 +73,9 @@ def test_rows_wide_and_narrow_in_one_batch():
     assert batch.draw(wide[None], step=0).item() == alone.draw(wide[None], step=0).item()
 
 
-def test_a_row_does_not_depend_on_the_batch(tiny_models):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_models / "instruct")
-    prompts = ["What is 3 + 4?", "Solve 2x = 10 for x, then add the digits of 1234567 together."]
-    items = [
+def chat_items(tokenizer, prompts: list[str], first_seed: int) -> list[GenerateItem]:
+    """One GenerateItem per prompt, chat-templated with the generation prompt, seeds counting up."""
+    return [
         GenerateItem(
             f"p{i}",
             tuple(
@@ -86,10 +83,18 @@ def test_a_row_does_not_depend_on_the_batch(tiny_models):
                     [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True, return_dict=False
                 )
             ),
-            seed=11 + i,
+            seed=first_seed + i,
         )
         for i, p in enumerate(prompts)
     ]
+
+
+def test_a_row_does_not_depend_on_the_batch(tiny_models):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models / "instruct")
+    prompts = ["What is 3 + 4?", "Solve 2x = 10 for x, then add the digits of 1234567 together."]
+    items = chat_items(tokenizer, prompts, first_seed=11)
     settings = SamplingSettings(n=3, temperature=0.9, top_p=0.95, max_new_tokens=24, seed=0)
     backend = HFBackend(str(tiny_models / "instruct"), dtype="float32", device="cpu")
     together = backend.generate(items, settings)
@@ -120,18 +125,7 @@ def test_batched_sampling_equals_one_row_at_a_time_without_a_cache(tiny_models, 
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
     prompts = ["What is 3 + 4?", "Solve 2x = 10 for x.", "Add 17 and 25, then subtract 9 from the result."]
-    items = [
-        GenerateItem(
-            f"p{i}",
-            tuple(
-                tokenizer.apply_chat_template(
-                    [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            ),
-            seed=21 + i,
-        )
-        for i, p in enumerate(prompts)
-    ]
+    items = chat_items(tokenizer, prompts, first_seed=21)
     for settings in (
         SamplingSettings(n=4, temperature=1.0, top_p=0.9, max_new_tokens=96, seed=0),
         SamplingSettings(n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0),
