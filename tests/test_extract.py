@@ -104,3 +104,17 @@ def test_answer_keys():
         None,
     ]
     assert answer_keys(["\\text{(A)}", "A", "a"]) == ["(A)", "A", "a"]  # case is kept
+
+
+def test_commands_followed_by_a_digit_are_folded():
+    # \dfrac12 is \frac12: a command name ends before a digit too, not only before a brace
+    assert answer_keys(["\\dfrac12", "\\tfrac34", "\\dbinom52", "x\\leq5", "\\geq 0", "\\displaystyle1"]) == [
+        "\\frac12",
+        "\\frac34",
+        "\\binom52",
+        "x\\le5",
+        "\\ge0",
+        "1",
+    ]
+    # a longer command that only starts the same way is left alone
+    assert answer_keys(["\\leqslant", "\\dfracx", "\\tbinomial"]) == ["\\leqslant", "\\dfracx", "\\tbinomial"]

@@ -289,3 +289,16 @@ def test_trace_and_verify_help():
     assert "--answers" in trace_help and "numina-1.5" in trace_help and "--on-conflict" in trace_help
     verify_help = runner.invoke(app, ["verify", "--help"]).output
     assert "--require-think" in verify_help and "--deadline" in verify_help and "lenient" in verify_help
+
+
+def test_placeholder_forms_and_null_answers_give_no_gold(ws, tmp_path):
+    answers = ["see solution", "none given", "-", "?", "TBD", "None", "N/A", None, "\\dfrac12"]
+    problems = [f"How many apples does box number {i} hold?" for i in range(len(answers))]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"problem": p, "response": "\\boxed{1}"} for p in problems])
+    run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
+    refs = write_jsonl(tmp_path / "refs.jsonl", [{"problem": p, "answer": a} for p, a in zip(problems, answers)])
+    stats = run_trace(ws, TraceConfig([str(refs)], preset="benchmark"))
+    assert stats["problems"]["placeholder"] == 8 and stats["problems"]["exact"] == 1
+    assert stats["problems"]["unmatched"] == 0
+    assert stats["rejects"] == {"missing_answer": 1, "placeholder_answer": 7}
+    assert query(ws, "SELECT gold_answer FROM answers") == [("\\dfrac12",)]

@@ -39,10 +39,11 @@ _LATEX_RULES: tuple[tuple[str, str], ...] = (
     (r"\\[,;: ]|\\q?quad\b", " "),  # spacing commands
     (r"\\(?:left|right)\s*\.", ""),  # null delimiters
     (r"\\(?:left|right|[bB]igg?[lr]?)\b", ""),  # delimiter sizing: \left( is (
-    (r"\\[dt]frac\b", r"\frac"),
-    (r"\\[dt]binom\b", r"\binom"),
-    (r"\\(le|ge|ne)q\b", r"\$1"),  # \leq is \le
-    (r"\\displaystyle\b", ""),
+    # a command ends before any non-letter: \dfrac12 is \frac12 (no \b: 'c1' is no word boundary)
+    (r"\\[dt]frac([^a-zA-Z]|$)", r"\frac$1"),
+    (r"\\[dt]binom([^a-zA-Z]|$)", r"\binom$1"),
+    (r"\\(le|ge|ne)q([^a-zA-Z]|$)", r"\$1$2"),  # \leq is \le
+    (r"\\displaystyle([^a-zA-Z]|$)", "$1"),
     (r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}", "$1"),
     (r"([\^_])\{([^{}\\\s])\}", "$1$2"),  # x^{2} is x^2
 )

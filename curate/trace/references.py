@@ -37,12 +37,18 @@ from curate.ingest.presets import (
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, peek_columns
 from curate.text.extract import last_boxed
 from curate.text.instructions import strip_instruction_suffixes
-from curate.text.normalize import answer_key, match_key, match_text
+from curate.text.normalize import answer_keys, match_key, match_text
 from curate.workspace import OxaError
 from curate.workspace.schema import REJECTS
 
-# Answers that say there is none, compared after answer_key and lower-casing.
-PLACEHOLDERS = ("", "proof", "notfound", "not found", "n/a", "na", "null", "none given", "see solution", "unknown")
+# Answers that say there is none. Both sides are compared after answer_key (which drops
+# whitespace: 'see solution' is 'seesolution') and lower-casing.
+PLACEHOLDERS = (
+    "", "-", "--", "?", "proof", "notfound", "not found", "n/a", "na", "nan", "null", "none", "none given",
+    "see solution", "unknown", "tbd", "todo",
+)  # fmt: skip
+
+_NO_ANSWER_FIELD = ("missing_field:gold_answer", "missing_field:solution")
 
 # Rejected rows that still take part in matching: their problem is fine, their answer not.
 _MATCHABLE = (None, "no_boxed_answer", "missing_answer", "placeholder_answer")
@@ -101,12 +107,15 @@ def resolve_reference_presets(files: list[SourceFile], preset: str | None, mappi
 class ReferenceReader:
     """Turns batches of reference sources into REFERENCE_ROWS and REJECTS tables."""
 
-    placeholders: tuple[str, ...]
+    placeholders: tuple[str, ...]  # as given: compared after answer_key and lower-casing
     con: duckdb.DuckDBPyConnection  # holds the id macros (sql/macros.sql)
     read: int = 0
     kept: int = 0
     reasons: Counter = field(default_factory=Counter)
     _next_ref: int = 0
+
+    def __post_init__(self) -> None:
+        self._placeholder_keys = frozenset(k.lower() for k in answer_keys(list(self.placeholders)))
 
     def stage(self, batch: DictBatch | ArrowBatch, preset: Preset, rank: int) -> tuple[pa.Table, pa.Table]:
         """(rows to match, rejected rows) of one batch. Every record read is in exactly
@@ -126,6 +135,9 @@ class ReferenceReader:
         forms: list[list[str] | None] = []
         for i in range(n):
             answer = golds[i]
+            if reasons[i] in _NO_ANSWER_FIELD and problems[i] is not None:
+                # a null answer says there is none, like a placeholder: the row still matches
+                reasons[i], details[i] = "missing_answer", f"the row has no answer ({details[i]})"
             if reasons[i] is None and (problems[i] is None or not problems[i].strip()):
                 reasons[i], details[i] = "empty_problem", "problem is empty or blank"
             if answer is None and solutions[i] is not None:
@@ -137,9 +149,9 @@ class ReferenceReader:
                 reasons[i], details[i] = "missing_answer", "the row has no answer"
             forms.append(answer)
         firsts = [f[0] if f else None for f in forms]
-        keys = pl.select(answer_key(pl.Series(firsts, dtype=pl.String))).to_series().to_list()
+        keys = answer_keys(firsts)
         for i, key in enumerate(keys):
-            if reasons[i] is None and key is not None and key.lower() in self.placeholders:
+            if reasons[i] is None and key is not None and key.lower() in self._placeholder_keys:
                 reasons[i], details[i] = "placeholder_answer", f"the answer is a placeholder: {firsts[i]!r}"
         matchable = [r in _MATCHABLE for r in reasons]
         rows = self._rows(

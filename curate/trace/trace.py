@@ -107,7 +107,7 @@ class _Trace:
         self.con.execute("SET memory_limit = ?", [config.memory_limit])
         self.con.execute("SET temp_directory = ?", [str(run.dir / "scratch.tmp")])
         self.con.execute("SET preserve_insertion_order = false")
-        self.reader = ReferenceReader(tuple(p.lower() for p in config.placeholders), self.con)
+        self.reader = ReferenceReader(tuple(config.placeholders), self.con)
         self.files: list[dict] = []
         self.conflicts = Counter(differing=0, equivalent=0)
 
