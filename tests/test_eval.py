@@ -271,7 +271,7 @@ def test_answer_judge_gives_verify_verdicts():
         "\\boxed{1/2}",
     ]
     golds = [("\\frac{1}{2}",)] * 5 + [(" ",)]
-    settings = VerifierSettings(deadline_s=2.0, parse_timeout_s=0, verify_timeout_s=0)
+    settings = VerifierSettings(deadline_s=2.0, parse_timeout_s=0, verify_timeout_s=0, require_think=False)
     with AnswerJudge(settings, workers=1) as judge:
         verdicts = judge.judge(golds, completions)
     assert verdicts[:4] == [

@@ -10,7 +10,9 @@ from train.grpo.reward import VERDICTS, MathVerifyReward
 
 # math-verify's own (signal) timeouts off: only the pool's outside deadline can stop a hang
 DEADLINE_S = 3.0
-SETTINGS = VerifierSettings(deadline_s=DEADLINE_S, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=100)
+SETTINGS = VerifierSettings(
+    deadline_s=DEADLINE_S, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=100, require_think=False
+)
 
 
 def assistant(text: str) -> list[dict]:

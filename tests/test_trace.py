@@ -265,7 +265,7 @@ def test_world_trace_and_verify_follow_the_manifest(tmp_path):
     expected_verdict = {
         "none": "correct",
         "equivalent_form": "correct",
-        "missing_think_close": "correct",  # without --require-think the box still counts
+        "missing_think_close": "no_answer",  # the paper's rule (the default): no </think>, no answer
         "wrong_answer": "incorrect",
         "missing_box": "no_answer",
         "truncated": "no_answer",
@@ -274,7 +274,8 @@ def test_world_trace_and_verify_follow_the_manifest(tmp_path):
     for sample in manifest["samples"]:
         case = cases[sample["problem_id"]]
         verdict, pred = verdicts[sample["sample_id"]].split(" ", 1)
-        assert pred == (sample["boxed"] or "-") or verdict == "bad_gold"
+        boxed = sample["boxed"] if sample["flaw"] != "missing_think_close" else None
+        assert pred == (boxed or "-") or verdict == "bad_gold"
         if case in EXPECTED:
             assert verdict == expected_verdict[sample["flaw"]], (sample, verdict, pred)
             checked += 1

@@ -132,13 +132,14 @@ def test_require_think_and_lenient_extraction(ws, tmp_path):
         {"problem": "p", "response": "<think>x</think> \\boxed{4}", "gold": "4"},
     ]
     add_pool(ws, tmp_path / "pool.jsonl", rows)
-    run_verify(ws, VerifyConfig(VerifierSettings(require_think=True)))
+    assert VerifierSettings().require_think  # the paper's rule is the default
+    run_verify(ws, VerifyConfig())
     assert {r: v[1:3] for (_, r), v in verdicts(ws).items()} == {
         "\\boxed{4}": ("no_answer", "no_think"),
         "<think>x</think> The final answer is 4.": ("no_answer", "no_box"),
         "<think>x</think> \\boxed{4}": ("correct", None),
     }
-    run_verify(ws, VerifyConfig(VerifierSettings(extraction="lenient")))
+    run_verify(ws, VerifyConfig(VerifierSettings(extraction="lenient", require_think=False)))
     assert {r: v[:3] for (_, r), v in verdicts(ws).items()} == {  # the view follows the last run's settings
         "\\boxed{4}": ("4", "correct", None),
         "<think>x</think> The final answer is 4.": ("4", "correct", None),

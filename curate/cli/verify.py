@@ -23,12 +23,20 @@ def verify(
     extraction: Annotated[
         str,
         typer.Option(
-            help="'box': the answer is the last \\boxed{}/\\fbox{} after </think>; 'lenient': math-verify's own extraction over that text."
+            help="Where the answer comes from, inside the answer region (see --require-think). "
+            "'box': the content of the region's last \\boxed{}/\\fbox{} (braces balanced), else no_answer; "
+            "'lenient': math-verify's own extraction over the whole region."
         ),
     ] = VerifierSettings.extraction,
     require_think: Annotated[
-        bool, typer.Option("--require-think", help="No </think> in a response means no_answer (the paper's rule).")
-    ] = False,
+        bool,
+        typer.Option(
+            "--require-think/--no-require-think",
+            help="The answer region is the text after the last </think>. With --require-think (the default, "
+            "the paper's rule) a response with no </think> has no answer (no_answer, reason no_think); "
+            "with --no-require-think its whole text is the region (for pools written without thinking).",
+        ),
+    ] = VerifierSettings.require_think,
     workers: Annotated[int, typer.Option(help="Processes judging answers; 0 = one per CPU.")] = 0,
     deadline: Annotated[
         float, typer.Option(help="Seconds per answer, enforced from outside the worker (then: timeout).")

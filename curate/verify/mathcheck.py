@@ -37,7 +37,7 @@ class VerifierSettings:
     """Everything that decides a verdict; its hash keys the verdicts and the pair cache."""
 
     extraction: str = "box"  # 'box': the last \boxed{} only; 'lenient': math-verify's own extraction
-    require_think: bool = False  # no </think> -> no_answer
+    require_think: bool = True  # no </think> -> no_answer (no_think), the paper's rule
     float_rounding: int = 6  # math-verify verify()
     numeric_precision: int = 15
     strict: bool = True
