@@ -32,6 +32,11 @@ QUALIFY row_number() OVER (
              answer_source, gold_answer
 ) = 1;
 
+-- trace_conflicts: the problems whose reference answers differed in the last trace, with
+-- how each was settled (resolution), the answers and how many teacher responses agree with each.
+CREATE OR REPLACE VIEW trace_conflicts AS
+SELECT * FROM read_parquet('{ws}/answers/conflicts/*.parquet', union_by_name = true);
+
 -- verify: one verdict per sample: the verdicts written under the settings of the last
 -- finished `oxa verify` run (its settings_hash), judged against the problem's current
 -- gold answer (gold_key, sql/macros.sql). Verdicts under other settings, or against a

@@ -33,6 +33,8 @@ POOL = {
     "missing": "What is the largest prime below 100?",
 }
 
+TEACHER_SAYS = {"fuzzy": 22}  # the final answer of each problem's pool response (else 1)
+
 NUMINA15 = [  # problem, solution, answer, question_type, source: source 1, the higher priority
     ("What  is $1+1$?\n", "1+1=2", "2"),
     ("Compute $\\dfrac{1}{2} + \\dfrac{1}{4}$ exactly", "...", "\\frac{3}{4}"),
@@ -77,7 +79,10 @@ def make_sources(tmp_path):
 
 @pytest.fixture
 def traced_ws(ws, tmp_path):
-    rows = [{"problem": text, "response": f"<think>{case}</think> \\boxed{{1}}"} for case, text in POOL.items()]
+    rows = [
+        {"problem": text, "response": f"<think>{case}</think> \\boxed{{{TEACHER_SAYS.get(case, 1)}}}"}
+        for case, text in POOL.items()
+    ]
     pool = write_jsonl(tmp_path / "pool.jsonl", rows)
     run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
     given = write_jsonl(tmp_path / "given.jsonl", [{"problem": "What is 7 times 6?", "answer": "42"}])
@@ -120,6 +125,7 @@ def test_trace_stages_conflicts_and_placeholders(traced_ws, tmp_path):
         "normalized": 2,
         "fuzzy": 1,
         "conflict_dropped": 0,
+        "fuzzy_unconfirmed": 0,
         "placeholder": 4,
         "unmatched": 2,
     }
@@ -129,7 +135,14 @@ def test_trace_stages_conflicts_and_placeholders(traced_ws, tmp_path):
         "differing_answers": 2,
         "equivalent_by_math_verify": 1,
         "conflicts": 1,
-        "policy": "priority",
+        "policy": "consensus",
+        "by_resolution": {
+            "equivalent": 1,
+            "consensus": 0,
+            "priority_no_agreement": 1,  # the pool's response says 1: neither 5 nor 4
+            "priority": 0,
+            "dropped": 0,
+        },
     }
     rejected = (
         duckdb.connect()
@@ -244,7 +257,7 @@ def test_world_trace_and_verify_follow_the_manifest(tmp_path):
     ):
         result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
-    assert "fuzzy" in result.output and "conflicts (priority)" in result.output
+    assert "fuzzy" in result.output and "conflicts (consensus)" in result.output
     workspace = Workspace.open(ws)
     gold = dict(query(workspace, "SELECT problem_id, match_method || ' ' || gold_answer || ' ' || conflict FROM gold"))
     for problem in manifest["problems"]:
@@ -252,8 +265,8 @@ def test_world_trace_and_verify_follow_the_manifest(tmp_path):
         found = gold.get(problem["problem_id"])
         if trace["case"] in EXPECTED:
             assert found == f"{EXPECTED[trace['case']]} {trace['gold']} false", (trace, found)
-        elif trace["case"] == "conflict":
-            assert found is not None and found.endswith(" true"), (trace, found)
+        elif trace["case"] == "conflict":  # the teacher's responses side with the right answer
+            assert found is not None and found.endswith(f" {problem['gold']} true"), (trace, found)
         else:  # placeholder, missing
             assert found is None, (trace, found)
 

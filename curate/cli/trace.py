@@ -44,9 +44,12 @@ def trace(
     on_conflict: Annotated[
         str,
         typer.Option(
-            help="Sources disagree: 'priority' keeps the best match's answer (ties: the first --answers) with conflict = true; 'drop' gives the problem no answer."
+            help="Sources disagree: 'consensus' takes the answer most of the problem's teacher responses agree with "
+            "(more than any other answer; else as 'priority', resolution priority_no_agreement); 'priority' keeps "
+            "the best match's answer (ties: the first --answers); 'drop' gives the problem no answer. Each "
+            "conflict keeps conflict = true; `oxa sql WS --query trace_conflicts` lists how each was settled."
         ),
-    ] = "priority",
+    ] = TraceConfig.on_conflict,
     check_equivalent: Annotated[
         bool,
         typer.Option(
@@ -64,12 +67,29 @@ def trace(
             help="A fuzzy match must keep the problem's numbers (templated problems differ only in them).",
         ),
     ] = True,
+    confirm_min_responses: Annotated[
+        int,
+        typer.Option(
+            help="A fuzzy match's answer is taken only when at least this many of the problem's teacher responses "
+            "agree with it (math-verify) and no other answer has more; else the problem is fuzzy_unconfirmed."
+        ),
+    ] = TraceConfig.confirm_min_responses,
+    keep_unconfirmed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-unconfirmed",
+            help="Also take unconfirmed fuzzy matches whose text differs only by drift (typos, dropped words, a "
+            "label), e.g. for a pool without responses. A substituted word still needs confirmation.",
+        ),
+    ] = False,
 ) -> None:
     """Trace each pool problem's gold answer in reference data sets into `answers`.
 
     Matching runs in stages: exact (the same problem_id), normalized (LaTeX spacing,
     \\left/\\right, \\dfrac, unicode forms, instruction suffixes, case and whitespace
-    folded), fuzzy (token blocking + rapidfuzz ratio). Problems with a given answer keep it.
+    folded), fuzzy (token blocking + rapidfuzz ratio; a changed expression is never a
+    match, and the answer must be confirmed by the problem's own teacher responses).
+    Problems with a given answer keep it.
     The outcome of every problem is in runs/trace/<run>/outcomes.parquet; rejected
     reference rows (placeholders such as 'proof' or 'notfound', no answer) in rejects/.
     """
@@ -83,6 +103,8 @@ def trace(
         fuzzy=fuzzy,
         fuzzy_threshold=fuzzy_threshold,
         fuzzy_same_numbers=fuzzy_same_numbers,
+        confirm_min_responses=confirm_min_responses,
+        keep_unconfirmed=keep_unconfirmed,
     )
     with stage_progress() as report:
         stats = run_trace(ws, config, progress=report)
@@ -100,5 +122,8 @@ def trace(
     table.add_row("differing answers", f"{conflicts['differing_answers']:,}")
     table.add_row("  equal by math-verify", f"{conflicts['equivalent_by_math_verify']:,}")
     table.add_row(f"  conflicts ({conflicts['policy']})", f"{conflicts['conflicts']:,}")
+    for resolution, n in conflicts["by_resolution"].items():
+        if n and resolution != "equivalent":
+            table.add_row(f"    {resolution}", f"{n:,}")
     console.print(table)
     console.print(f"run folder: {ws.run_dir('trace', stats['run_id'])}")

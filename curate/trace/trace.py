@@ -10,20 +10,29 @@ Matching, in stages, for the pool problems that have no given answer:
 3. fuzzy: for problems neither stage found, token blocking plus the rapidfuzz ratio at
    a threshold (curate/trace/fuzzy.py), never all pairs.
 
-Resolving (sql/trace/resolve.sql): the best match gives the answer (exact before
-normalized before fuzzy, then source priority); differing answers are a conflict unless
-math-verify finds them equal; the conflict policy keeps the chosen answer with
-conflict = true ('priority') or drops the problem ('drop').
+Evidence (curate/trace/evidence.py): text alone cannot tell a drifted copy from a
+templated neighbour, so the answers of fuzzy-only problems and of problems whose
+references disagree are checked against the final answers of the problem's own teacher
+responses. A fuzzy match is taken only when enough responses agree with its answer
+(`confirm_min_responses`); otherwise the problem is `fuzzy_unconfirmed` and gets no answer
+(`keep_unconfirmed` keeps those whose text differs only by drift).
 
-Output: one `answers` row per traced problem, written as one part that replaces the
-previous trace's (answers given at ingest stay), and the outcome of every pool problem
-in runs/trace/<run>/outcomes.parquet. The work tables live in a DuckDB file in the run
+Resolving (sql/trace/found.sql, resolve.sql): the best eligible match gives the answer
+(exact before normalized before fuzzy, then source priority); differing answers are a
+conflict unless math-verify finds them equal; the conflict policy takes the answer the
+responses agree with ('consensus', falling back to priority when they agree with none
+or tie), keeps the priority choice ('priority'), or drops the problem ('drop'). Every
+conflict's outcome is in the `trace_conflicts` table.
+
+Output: one `answers` row per traced problem, and one `trace_conflicts` row per problem
+whose references differ, each written as one part that replaces the previous trace's
+(answers given at ingest stay), and the outcome of every pool problem in
+runs/trace/<run>/outcomes.parquet. The work tables live in a DuckDB file in the run
 folder (memory stays bounded), removed at the end.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import Counter
@@ -40,20 +49,22 @@ from curate import __version__
 from curate.ingest.sources import discover, read_batches
 from curate.text.instructions import strip_instruction_suffixes
 from curate.text.normalize import match_key, match_text
+from curate.trace.evidence import equal_pairs, pool_support
 from curate.trace.fuzzy import fuzzy_matches
 from curate.trace.references import PLACEHOLDERS, REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
-from curate.verify.deadline_pool import DeadlinePool
-from curate.verify.mathcheck import PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
-from curate.workspace.schema import ANSWERS
+from curate.workspace.schema import ANSWERS, TRACE_CONFLICTS
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 
-CONFLICT_POLICIES = ("priority", "drop")
-OUTCOMES = ("given", "exact", "normalized", "fuzzy", "conflict_dropped", "placeholder", "unmatched")
+CONFLICT_POLICIES = ("consensus", "priority", "drop")
+OUTCOMES = (
+    "given", "exact", "normalized", "fuzzy", "conflict_dropped", "fuzzy_unconfirmed", "placeholder", "unmatched",
+)  # fmt: skip
+RESOLUTIONS = ("equivalent", "consensus", "priority_no_agreement", "priority", "dropped")
 _POOL_BATCH = 65_536
 
 
@@ -64,7 +75,9 @@ class TraceConfig:
     sources: list[str]  # reference sources, highest priority first
     preset: str | None = None  # a name in REFERENCE_PRESETS; None detects each file's layout
     mapping: dict[str, str] = field(default_factory=dict)  # --map field=column
-    on_conflict: str = "priority"  # 'priority': keep the chosen answer, flagged; 'drop': no answer
+    # 'consensus': the answer the pool's teacher responses agree with (else as 'priority');
+    # 'priority': the best match of the first source, flagged; 'drop': no answer
+    on_conflict: str = "consensus"
     check_equivalent: bool = True  # math-verify decides whether differing answers are one value
     fuzzy: bool = True  # the fuzzy stage
     fuzzy_threshold: float = 0.9  # rapidfuzz ratio (0-1) a fuzzy match needs
@@ -72,6 +85,9 @@ class TraceConfig:
     fuzzy_rare_tokens: int = 6  # blocking: the problem's rarest tokens used
     fuzzy_max_df: int = 1000  # blocking: a token in more reference rows than this is not used
     fuzzy_candidates: int = 20  # blocking: reference rows scored per problem
+    confirm_min_responses: int = 1  # teacher responses that must agree with a fuzzy match's answer
+    keep_unconfirmed: bool = False  # keep unconfirmed fuzzy matches whose text differs only by drift
+    evidence_max_answers: int = 8  # distinct response answers per problem compared with a gold
     placeholders: list[str] = field(default_factory=lambda: list(PLACEHOLDERS))
     memory_limit: str = "4GB"  # DuckDB's limit for the matching work; it spills to disk beyond it
 
@@ -82,7 +98,13 @@ class TraceConfig:
             raise OxaError(f"unknown conflict policy {self.on_conflict!r}; choose {' or '.join(CONFLICT_POLICIES)}")
         if not 0.0 < self.fuzzy_threshold <= 1.0:
             raise OxaError(f"the fuzzy threshold is a ratio in (0, 1], got {self.fuzzy_threshold}; e.g. 0.9")
-        for name in ("fuzzy_rare_tokens", "fuzzy_max_df", "fuzzy_candidates"):
+        for name in (
+            "fuzzy_rare_tokens",
+            "fuzzy_max_df",
+            "fuzzy_candidates",
+            "confirm_min_responses",
+            "evidence_max_answers",
+        ):
             if getattr(self, name) < 1:
                 raise OxaError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -175,27 +197,28 @@ class _Trace:
             )
             self._insert("matches", found)
 
+    def weigh_evidence(self) -> None:
+        """The pool's support for the answers that need it, then every match with its
+        eligibility (the `found` table)."""
+        needed = self.con.sql(sql_text("trace/evidence_needed.sql")).to_arrow_table()
+        self.checked_answers = needed.num_rows
+        self._create("support", pool_support(self.ws, needed, self.progress, self.config.evidence_max_answers))
+        self.con.execute(
+            f"CREATE TABLE found AS {sql_text('trace/found.sql')}",
+            {"confirm_min": self.config.confirm_min_responses, "keep_unconfirmed": self.config.keep_unconfirmed},
+        )
+
     def find_equivalent_answers(self) -> None:
-        """Problems whose differing answers math-verify finds all equal to the first."""
+        """Problems whose differing eligible answers math-verify finds all equal to the first."""
         conflicts = self.con.sql(sql_text("trace/conflicts.sql")).to_arrow_table()
         self.conflicts["differing"] = conflicts.num_rows
         equivalent: list[str] = []
         if conflicts.num_rows and self.config.check_equivalent:
             ids, lists = conflicts["problem_id"].to_pylist(), conflicts["answers"].to_pylist()
-            items = [(PAIR, (answers[0],), other) for answers in lists for other in answers[1:]]
+            items = [((answers[0],), other) for answers in lists for other in answers[1:]]
             owners = [pid for pid, answers in zip(ids, lists) for _ in answers[1:]]
-            settings = VerifierSettings()
-            with DeadlinePool(
-                judge,
-                workers=os.cpu_count() or 1,
-                deadline_s=settings.deadline_s,
-                initializer=start_worker,
-                initargs=(settings,),
-                preload=["curate.verify.mathcheck_warm"],
-            ) as pool:
-                self.progress("checking conflicting answers with math-verify", 0, len(items))
-                verdicts = pool.map(items)
-            differ = {owner for owner, v in zip(owners, verdicts) if not isinstance(v, tuple) or v[0] != "correct"}
+            equal = equal_pairs(items, self.progress, "checking conflicting answers with math-verify")
+            differ = {owner for owner, same in zip(owners, equal) if not same}
             equivalent = sorted(set(ids) - differ)
         self.conflicts["equivalent"] = len(equivalent)
         self._create("equivalent", pa.table({"problem_id": pa.array(equivalent, pa.string())}))
@@ -204,18 +227,30 @@ class _Trace:
         resolved = self.con.sql(
             sql_text("trace/resolve.sql"), params={"on_conflict": self.config.on_conflict}
         ).to_arrow_table()
+        self._replace_part("trace_conflicts", self._conflict_rows(resolved))
         given = pa.table({"problem_id": self.given["problem_id"], "outcome": ["given"] * self.given.num_rows})
         outcomes = pa.concat_tables([resolved, given], promote_options="default").sort_by("problem_id")
         pq.write_table(outcomes, self.run.dir / "outcomes.parquet", compression="zstd")
         traced = resolved.filter(pc.is_in(resolved["outcome"], pa.array(["exact", "normalized", "fuzzy"])))
-        writer = PartWriter(self.ws.table_folder("answers"), f"trace-{self.run.fingerprint}", ANSWERS, "problem_id")
-        writer.write(traced)
-        parts = writer.close()
-        for old in self.ws.table_folder("answers").glob("trace-*.parquet"):
-            if old not in parts:  # the latest trace replaces the previous one
-                old.unlink()
+        self._replace_part("answers", traced)
         self.conflicted = int(pc.sum(resolved["conflict"]).as_py() or 0)
         self.outcomes = Counter(outcomes["outcome"].to_pylist())
+        self.resolutions = Counter(r for r in resolved["resolution"].to_pylist() if r is not None)
+
+    def _replace_part(self, table: str, rows: pa.Table) -> None:
+        """Write `rows` as the table's trace part; the latest trace replaces the previous one."""
+        schema = {"answers": ANSWERS, "trace_conflicts": TRACE_CONFLICTS}[table]
+        folder = self.ws.table_folder(table)
+        writer = PartWriter(folder, f"trace-{self.run.fingerprint}", schema, "problem_id")
+        writer.write(rows.select(schema.names).cast(schema))
+        parts = writer.close()
+        for old in folder.glob("trace-*.parquet"):
+            if old not in parts:
+                old.unlink()
+
+    def _conflict_rows(self, resolved: pa.Table) -> pa.Table:
+        conflicted = resolved.filter(pc.is_valid(resolved["resolution"]))
+        return conflicted.append_column("policy", pa.array([self.config.on_conflict] * conflicted.num_rows))
 
     def _create(self, table: str, rows: pa.Table) -> None:
         self.con.register("incoming", rows)
@@ -259,6 +294,7 @@ def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = 
                 ("read_references", state.read_references),
                 ("read_pool", state.read_pool),
                 ("match", state.match),
+                ("weigh_evidence", state.weigh_evidence),
                 ("check_conflicts", state.find_equivalent_answers),
                 ("write", state.write),
             ):
@@ -284,8 +320,8 @@ def _stats(state: _Trace) -> dict:
         "summary": (
             f"{problems['pool']:,} pool problems: {traced:,} traced ({problems['exact']:,} exact, "
             f"{problems['normalized']:,} normalized, {problems['fuzzy']:,} fuzzy), {problems['given']:,} given, "
-            f"{problems['placeholder']:,} placeholder, {problems['unmatched']:,} unmatched, "
-            f"{state.conflicted:,} conflicts"
+            f"{problems['fuzzy_unconfirmed']:,} fuzzy unconfirmed, {problems['placeholder']:,} placeholder, "
+            f"{problems['unmatched']:,} unmatched, {state.conflicted:,} conflicts"
         ),
         "problems": problems,
         "conflicts": {
@@ -293,6 +329,12 @@ def _stats(state: _Trace) -> dict:
             "equivalent_by_math_verify": state.conflicts["equivalent"],
             "conflicts": state.conflicted,
             "policy": state.config.on_conflict,
+            "by_resolution": {r: state.resolutions.get(r, 0) for r in RESOLUTIONS},
+        },
+        "evidence": {
+            "answers_checked": state.checked_answers,
+            "confirm_min_responses": state.config.confirm_min_responses,
+            "keep_unconfirmed": state.config.keep_unconfirmed,
         },
         "references": {"read": reader.read, "kept": reader.kept, "rejected": reader.rejected},
         "rejects": dict(sorted(reader.reasons.items())),

@@ -75,6 +75,23 @@ ANSWERS = pa.schema(
     ]
 )
 
+# One row per problem whose references gave differing answers, as the last trace settled it.
+TRACE_CONFLICTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        # 'equivalent' (math-verify found them equal), 'consensus', 'priority_no_agreement',
+        # 'priority' or 'dropped'
+        ("resolution", pa.string()),
+        ("policy", pa.string()),  # the --on-conflict policy of the trace
+        ("gold_answer", pa.string()),  # the answer taken (NULL when dropped)
+        ("answer_source", pa.string()),
+        ("match_method", pa.string()),
+        ("answers", pa.list_(pa.string())),  # the differing answers, sorted
+        ("answer_support", pa.list_(pa.int64())),  # teacher responses agreeing with each
+        ("responses", pa.int64()),  # the problem's teacher responses
+    ]
+)
+
 VERIFY = pa.schema(
     [
         ("sample_id", pa.string()),
@@ -170,5 +187,6 @@ TABLE_FOLDERS: dict[str, tuple[str, pa.Schema]] = {
     "problems": ("pool/problems", PROBLEMS),
     "samples": ("pool/samples", SAMPLES),
     "answers": ("answers", ANSWERS),
+    "trace_conflicts": ("answers/conflicts", TRACE_CONFLICTS),
     "verify": ("verify", VERIFY),
 }

@@ -213,6 +213,8 @@ class Workspace:
     def _write_catalog(self, force: bool = False) -> None:
         script = self._catalog_script()
         digest = fingerprint(script, 16)
+        for folder, schema in TABLE_FOLDERS.values():  # a table added since the workspace was made
+            write_schema_part(self.root / folder, schema)
         con = self._connect_raw(read_only=False)
         try:
             if not force and self._stored_digest(con) == digest:
