@@ -19,6 +19,7 @@ from curate.ingest import IngestConfig, run_ingest
 from curate.text.extract import as_math_input, braces_balanced, extract_answer
 from curate.verify import VerifierSettings, VerifyConfig, run_verify
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
+from curate.workspace import OxaError
 from tests.conftest import REAL_DATA, query, write_jsonl
 
 FAST = VerifierSettings(deadline_s=3.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
@@ -401,3 +402,80 @@ def test_deadline_pool_fails_clearly_when_workers_cannot_start():
     with pytest.raises(RuntimeError, match="failed to start"):
         with DeadlinePool(pool_item, workers=1, deadline_s=1.0, initializer=failing_start) as pool:
             pool.map([1])
+
+
+# -- retrying timeouts and errors ---------------------------------------------------------
+
+
+class _FailingPool:
+    """Stands in for the DeadlinePool of one run: every item fails the same way."""
+
+    def __init__(self, failure: ItemFailure) -> None:
+        self.failure, self.stats = failure, {}
+
+    def imap_unordered(self, items):
+        return ((i, self.failure) for i in range(len(items)))
+
+    def close(self, kill: bool = False) -> None:
+        pass
+
+
+def _run_with_failing_pool(ws, monkeypatch, failure: ItemFailure) -> dict:
+    from curate.verify import verify as verify_module
+
+    pool = _FailingPool(failure)
+    with monkeypatch.context() as patch:
+        patch.setattr(verify_module._Verify, "_start_pool", lambda self: None)
+        patch.setattr(verify_module._Verify, "_pool", lambda self: pool)
+        patch.setattr(verify_module._Verify, "_started_pool", lambda self: pool)
+        return run_verify(ws, VerifyConfig(FAST))
+
+
+RETRY_ROWS = [
+    {"problem": "half", "response": R("0.5"), "gold": "\\frac{1}{2}"},
+    {"problem": "half", "response": R("\\sqrt{1/4}"), "gold": "\\frac{1}{2}"},
+    {"problem": "two", "response": R("2"), "gold": "2"},  # integers: decided without math-verify
+]
+
+
+def _verify_rows(ws) -> list[tuple]:
+    folder = ws.table_folder("verify")
+    return query(ws, "SELECT sample_id, verdict FROM read_parquet(?) ORDER BY ALL", [f"{folder}/verify-*.parquet"])
+
+
+@pytest.mark.parametrize(
+    ("failure", "verdict", "cached"),
+    [
+        (ItemFailure("timeout", "killed after the 3 s deadline"), "timeout", True),
+        (ItemFailure("died", "worker exited with code 9"), "error", False),
+    ],
+)
+def test_retry_judges_again_only_the_timeouts_or_errors(ws, tmp_path, monkeypatch, failure, verdict, cached):
+    add_pool(ws, tmp_path / "pool.jsonl", RETRY_ROWS)
+    first = _run_with_failing_pool(ws, monkeypatch, failure)
+    assert first["verdicts"] == {verdict: 2, "correct": 1}
+    assert first["worker_deaths"] == (0 if cached else 3)
+    from curate.verify.verify import PairCache
+
+    saved = PairCache(ws.root / "verify" / ".cache" / FAST.settings_hash()).loaded
+    assert saved == (3 if cached else 0)  # two pairs and the gold; a crash is never saved
+    # a plain rerun keeps them: they are verdicts under these settings
+    again = run_verify(ws, VerifyConfig(FAST))
+    assert again["funnel"] == {"samples": 3, "already_verified": 3, "verified": 0}
+    # --retry judges just those rows, with a longer deadline under the same settings hash
+    longer = VerifierSettings(deadline_s=30.0, parse_timeout_s=0, verify_timeout_s=0, max_answer_chars=1000)
+    assert longer.settings_hash() == FAST.settings_hash()
+    retried = run_verify(ws, VerifyConfig(longer, retry=(verdict,), workers=1))
+    assert retried["funnel"] == {"samples": 3, "already_verified": 1, "verified": 2}
+    assert retried["verdicts"] == {"correct": 2}
+    assert retried["judged"]["pairs"] == 2
+    assert retried["superseded_rows_dropped"] == 2
+    assert sorted(v[1] for v in verdicts(ws).values()) == ["correct"] * 3
+    rows = _verify_rows(ws)
+    assert len(rows) == 3 and {v for _, v in rows} == {"correct"}  # the replaced rows are gone
+    assert run_verify(ws, VerifyConfig(FAST, retry=("timeout", "error")))["funnel"]["verified"] == 0
+
+
+def test_retry_takes_only_timeout_and_error():
+    with pytest.raises(OxaError, match="--retry takes timeout and error"):
+        VerifyConfig(retry=("incorrect",)).check()

@@ -60,6 +60,14 @@ def verify(
     max_answer_chars: Annotated[
         int, typer.Option(help="A longer extracted answer is not parsed (verdict error).")
     ] = VerifierSettings.max_answer_chars,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge again the samples whose verdict is one of these (comma-separated: timeout,error), "
+            "e.g. after a loaded machine, with a longer --deadline: the timeouts are not part of the settings "
+            "hash, so the other verdicts stay. Without it, timeouts and errors are kept like any verdict.",
+        ),
+    ] = None,
     batch_rows: Annotated[int, typer.Option(help="Samples per batch.")] = VerifyConfig.batch_rows,
     worker_memory_mb: Annotated[
         int, typer.Option(help="Memory (address space, MiB) a worker may add before MemoryError; 0 = no limit.")
@@ -71,7 +79,8 @@ def verify(
     and beside them a simple verdict (normalized string equality of the last box). Each
     distinct (gold, answer) pair is judged once; verdicts are cached per settings in
     WS/verify/.cache/, so reruns and newly added samples reuse them. A rerun (or one after
-    a kill) verifies only samples without a verdict under these settings and gold.
+    a kill) verifies only samples without a verdict under these settings and gold;
+    timeouts and errors are verdicts too, judged again only with --retry.
     """
     settings = VerifierSettings(
         extraction=extraction,
@@ -84,7 +93,13 @@ def verify(
         deadline_s=deadline,
         max_answer_chars=max_answer_chars,
     )
-    config = VerifyConfig(settings, workers=workers, batch_rows=batch_rows, worker_memory_mb=worker_memory_mb)
+    config = VerifyConfig(
+        settings,
+        workers=workers,
+        batch_rows=batch_rows,
+        worker_memory_mb=worker_memory_mb,
+        retry=tuple(v.strip() for v in (retry or "").split(",") if v.strip()),
+    )
     ws = Workspace.open(workspace)
     with stage_progress() as report:
         stats = run_verify(ws, config, progress=report)
@@ -113,4 +128,10 @@ def verify(
         f"distinct pairs {distinct['pairs']:,}: judged now {judged['pairs']:,}, from cache "
         f"{stats['cache_hits']['pairs']:,}; workers {stats['workers'] or 'not started'}"
     )
+    left = {v: stats["verdicts"].get(v, 0) for v in ("timeout", "error")}
+    if any(left.values()):
+        console.print(
+            f"{left['timeout']:,} timeout and {left['error']:,} error verdicts are kept as they are; "
+            f"to judge them again: oxa verify {workspace} --retry timeout,error [--deadline 60]"
+        )
     console.print(f"run folder: {ws.run_dir('verify', stats['run_id'])}")

@@ -26,6 +26,7 @@ EXTRACTIONS = ("box", "lenient")
 # region) against the gold. The result is (verdict, reason, pred_answer).
 GOLD, PAIR = "gold", "pair"
 GOLD_OK = "ok"
+GIVE_UP = ("deadline_s", "parse_timeout_s", "verify_timeout_s")  # settings that only produce timeouts
 
 _CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 _CACHE_SIZE = 4096  # parsed golds and answers kept per worker
@@ -55,7 +56,11 @@ class VerifierSettings:
         }
 
     def settings_hash(self) -> str:
-        return fingerprint({**asdict(self), "versions": self.versions()})
+        """The hash of what decides a verdict. The timeouts are left out: they only decide
+        when to give up (verdict timeout), so `oxa verify --retry timeout --deadline 60`
+        re-judges the timeouts under the same hash instead of the whole pool."""
+        decisive = {k: v for k, v in asdict(self).items() if k not in GIVE_UP}
+        return fingerprint({**decisive, "versions": self.versions()})
 
     @property
     def verifier(self) -> str:

@@ -15,6 +15,12 @@ Resume: a sample is skipped when verify/ holds its verdict under the same settin
 hash against the same gold (sql/verify/todo.sql). Verdict parts are atomic and pair
 verdicts reach the cache (WS/verify/.cache/<settings_hash>/) as they come, so a killed
 run loses no verdict it wrote, writes none twice, and redoes little work when rerun.
+
+Retry: `timeout` and `error` verdicts are kept like the others, but `retry` names
+verdicts to judge again (the rows and their cached pairs), under the same settings hash
+(the timeouts are not part of it, so a longer deadline can be given). The verify view
+prefers a decided verdict over a timeout or error of the same sample. An error from a
+worker that died (a crash, not an answer) never enters the pair cache.
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, duckdb_path
+from curate.workspace.parts import PartWriter, atomic_target, duckdb_path
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import PAIR_VERDICTS, VERIFY
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
+
+RETRYABLE = ("timeout", "error")
+_OUT_OF_MEMORY = ("error", "out of memory", None)  # as judge() reports a MemoryError
 
 _READ_ROWS = 4096  # responses decoded at a time: long responses, bounded memory
 
@@ -60,6 +69,7 @@ class VerifyConfig:
     rows_per_part: int = 1_000_000  # verdict rows per parquet part
     worker_max_items: int = 2000  # a worker is replaced after this many items (bounds sympy's caches)
     worker_memory_mb: int = 4096  # address space a worker may add (MemoryError beyond); 0 = no limit
+    retry: tuple[str, ...] = ()  # verdicts judged again: 'timeout', 'error'
 
     def check(self) -> None:
         s = self.settings
@@ -70,6 +80,11 @@ class VerifyConfig:
         for name in ("workers", "worker_memory_mb"):
             if getattr(self, name) < 0:
                 raise OxaError(f"{name} must be >= 0, got {getattr(self, name)}")
+        unknown = set(self.retry) - set(RETRYABLE)
+        if unknown:
+            raise OxaError(
+                f"--retry takes {' and '.join(RETRYABLE)} (comma-separated), got {', '.join(sorted(unknown))}"
+            )
         for name in ("batch_rows", "rows_per_part", "worker_max_items"):
             if getattr(self, name) < 1:
                 raise OxaError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -94,6 +109,10 @@ class PairCache:
         self.loaded = len(self.entries)
         self._unsaved: list[tuple[str, str, str | None, str | None]] = []
         self._flushed_at = time.monotonic()
+
+    def hold(self, key: str, value: tuple[str, str | None, str | None]) -> None:
+        """Keep a verdict for this run only (an error from a crashed worker)."""
+        self.entries[key] = value
 
     def add(self, key: str, value: tuple[str, str | None, str | None]) -> None:
         self.entries[key] = value
@@ -173,8 +192,13 @@ class _Verify:
         self.con.unregister("gold_snapshot")
         self.con.execute(
             "CREATE TEMP TABLE done AS SELECT sample_id, gold_key "
-            "FROM read_parquet($glob, union_by_name = true) WHERE settings_hash = $hash",
-            {"glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet", "hash": self.settings_hash},
+            "FROM read_parquet($glob, union_by_name = true) "
+            "WHERE settings_hash = $hash AND NOT list_contains($retry, verdict)",
+            {
+                "glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet",
+                "hash": self.settings_hash,
+                "retry": list(config.retry),
+            },
         )
         self.buffer: dict[str, list] = self._empty_buffer()
         self.samples = self.skipped = 0
@@ -183,6 +207,8 @@ class _Verify:
         self.crosstab: Counter[tuple[str, str]] = Counter()
         self.reasons: Counter[str] = Counter()
         self.judged = Counter(golds=0, pairs=0)
+        self.rejudged: set[str] = set()  # cached pairs judged again (retry) in this run
+        self.worker_deaths = 0
         self.distinct = Counter(golds=0, pairs=0)
         self.cache_hits = Counter(golds=0, pairs=0)
         # rows decided without math-verify, with the same verdict it gives
@@ -308,8 +334,8 @@ class _Verify:
                 if facts[gold_key].integers is not None
                 else self.cache.entries["gold:" + gold_key]
             )
-            if gold_verdict != GOLD_OK:  # a bad gold decides every row of its problem
-                verdict[i], reason[i] = "bad_gold", gold_reason
+            if gold_verdict != GOLD_OK:  # a bad gold (or its check's timeout) decides every row of its problem
+                verdict[i], reason[i] = gold_verdict, gold_reason
             elif keys[i] is not None:
                 verdict[i], reason[i], extracted = self.cache.entries[keys[i]]
                 if lenient:
@@ -333,7 +359,7 @@ class _Verify:
 
     def _judge_items(self, items: dict[str, tuple], kind: str) -> None:
         """Judge the items the cache does not hold; their verdicts go to the cache."""
-        todo = {key: item for key, item in items.items() if key not in self.cache.entries}
+        todo = {key: item for key, item in items.items() if self._needs_judging(key)}
         self.distinct[kind] += len(items)
         self.cache_hits[kind] += len(items) - len(todo)
         if not todo:
@@ -342,16 +368,30 @@ class _Verify:
         keys = sorted(todo, key=lambda key: todo[key][1])
         values = [todo[key] for key in keys]
         for done, (index, result) in enumerate(self._pool().imap_unordered(values), start=1):
+            # a crash or the memory limit (not part of the settings hash) says nothing of the answer
+            crashed = isinstance(result, ItemFailure) and result.kind == "died" or result == _OUT_OF_MEMORY
             if isinstance(result, ItemFailure):
-                if kind == "golds":
-                    result = ("bad_gold", f"checking the gold answer: {result.detail}", None)
-                elif result.kind == "timeout":
-                    result = ("timeout", result.detail, None)
+                what = "checking the gold answer: " if kind == "golds" else ""
+                if result.kind == "timeout":
+                    result = ("timeout", what + result.detail, None)
                 else:
-                    result = ("error", result.detail, None)
-            self.cache.add(keys[index], result)
+                    result = ("error", f"{what}worker {result.kind}: {result.detail}", None)
+            if crashed:  # kept for this run, not cached: `--retry error` judges it again
+                self.worker_deaths += 1
+                self.cache.hold(keys[index], result)
+            else:
+                self.cache.add(keys[index], result)
             self.progress(f"judging {kind}", done, len(keys))
         self.judged[kind] += len(keys)
+
+    def _needs_judging(self, key: str) -> bool:
+        cached = self.cache.entries.get(key)
+        if cached is None:
+            return True
+        if cached[0] in self.config.retry and key not in self.rejudged:
+            self.rejudged.add(key)
+            return True
+        return False
 
     def _start_pool(self) -> None:
         """Start the workers on a thread: their fork server imports math-verify and warms
@@ -432,6 +472,8 @@ class _Verify:
             "verifier": self.settings.verifier,
             "versions": self.settings.versions(),
             "funnel": {"samples": self.samples, "already_verified": self.skipped, "verified": verified},
+            "retry": {"verdicts": list(self.config.retry), "pairs_judged_again": len(self.rejudged)},
+            "worker_deaths": self.worker_deaths,
             "verdicts": dict(self.verdicts.most_common()),
             "reasons": dict(self.reasons.most_common()),
             "simple_verdicts": dict(self.simple.most_common()),
@@ -450,6 +492,30 @@ class _Verify:
             "cache_entries": {"loaded": self.cache.loaded, "now": len(self.cache.entries)},
             "workers": dict(pool.stats) if (pool := self._started_pool()) else {},
         }
+
+
+def drop_superseded(folder: Path) -> int:
+    """Rewrite each verify part that holds rows a later verdict replaced
+    (sql/verify/superseded.sql) without them, atomically; returns the rows dropped. The
+    new rows are written first, so a kill in between leaves a duplicate, never a gap,
+    and the next run finishes the job."""
+    con = duckdb.connect()
+    try:
+        stale = con.sql(sql_text("verify/superseded.sql"), params={"glob": duckdb_path(folder) + "/*.parquet"})
+        by_part: dict[str, set[tuple[str, str]]] = {}
+        for filename, sample_id, settings_hash in stale.fetchall():
+            by_part.setdefault(filename, set()).add((sample_id, settings_hash))
+    finally:
+        con.close()
+    for filename, drop in by_part.items():
+        part = pq.read_table(filename)
+        keep = [k not in drop for k in zip(part["sample_id"].to_pylist(), part["settings_hash"].to_pylist())]
+        if any(keep):
+            with atomic_target(Path(filename)) as tmp:
+                pq.write_table(part.filter(pa.array(keep)), tmp, compression="zstd")
+        else:
+            Path(filename).unlink()
+    return sum(len(d) for d in by_part.values())
 
 
 def simple_verdicts(answers: list[str | None], forms: list[tuple | None]) -> list[str]:
@@ -489,10 +555,12 @@ def run_verify(ws: Workspace, config: VerifyConfig | None = None, progress: Prog
         run = StageRun(ws, "verify", resolved)
         state = None
         try:
+            superseded = drop_superseded(ws.table_folder("verify"))  # left by a killed retry
             state = _Verify(ws, config, progress)
             state.run()
             state.close()
-            return run.finish(state.stats())
+            superseded += drop_superseded(ws.table_folder("verify")) if config.retry else 0
+            return run.finish({**state.stats(), "superseded_rows_dropped": superseded})
         except BaseException as exc:
             if state is not None:
                 state.close(failed=True)
