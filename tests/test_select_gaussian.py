@@ -106,7 +106,7 @@ def test_bins_edges_and_range():
         ("a" * 24, "1" * 24, 5.0, 10),  # p_max: last bin
         ("b" * 24, "2" * 24, 1.15, 10),  # bin 3 of [1, 1.05), [1.05, 1.1), ...
         ("c" * 24, "3" * 24, 1.0, 10),  # p_min: bin 0
-        ("d" * 24, "4" * 24, 0.999, 10),  # below: out of range
+        ("d" * 24, "4" * 24, 0.999, 10),  # below 1: no PPL at all (invalid_ppl)
         ("e" * 24, "5" * 24, 5.0001, 10),  # above: out of range
         ("f" * 24, "6" * 24, 1.1499999, 10),  # bin 2
         ("0" * 24, "7" * 24, 1.15, 20),  # bin 3, longer
@@ -115,7 +115,7 @@ def test_bins_edges_and_range():
     bins = {sid: b for sid, b in zip(result.chosen["sample_id"].to_pylist(), result.chosen["ppl_bin"].to_pylist())}
     assert bins == {"c" * 24: 0, "f" * 24: 2, "0" * 24: 3, "b" * 24: 3, "a" * 24: 79}
     assert result.chosen["sample_id"].to_pylist()[2:4] == ["0" * 24, "b" * 24]  # longest first
-    assert result.funnel["dropped"]["out_of_range"] == 2
+    assert result.funnel["dropped"]["out_of_range"] == 1 and result.funnel["dropped"]["invalid_ppl"] == 1
 
 
 def test_targets_floor_and_largest_remainder():

@@ -23,16 +23,28 @@ import pyarrow.compute as pc
 
 from curate import __version__
 from curate.ingest.presets import (
+    FIELD_KINDS,
     PRESETS,
     Preset,
     check_arrow_schema,
+    column_path,
     detect_preset,
     extract_arrow,
     extract_dicts,
     generic_preset,
+    list_layout,
     no_preset_error,
+    scorer_tag,
+    split_path,
 )
-from curate.ingest.records import check_content, empty_staged, explode_responses, fill_defaults, filter_mask
+from curate.ingest.records import (
+    check_content,
+    drop_invalid_scores,
+    empty_staged,
+    explode_responses,
+    fill_defaults,
+    filter_mask,
+)
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json, duckdb_path
@@ -60,28 +72,59 @@ class IngestConfig:
 
 
 def resolve_presets(config: IngestConfig, files: list[SourceFile]) -> list[Preset]:
-    """The preset for each file: named, mapped, or detected from its columns."""
+    """The preset for each file: named, mapped, or detected from its columns. The OXA
+    list layout is bound to each file's own column names; a PPL column that names its
+    scorer gives the scores tag when --scores-tag is not set (config.scores_tag is set)."""
     if config.preset is not None and config.preset not in PRESETS:
         raise OxaError(f"unknown preset {config.preset!r}; presets: {', '.join(PRESETS)}")
     chosen = []
+    derived = None  # the scores tag taken from a PPL column's name
     for file in files:
         columns = peek_columns(file)
         base = PRESETS[config.preset] if config.preset else None
         if base is None and not config.mapping:
-            base = detect_preset(columns)
+            base = detect_preset(columns) or list_layout(columns)
             if base is None:
                 raise no_preset_error(str(file.path), columns)
-        preset = generic_preset(config.mapping, base) if config.mapping else base
+        if base is not None and base.name == "oxa-lists":
+            base = list_layout(columns) or base
+        mapping = {  # an unknown field is left for generic_preset to name
+            name: _mapped_column(path, columns, name, file) if name in FIELD_KINDS else path
+            for name, path in config.mapping.items()
+        }
+        preset = generic_preset(mapping, base) if mapping else base
         if file.format in ("parquet", "arrow"):
             check_arrow_schema(preset, arrow_schema(file), str(file.path))
         ppl = preset.field("ppl")
-        if ppl is not None and ppl.path.split(".")[0] in columns and not config.scores_tag:
-            raise OxaError(
-                f"{file.path} carries PPL lists ('{ppl.path}'); name the model that scored them "
-                "with --scores-tag TAG (e.g. --scores-tag qwen2.5-math-7b)"
-            )
+        if ppl is not None and split_path(ppl.path)[0] in columns and (not config.scores_tag or derived):
+            if preset.scorer is None or "ppl" in mapping:
+                raise OxaError(
+                    f"{file.path} carries PPL lists ('{ppl.path}'); name the model that scored them "
+                    "with --scores-tag TAG (e.g. --scores-tag qwen2.5-math-7b)"
+                )
+            tag = scorer_tag(preset.scorer)
+            if derived and tag != derived:  # one run writes one scores/<tag>/
+                raise OxaError(
+                    f"{file.path} holds PPLs scored by {preset.scorer} (tag {tag}), an earlier file by another "
+                    f"model (tag {derived}); ingest them in separate runs"
+                )
+            config.scores_tag = derived = tag
         chosen.append(preset)
     return chosen
+
+
+def _mapped_column(path: str, columns: list[str], name: str, file: SourceFile) -> str:
+    """A --map path checked against the file's columns: a column whose whole name is the
+    path (dots and all) is that column; otherwise dots reach into nested objects."""
+    if path in columns:
+        return column_path(path)
+    if split_path(path)[0] in columns:
+        return path
+    raise OxaError(
+        f"--map {name}={path}: {file.path} has no column '{split_path(path)[0]}'; its columns are: "
+        f"{', '.join(columns) or '(none)'}. A name with dots is read as a column when one has that whole name, "
+        "else as a path into nested objects (write \\. for a literal dot inside a path)"
+    )
 
 
 def _fingerprint_config(config: IngestConfig, files: list[SourceFile], presets: list[Preset]) -> dict:
@@ -108,6 +151,8 @@ class _Ingest:
         self.scores = None
         if config.scores_tag:
             self.scores = PartWriter(ws.ensure_scores_folder(config.scores_tag), prefix, SCORES, "sample_id")
+        self.score_rejects = PartWriter(run.dir / "score_rejects", "score_rejects", REJECTS, "source_row")
+        self.scores_dropped: Counter[str] = Counter()
         self.pool_samples = self._existing("pool/samples", "sample_id")
         self.pool_problems = self._existing("pool/problems", "problem_id")
         self.pool_answers = {
@@ -152,6 +197,9 @@ class _Ingest:
         keep = filter_mask(self.con, staged, self._filters(preset))
         texts = ["problem", "response"] if preset.has_responses else ["problem"]
         staged = check_content(staged, keep, texts, self._strip_instruction(preset), self.config.max_record_bytes)
+        staged, dropped_scores = drop_invalid_scores(staged)
+        if dropped_scores.num_rows:
+            self._reject(batch.file, _with_preview(dropped_scores), self.score_rejects)
 
         filtered = staged.num_rows - (pc.sum(keep).as_py() or 0) if keep is not None else 0
         read = len(unreadable) + staged.num_rows
@@ -172,9 +220,7 @@ class _Ingest:
             )
         has_reason = pc.is_valid(staged["_reason"])  # reasons are only set on kept rows
         if pc.any(has_reason).as_py():
-            rejected = staged.filter(has_reason)
-            preview = pc.utf8_slice_codeunits(pc.coalesce(rejected["problem"], rejected["response"]), 0, 200)
-            self._reject(batch.file, rejected.append_column("_preview", preview))
+            self._reject(batch.file, _with_preview(staged.filter(has_reason)))
         valid_mask = pc.invert(has_reason) if keep is None else pc.and_(keep, pc.invert(has_reason))
         if staged.num_rows == 0:
             pass
@@ -202,9 +248,11 @@ class _Ingest:
             return preset.strip_instruction
         return self.config.strip_instruction
 
-    def _reject(self, file: SourceFile, rows: pa.Table) -> None:
+    def _reject(self, file: SourceFile, rows: pa.Table, writer: PartWriter | None = None) -> None:
+        """Record rejected records (or, with `writer` = score_rejects, records kept
+        without their score: they count in the stats' scores_dropped, not the funnel)."""
         n = rows.num_rows
-        self.run.rejects.write(
+        (writer or self.run.rejects).write(
             pa.table(
                 {
                     "source_file": pa.array([str(file.path)] * n, pa.string()),
@@ -217,8 +265,11 @@ class _Ingest:
                 schema=REJECTS,
             )
         )
-        self.funnel["rejected"] += n
-        self.reasons.update(rows["_reason"].to_pylist())
+        if writer is None:
+            self.funnel["rejected"] += n
+            self.reasons.update(rows["_reason"].to_pylist())
+        else:
+            self.scores_dropped.update(rows["_reason"].to_pylist())
 
     def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
         self.con.register("valid", _in_morsels(valid))
@@ -363,7 +414,9 @@ class _Ingest:
             writer.abort()
 
     def _writers(self) -> list[PartWriter]:
-        return [w for w in (self.samples, self.problems, self.answers, self.scores) if w is not None]
+        return [
+            w for w in (self.samples, self.problems, self.answers, self.scores, self.score_rejects) if w is not None
+        ]
 
     def stats(self) -> dict:
         f = self.funnel
@@ -372,14 +425,24 @@ class _Ingest:
             "summary": (
                 f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
                 f"rejected {f['rejected']}, filtered {f['filtered']}"
+                + (f"; scores dropped {sum(self.scores_dropped.values())}" if self.scores_dropped else "")
             ),
             "funnel": dict(f),
+            # records kept without their score (runs/ingest/<run>/score_rejects/)
+            "scores_dropped": dict(sorted(self.scores_dropped.items())),
+            "scores_tag": self.config.scores_tag,
             "duplicates": dict(self.duplicates),
             "rejects": dict(sorted(self.reasons.items())),
             "added": dict(self.added),
             "instructions_stripped": self.instructions_stripped,
             "files": self.files,
         }
+
+
+def _with_preview(rows: pa.Table) -> pa.Table:
+    return rows.append_column(
+        "_preview", pc.utf8_slice_codeunits(pc.coalesce(rows["problem"], rows["response"]), 0, 200)
+    )
 
 
 def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
@@ -394,10 +457,10 @@ def _take(table: pa.Table, rows: list[int]) -> pa.Table:
 
 def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
     """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
-    if config.scores_tag:
-        ws.check_score_tag(config.scores_tag)
     files = discover(config.sources)
     presets = resolve_presets(config, files)
+    if config.scores_tag:
+        ws.check_score_tag(config.scores_tag)
     with ws.lock("pool", "oxa ingest"):
         run = StageRun(ws, "ingest", _fingerprint_config(config, files, presets))
         state = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
@@ -47,7 +48,7 @@ FIELD_KINDS: dict[str, str] = {
 @dataclass(frozen=True)
 class Field:
     name: str  # canonical name, a key of FIELD_KINDS
-    path: str  # source column; dots reach into nested objects; '*' = all unmapped fields
+    path: str  # source column; dots reach into nested objects (`\\.` is a literal dot); '*' = all unmapped fields
     kind: str
     required: bool = False
 
@@ -61,6 +62,7 @@ class Preset:
     generator: str | None = None  # generator recorded when the source names none
     strip_instruction: bool = False
     detect: tuple[str, ...] = ()  # columns whose presence identifies the layout
+    scorer: str | None = None  # the scoring model a PPL column names (the OXA list layouts)
 
     @property
     def has_responses(self) -> bool:
@@ -77,7 +79,17 @@ class Preset:
         """Top-level columns to read, or None when every column is needed."""
         if any(f.path == "*" for f in self.fields):
             return None
-        return sorted({f.path.split(".")[0] for f in self.fields})
+        return sorted({split_path(f.path)[0] for f in self.fields})
+
+
+def split_path(path: str) -> list[str]:
+    """A field path's keys: split at dots, except escaped ones (`a\\.b` is one key)."""
+    return [key.replace("\x00", ".") for key in path.replace("\\.", "\x00").split(".")]
+
+
+def column_path(column: str) -> str:
+    """The path naming a top-level column as it is, dots and all."""
+    return column.replace(".", "\\.")
 
 
 def _f(name: str, path: str, required: bool = False) -> Field:
@@ -102,7 +114,9 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "oxa-lists",
-            "the OXA paper's per-problem rows: query, responses list, optional ppl and length lists",
+            "the OXA paper's per-problem rows: query, a list of responses, optional parallel PPL and token-length "
+            "lists (responses/ppl/length, or the released names such as DeepSeek-R1_Response_List, "
+            "DeepSeek-R1_Response_Qwen2.5-Math-7B_ppl_list, DeepSeek-R1_Response_token_len_list)",
             (
                 _f("problem", "query", True),
                 _f("responses", "responses", True),
@@ -205,6 +219,61 @@ def generic_preset(
     return replace(base, name=f"{base.name}+map", fields=tuple(fields.values()))
 
 
+# The OXA list layouts. The released data names its lists after the generator and the
+# scorer: DeepSeek-R1_Response_List with DeepSeek-R1_Response_Qwen2.5-Math-7B_ppl_list and
+# DeepSeek-R1_Response_token_len_list; r1_response_list with r1_response_qwen3_1.7b_ppl_list;
+# dps_7b_sample_list with dps_7b_sample_Qwen2.5-Math-7B_ppl_list.
+_RESPONSE_LIST = re.compile(r"^(?P<stem>.*(?:response|sample))_list$", re.IGNORECASE)
+_LENGTH_SUFFIXES = ("_token_len_list", "_token_length_list", "_len_list", "_length_list")
+_PROBLEM_COLUMNS = ("query", "problem", "question")
+
+
+def list_layout(columns: list[str]) -> Preset | None:
+    """The oxa-lists preset bound to a file's columns: the problem, the responses list,
+    its PPL list (whose name gives the scorer) and token-length list; None when the
+    columns hold no such layout."""
+    present = set(columns)
+    problem = next((c for c in _PROBLEM_COLUMNS if c in present), None)
+    if problem is None:
+        return None
+    scorer = None
+    if "responses" in present:
+        responses, ppl, length = "responses", "ppl" if "ppl" in present else None, "length"
+    else:
+        lists = [(c, m.group("stem")) for c in columns if (m := _RESPONSE_LIST.match(c))]
+        if len(lists) != 1:
+            if len(lists) > 1:
+                raise OxaError(
+                    f"the columns hold {len(lists)} response lists ({', '.join(c for c, _ in lists)}); "
+                    "name one with --map responses=COLUMN (and --map ppl=COLUMN --map n_tokens=COLUMN)"
+                )
+            return None
+        responses, stem = lists[0]
+        scored = [(c, m.group(1)) for c in columns if (m := re.match(rf"^{re.escape(stem)}_(.+)_ppl_list$", c, re.I))]
+        if len(scored) > 1:
+            raise OxaError(
+                f"the columns hold PPL lists of {len(scored)} scorers ({', '.join(c for c, _ in scored)}); "
+                "ingest one at a time with --map ppl=COLUMN --scores-tag TAG"
+            )
+        ppl, scorer = scored[0] if scored else (None, None)
+        length = next((stem + s for s in _LENGTH_SUFFIXES if stem + s in present), "length")
+    fields = [_f("problem", column_path(problem), True), _f("responses", column_path(responses), True)]
+    if ppl is not None:
+        fields.append(_f("ppl", column_path(ppl)))
+    if length in present:
+        fields.append(_f("n_tokens", column_path(length)))
+    fields += [_f(name, name) for name in ("source",) if name in present]
+    if "answer" in present:
+        fields.append(_f("gold_answer", "answer"))
+    base = PRESETS["oxa-lists"]
+    return replace(base, fields=tuple(fields), scorer=scorer)
+
+
+def scorer_tag(scorer: str) -> str:
+    """The scores tag a PPL column's scorer name gives: Qwen2.5-Math-7B -> qwen2.5-math-7b."""
+    return re.sub(r"[\s_]+", "-", scorer.strip()).lower()
+
+
 def detect_preset(columns: list[str], presets: dict[str, Preset] = PRESETS) -> Preset | None:
     present = set(columns)
     for preset in presets.values():
@@ -284,7 +353,7 @@ def convert_value(kind: str, value: object) -> object:
 
 def _get_path(obj: dict, path: str) -> object:
     value: object = obj
-    for key in path.split("."):
+    for key in split_path(path):
         if not isinstance(value, dict):
             return None
         value = value.get(key)
@@ -292,7 +361,7 @@ def _get_path(obj: dict, path: str) -> object:
 
 
 def extract_dicts(preset: Preset, rows: list[int], objects: list[dict]) -> pa.Table:
-    mapped_top = {f.path.split(".")[0] for f in preset.fields if f.path != "*"}
+    mapped_top = {split_path(f.path)[0] for f in preset.fields if f.path != "*"}
     columns: dict[str, list] = {f.name: [] for f in preset.fields}
     reasons: list[str | None] = []
     details: list[str | None] = []
@@ -325,7 +394,7 @@ def extract_dicts(preset: Preset, rows: list[int], objects: list[dict]) -> pa.Ta
 
 
 def _arrow_column(table: pa.Table, path: str) -> pa.ChunkedArray | None:
-    head, *rest = path.split(".")
+    head, *rest = split_path(path)
     if head not in table.column_names:
         return None
     column = table.column(head)
@@ -377,7 +446,7 @@ def _arrow_kind_fits(kind: str, typ: pa.DataType) -> bool:
 
 def extract_arrow(preset: Preset, first_row: int, table: pa.Table) -> pa.Table:
     n = table.num_rows
-    mapped_top = {f.path.split(".")[0] for f in preset.fields if f.path != "*"}
+    mapped_top = {split_path(f.path)[0] for f in preset.fields if f.path != "*"}
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
     reason = pa.nulls(n, pa.string())
     detail = pa.nulls(n, pa.string())

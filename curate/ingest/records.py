@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.ingest.presets import KIND_TYPES
 from curate.text.instructions import strip_instruction_suffixes
 from curate.workspace import OxaError
+from curate.workspace.schema import valid_ppl
 
 # The columns every staged batch has after fill_defaults; --where may use these (with
 # `source_row` for the staged `_row`).
@@ -165,18 +167,37 @@ def check_content(
         "record_too_large",
         f"problem + response exceed --max-record-bytes {max_record_bytes}",
     )
-    ppl, n_tokens = staged["ppl"], staged["n_tokens"]
-    flag(
-        pc.invert(pc.and_(pc.is_finite(ppl), pc.greater_equal(ppl, 1.0))),
-        "invalid_ppl",
-        "a PPL must be a finite number >= 1",
-    )
-    flag(
-        pc.invert(pc.and_(pc.greater_equal(n_tokens, 0), pc.equal(pc.floor(n_tokens), n_tokens))),
-        "invalid_n_tokens",
-        "a token length must be a whole number >= 0",
-    )
     return _replace(_replace(staged, "_reason", reason), "_detail", detail)
+
+
+def drop_invalid_scores(staged: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """A PPL or token length the source gives that cannot be one (schema.valid_ppl:
+    NaN, infinite, below 1; a length that is not a whole number >= 0) costs the record
+    its score, not the record: both values become null. Returns (staged, the records
+    whose score was dropped, with _reason and _detail saying why)."""
+    given_ppl, given_n = pc.is_valid(staged["ppl"]), pc.is_valid(staged["n_tokens"])
+    ppl = staged["ppl"].to_numpy(zero_copy_only=False).astype(np.float64)
+    n_tokens = staged["n_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad_n = given_n.to_numpy(zero_copy_only=False) & ~((n_tokens >= 0) & (np.floor(n_tokens) == n_tokens))
+    bad_ppl = given_ppl.to_numpy(zero_copy_only=False) & ~valid_ppl(ppl)
+    accepted = pc.is_null(staged["_reason"]).to_numpy(zero_copy_only=False)
+    bad = (bad_ppl | bad_n) & accepted
+    if not bad.any():
+        return staged, staged.slice(0, 0)
+    mask = pa.array(bad)
+    reasons = np.where(bad_ppl, "invalid_ppl", "invalid_n_tokens")[bad]
+    details = [
+        f"PPL {p!r}: a PPL is a finite number >= 1"
+        if r == "invalid_ppl"
+        else f"token length {n!r}: not a whole number >= 0"
+        for p, n, r in zip(ppl[bad].tolist(), n_tokens[bad].tolist(), reasons.tolist())
+    ]
+    dropped = staged.filter(mask)
+    dropped = _replace(_replace(dropped, "_reason", pa.array(reasons, pa.string())), "_detail", pa.array(details))
+    for name in ("ppl", "n_tokens"):
+        staged = _replace(staged, name, pc.if_else(mask, pa.scalar(None, pa.float64()), staged[name]))
+    return staged, dropped
 
 
 def null_invalid_utf8(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:

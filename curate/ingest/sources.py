@@ -261,7 +261,10 @@ def _parse_line(line: bytes) -> tuple[dict | None, Unreadable | None]:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return None, Unreadable(-1, "malformed_json", str(exc), preview(line))
+        try:  # NaN, Infinity and -Infinity: not JSON, but written by Python's json and pandas
+            obj = json.loads(line)
+        except ValueError:
+            return None, Unreadable(-1, "malformed_json", str(exc), preview(line))
     if not isinstance(obj, dict):
         return None, Unreadable(-1, "not_an_object", f"a JSON {type(obj).__name__}", preview(line))
     return obj, None

@@ -42,7 +42,7 @@ from curate.subsets.subsets import input_fingerprints, publish, subset_dir, subs
 from curate.workspace import OxaError, Workspace
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
-from curate.workspace.schema import SUBSET_PROBLEMS, SUBSET_SAMPLES
+from curate.workspace.schema import SUBSET_PROBLEMS, SUBSET_SAMPLES, valid_ppl
 
 ProgressFn = Callable[[str], None]
 ROW_GROUP_ROWS = 1000  # long responses: about 50 MB per row group
@@ -144,10 +144,11 @@ _DATA_DROPS = ("missing_ppl", "invalid_ppl", "missing_n_tokens", "invalid_n_toke
 def _usable(c: Candidates, needs_ppl: bool, needs_length: bool) -> tuple[np.ndarray, dict, pa.Table | None]:
     """Rows whose PPL and length (where the strategy needs them) can be used; the others
     get the first drop reason that applies: missing_ppl, invalid_ppl (NaN, infinite,
-    <= 0), missing_n_tokens, invalid_n_tokens (< 0)."""
+    below 1: schema.valid_ppl, the rule ingest applies too), missing_n_tokens,
+    invalid_n_tokens (< 0)."""
     checks = []
     if needs_ppl:
-        checks += [c.ppl_missing, ~np.isfinite(c.ppl) | (c.ppl <= 0)]
+        checks += [c.ppl_missing, ~valid_ppl(c.ppl)]
     if needs_length:
         checks += [c.length_missing, c.length < 0]
     reason = np.zeros(c.table.num_rows, dtype=np.int8)  # 0: usable, else 1 + the index in _DATA_DROPS

@@ -6,7 +6,20 @@ added column shows up as NULL in older parts.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+
+# A perplexity is exp(mean negative log-likelihood): finite and at least 1 (fp32 scoring
+# may land a hair below, hence the tolerance). One rule for a PPL a source carries
+# (ingest drops that score, not its sample) and a PPL in the catalog (select drops the row).
+PPL_FLOOR = 1.0 - 1e-6
+
+
+def valid_ppl(ppl: np.ndarray) -> np.ndarray:
+    """Whether each PPL can be one: finite and >= PPL_FLOOR (NaN for a null is invalid)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(ppl) & (ppl >= PPL_FLOOR)
+
 
 PROBLEMS = pa.schema(
     [
