@@ -41,10 +41,20 @@ SELECT * FROM read_parquet('{ws}/answers/conflicts/*.parquet', union_by_name = t
 -- finished `oxa verify` run (its settings_hash), judged against the problem's current
 -- gold answer (gold_key, sql/macros.sql). Verdicts under other settings, or against a
 -- gold answer that tracing has since changed, stay in verify/ but out of this view;
--- `oxa verify` fills the gaps.
+-- `oxa verify` fills the gaps. A verdict the source gave at ingest (verifier and
+-- settings_hash 'given', `oxa ingest --verdict`) holds whatever the gold and the settings,
+-- and comes before any judged one.
 CREATE OR REPLACE VIEW verify AS
+WITH parts AS (
+    SELECT * FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true)
+),
+given AS (
+    SELECT * FROM parts WHERE settings_hash = 'given'
+)
+SELECT * FROM given
+UNION ALL BY NAME
 SELECT v.*
-FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true) AS v
+FROM parts AS v
 LEFT JOIN gold AS g USING (problem_id)
 WHERE v.settings_hash = (
         SELECT json_extract_string(stats, '$.settings_hash') FROM runs
@@ -53,7 +63,8 @@ WHERE v.settings_hash = (
         ORDER BY finished_at DESC, TRY_CAST(json_extract_string(stats, '$.finished_ns') AS BIGINT) DESC NULLS LAST,
                  run_id DESC
         LIMIT 1)
-  AND v.gold_key IS NOT DISTINCT FROM oxa_gold_key(g.gold_answer, g.gold_alternatives);
+  AND v.gold_key IS NOT DISTINCT FROM oxa_gold_key(g.gold_answer, g.gold_alternatives)
+  AND v.sample_id NOT IN (SELECT sample_id FROM given);
 
 -- candidates: samples with their problem, gold answer, verdict and PPL under every
 -- scoring model (columns ppl_<tag>, n_tokens_<tag>). Selection reads only this view.

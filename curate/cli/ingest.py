@@ -38,7 +38,7 @@ def ingest(
         list[str] | None,
         typer.Option(
             "--map",
-            help="FIELD=COLUMN (dots reach nested fields); fields: problem, response, responses, gold_answer, source, category, generator, ppl, n_tokens, meta. Overrides the preset's column for that field.",
+            help="FIELD=COLUMN (a column whose whole name has dots is that column; otherwise dots reach nested fields, \\. a literal dot); fields: problem, response, responses, gold_answer, source, category, generator, ppl, n_tokens, meta. Overrides the preset's column for that field.",
         ),
     ] = None,
     where: Annotated[
@@ -70,6 +70,14 @@ def ingest(
     max_record_bytes: Annotated[
         int, typer.Option(help="Reject records whose problem + response exceed this many bytes.")
     ] = 4 * 2**20,
+    verdict: Annotated[
+        str | None,
+        typer.Option(
+            help="The source vouches for its responses (e.g. the official OXA data, verified by its authors): "
+            "record this verdict (correct or incorrect) for each new sample, as verifier 'given' with the source "
+            "and run, so selection can run without golds; `oxa verify` leaves those samples alone."
+        ),
+    ] = None,
 ) -> None:
     """Add pool sources to a workspace: problems, samples, and the answers they give.
 
@@ -87,6 +95,7 @@ def ingest(
         strip_instruction=strip_instruction,
         scores_tag=scores_tag,
         max_record_bytes=max_record_bytes,
+        verdict=verdict,
     )
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
@@ -113,7 +122,9 @@ def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
     for reason, n in stats["rejects"].items():
         table.add_row(f"  rejected: {reason}", f"{n:,}")
     for what, n in stats["added"].items():
-        table.add_row(f"new {what}", f"{n:,}")
+        table.add_row(f"new {what}" + (f" (scores/{stats['scores_tag']})" if what == "scores" and n else ""), f"{n:,}")
+    for reason, n in stats["scores_dropped"].items():
+        table.add_row(f"  score dropped, sample kept: {reason}", f"{n:,}")
     if stats["instructions_stripped"]:
         table.add_row("instruction suffixes stripped", f"{stats['instructions_stripped']:,}")
     console.print(table)

@@ -50,9 +50,11 @@ from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json, duckdb_path
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
-from curate.workspace.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
+from curate.workspace.schema import ANSWERS, GIVEN, PROBLEMS, REJECTS, SAMPLES, SCORES, VERIFY
 
 ProgressFn = Callable[[int, SourceFile], None]
+
+GIVEN_VERDICTS = ("correct", "incorrect")
 
 
 @dataclass
@@ -69,6 +71,11 @@ class IngestConfig:
     scores_tag: str | None = None  # tag for PPL lists carried by the source (oxa-lists)
     max_record_bytes: int = 4 * 2**20  # problem + response larger than this is rejected
     origin: str = "teacher"
+    verdict: str | None = None  # 'correct' or 'incorrect': the source vouches for its responses
+
+    def check(self) -> None:
+        if self.verdict is not None and self.verdict not in GIVEN_VERDICTS:
+            raise OxaError(f"--verdict takes {' or '.join(GIVEN_VERDICTS)}, got {self.verdict!r}")
 
 
 def resolve_presets(config: IngestConfig, files: list[SourceFile]) -> list[Preset]:
@@ -152,6 +159,9 @@ class _Ingest:
         if config.scores_tag:
             self.scores = PartWriter(ws.ensure_scores_folder(config.scores_tag), prefix, SCORES, "sample_id")
         self.score_rejects = PartWriter(run.dir / "score_rejects", "score_rejects", REJECTS, "source_row")
+        self.verdicts = None
+        if config.verdict:
+            self.verdicts = PartWriter(ws.table_folder("verify"), f"given-{run.fingerprint}", VERIFY, "sample_id")
         self.scores_dropped: Counter[str] = Counter()
         self.pool_samples = self._existing("pool/samples", "sample_id")
         self.pool_problems = self._existing("pool/problems", "problem_id")
@@ -169,7 +179,7 @@ class _Ingest:
         self.funnel = Counter(read=0, accepted=0, duplicate=0, rejected=0, filtered=0)
         self.duplicates = Counter(in_pool=0, in_run=0)
         self.reasons: Counter[str] = Counter()
-        self.added = Counter(problems=0, samples=0, answers=0, scores=0)
+        self.added = Counter(problems=0, samples=0, answers=0, scores=0, verdicts=0)
         self.instructions_stripped = 0
         self.files: list[dict] = []
 
@@ -311,6 +321,8 @@ class _Ingest:
         if new_samples:
             samples = _take(table, new_samples)
             self.samples.write(samples.append_column("origin", pa.array([self.config.origin] * samples.num_rows)))
+            if self.verdicts is not None:
+                self._write_given_verdicts(samples, file)
         if new_scores:
             scores = _take(table, new_scores)
             n_tokens = scores["n_tokens"].cast(pa.int64())
@@ -329,6 +341,30 @@ class _Ingest:
         self.added.update(
             problems=len(new_problems), samples=len(new_samples), answers=len(new_answers), scores=len(new_scores)
         )
+
+    def _write_given_verdicts(self, samples: pa.Table, file: SourceFile) -> None:
+        """The verdict the source vouches for, recorded as verifier 'given' with where it came from."""
+        from curate.text.extract import extract_answers
+
+        n = samples.num_rows
+        answers, _ = extract_answers(samples["response"].to_pylist())
+        provenance = f"given by {file.dataset_name} at ingest ({file.path.name}, run {self.run.run_id})"
+        self.verdicts.write(
+            pa.table(
+                {
+                    "sample_id": samples["sample_id"],
+                    "problem_id": samples["problem_id"],
+                    "gold_key": pa.nulls(n, pa.string()),
+                    "pred_answer": pa.array(answers, pa.string()),
+                    "verdict": pa.array([self.config.verdict] * n),
+                    "reason": pa.array([provenance] * n),
+                    "simple_verdict": pa.nulls(n, pa.string()),
+                    "verifier": pa.array([GIVEN] * n),
+                    "settings_hash": pa.array([GIVEN] * n),
+                }
+            )
+        )
+        self.added["verdicts"] += n
 
     def _new_problems(self, problem_ids: list[str]) -> list[int]:
         """Rows holding the first sighting of a problem not yet in the pool."""
@@ -414,9 +450,8 @@ class _Ingest:
             writer.abort()
 
     def _writers(self) -> list[PartWriter]:
-        return [
-            w for w in (self.samples, self.problems, self.answers, self.scores, self.score_rejects) if w is not None
-        ]
+        writers = (self.samples, self.problems, self.answers, self.scores, self.score_rejects, self.verdicts)
+        return [w for w in writers if w is not None]
 
     def stats(self) -> dict:
         f = self.funnel
@@ -457,6 +492,7 @@ def _take(table: pa.Table, rows: list[int]) -> pa.Table:
 
 def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
     """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
+    config.check()
     files = discover(config.sources)
     presets = resolve_presets(config, files)
     if config.scores_tag:

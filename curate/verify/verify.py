@@ -49,7 +49,7 @@ from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_target, duckdb_path
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
-from curate.workspace.schema import PAIR_VERDICTS, VERIFY
+from curate.workspace.schema import GIVEN, PAIR_VERDICTS, VERIFY
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -191,13 +191,15 @@ class _Verify:
         self.con.execute("CREATE TEMP TABLE gold AS SELECT * FROM gold_snapshot")
         self.con.unregister("gold_snapshot")
         self.con.execute(
-            "CREATE TEMP TABLE done AS SELECT sample_id, gold_key "
+            # a verdict the source gave at ingest counts as done whatever the gold
+            "CREATE TEMP TABLE done AS SELECT sample_id, gold_key, settings_hash = $given AS given "
             "FROM read_parquet($glob, union_by_name = true) "
-            "WHERE settings_hash = $hash AND NOT list_contains($retry, verdict)",
+            "WHERE (settings_hash = $hash AND NOT list_contains($retry, verdict)) OR settings_hash = $given",
             {
                 "glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet",
                 "hash": self.settings_hash,
                 "retry": list(config.retry),
+                "given": GIVEN,
             },
         )
         self.buffer: dict[str, list] = self._empty_buffer()

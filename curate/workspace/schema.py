@@ -105,6 +105,11 @@ TRACE_CONFLICTS = pa.schema(
     ]
 )
 
+# The verifier and settings_hash of verdicts a source gives at ingest (`oxa ingest
+# --verdict correct`): the verify view shows them whatever the gold and the last verify
+# run, and `oxa verify` does not judge those samples again.
+GIVEN = "given"
+
 VERIFY = pa.schema(
     [
         ("sample_id", pa.string()),
