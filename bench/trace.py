@@ -10,14 +10,17 @@ generated from the same problem table, in two layouts, like NuminaMath:
 Each pool problem gets one case: exact (the same text, whitespace drift), normalized
 (LaTeX/unicode drift or an instruction suffix), fuzzy (a typo, a dropped word, a
 numbered prefix), conflict (both files, different answers), placeholder ('proof',
-'notfound', '' or a solution without a box), or missing. Unrelated problems from the
-same templates fill the sources up to --references rows: near-duplicates that differ
-in their numbers, which the fuzzy stage must not take.
+'notfound', '' or a solution without a box), or missing. Half the missing problems get
+a templated near-duplicate in the references instead: the same text with one content
+word substituted, and another answer (a wrong gold if taken). Unrelated problems from
+the same templates fill the sources up to --references rows: near-duplicates that
+differ in their numbers, which the fuzzy stage must not take either.
 
 Then times, in its own process (peak RSS of that process):
   oxa trace WS --answers numina15.parquet --answers numina_cot.parquet
 
-and prints what tracing recovered per case against what was generated.
+and prints what tracing recovered per case against what was generated, and the false
+golds: traced problems whose gold is not the answer generated for them (must be 0).
 
     .venv/bin/python bench/trace.py --rows 2600000 --references 1000000 --workdir /tmp/oxa-bench
 """
@@ -42,7 +45,7 @@ import pyarrow.parquet as pq
 
 REPO = pool_bench.REPO
 
-GEN_VERSION = 1
+GEN_VERSION = 2
 CASES = {"exact": 0.55, "normalized": 0.20, "fuzzy": 0.10, "conflict": 0.03, "placeholder": 0.02, "missing": 0.10}
 SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -71,6 +74,18 @@ def fuzzy_drift(text: str, rng: random.Random) -> str:
     words = [w for w in text.split(" ") if len(w) >= 6 and w.isalpha() and w[1] != w[2]]
     word = rng.choice(words)
     return text.replace(word, word[0] + word[2] + word[1] + word[3:], 1)
+
+
+SUBSTITUTES = ("perimeter", "diameter", "remainder", "minimum", "quotient")
+
+
+def near_duplicate(text: str, rng: random.Random) -> str | None:
+    """The text with one word of 6+ letters replaced by another word: another question."""
+    words = [w for w in text.split(" ") if len(w) >= 6 and w.isalpha()]
+    if not words:
+        return None
+    word = rng.choice(words)
+    return text.replace(word, rng.choice([s for s in SUBSTITUTES if s != word]), 1)
 
 
 def generate_references(out: Path, pool_manifest: dict, references: int, seed: int) -> dict:
@@ -102,6 +117,9 @@ def generate_references(out: Path, pool_manifest: dict, references: int, seed: i
             files["numina_cot"].append((text, str(answer + 1), "ok"))
         elif case == "placeholder":
             files[file].append((text, draw.choice(["proof", "notfound", ""]), "placeholder"))
+        elif case == "missing" and draw.random() < 0.5 and (neighbour := near_duplicate(text, draw)) is not None:
+            cases[-1] = "near_duplicate"
+            files[file].append((neighbour, str(answer + 7), "ok"))
     others = references - sum(len(rows) for rows in files.values())
     other_rng = np.random.default_rng(seed + 1)
     for text, answer in zip(pool_bench._problem_table(other_rng, others), other_rng.integers(0, 1000, others).tolist()):
@@ -139,7 +157,11 @@ def generate_references(out: Path, pool_manifest: dict, references: int, seed: i
         out / "numina_cot.parquet",
         compression="zstd",
     )
-    pq.write_table(pa.table({"problem": problems, "case": cases}), out / "cases.parquet", compression="zstd")
+    pq.write_table(
+        pa.table({"problem": problems, "case": cases, "answer": [str(a) for a in answers.tolist()]}),
+        out / "cases.parquet",
+        compression="zstd",
+    )
     manifest = {**want, "cases": dict(Counter(cases)), "rows": {name: len(rows) for name, rows in files.items()}}
     manifest_path.write_text(json.dumps(manifest, indent=1))
     print(f"references: generated {sum(manifest['rows'].values()):,} rows in {out}")
@@ -186,6 +208,13 @@ def main() -> None:
             JOIN read_parquet('{run}/outcomes.parquet') AS o ON o.problem_id = oxa_problem_id(c.problem)
             GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
+    false_golds = con.sql(
+        f"""SELECT c.case, count(*) AS n
+            FROM read_parquet('{wd}/references/cases.parquet') AS c
+            JOIN read_parquet('{run}/outcomes.parquet') AS o ON o.problem_id = oxa_problem_id(c.problem)
+            WHERE o.outcome IN ('exact', 'normalized', 'fuzzy') AND o.gold_answer <> c.answer
+            GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     machine = (
         f"{os.cpu_count()} CPUs, {mem_gb:.1f} GB RAM, {platform.machine()}, python {platform.python_version()}, "
@@ -196,11 +225,12 @@ def main() -> None:
     print("generated case -> traced outcome: problems")
     for case, outcome, n in confusion:
         print(f"  {case:12} -> {outcome:17} {n:>9,}")
+    print(f"false golds (traced, but not the generated answer): {sum(n for _, n in false_golds)} {false_golds}")
     print(f"summary: {stats['summary']}")
     print(f"phases (s): {stats['phase_seconds']}")
     print(f"machine: {machine}")
     result = {"bench": "trace", "wall_s": round(wall, 1), "peak_rss_mb": round(rss), "phases": stats["phase_seconds"]}
-    print(json.dumps({**result, "confusion": confusion, "machine": machine}))
+    print(json.dumps({**result, "confusion": confusion, "false_golds": false_golds, "machine": machine}))
 
 
 if __name__ == "__main__":
