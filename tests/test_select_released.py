@@ -4,9 +4,11 @@ presets against the heap selection of make_SFT_LP_data.py and make_ULloss_data.p
 for row on the same pools."""
 
 import heapq
+import json
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -255,6 +257,28 @@ def test_oxa_full_preset_equals_the_released_scripts(released_pool, n):
     ]
     expected, _ = released_mle_script(teacher, 3.0, 1.0, n, 1, 1.0, 5.0, 0.5)
     assert selected_ids(ws, config, loss_type=0) == expected
+
+
+def test_oxa_mle_preset_equals_the_released_script_and_its_card_names_the_fill(released_pool):
+    """make_OXA_MLE_data.py's settings (d 10, passes), with w 0.5 and sigma 1 to suit 400
+    rows: the rows the script takes, in its order; the card records the fill."""
+    ws, rows = released_pool
+    config = load_select_config(
+        "oxa-mle-qwen2.5-7b", [f"scores_tag={TAG}", "N=120", "w=0.5", "sigma=1.0", "allow_shortfall=true"]
+    )
+    teacher = [
+        (r["sample_id"], r["problem"], r["ppl"], r["n_tokens"])
+        for r in rows
+        if (r["origin"], r["verdict"]) == ("teacher", "correct")
+    ]
+    expected, _ = released_mle_script(teacher, 3.0, 1.0, 120, 10, 1.0, 5.0, 0.5)
+    stats = run_select(ws, config)
+    data = pq.read_table(f"{stats['path']}/data.parquet", columns=["sample_id", "problem_id"])
+    assert data["sample_id"].to_pylist() == expected
+    assert max(Counter(data["problem_id"].to_pylist()).values()) > 1  # a problem in several bins
+    card = json.loads(Path(stats["path"], "card.json").read_text())
+    assert (card["selection"]["fill"], card["selection"]["max_per_problem"]) == ("round_robin", 10)
+    assert "| `fill` | `round_robin` |" in Path(stats["path"], "card.md").read_text()
 
 
 def test_presets_name_the_reading_they_follow():
