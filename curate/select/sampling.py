@@ -4,9 +4,10 @@ strategy shares.
 A strategy puts a set of rows in an order (longest first, lowest PPL first, or only at
 random) and walks it, taking a row while it needs more and the row's problem has fewer
 than d rows taken so far (the per-problem cap, counted across everything the selection
-has taken). Ties in the order are broken by a seeded key derived from sample_id, then
-by sample_id itself, so the order is total and never depends on the order rows arrived
-in.
+has taken). The `round_robin` fill of the Gaussian strategy walks an order in passes
+instead (`ProblemCap.take_in_passes`: one row per problem, then a second, ...). Ties in
+the order are broken by a seeded key derived from sample_id, then by sample_id itself,
+so the order is total and never depends on the order rows arrived in.
 
 The order is materialized lazily: a walk that needs the first k rows of a million sorts
 only the rows that can be among them (a partition on the primary sort value), and
