@@ -1,6 +1,6 @@
 """Gaussian-guided PPL sampling against a naive reference written from the paper's
-pseudocode (Algorithm 1), on random pools with ties, over- and under-filled bins,
-binding caps and PPL values on bin edges."""
+pseudocode (Algorithm 1, with the released script's bin count), on random pools with
+ties, over- and under-filled bins, binding caps and PPL values on bin edges."""
 
 import math
 import random
@@ -18,10 +18,12 @@ from tests.pools import in_memory, random_pool, tiebreak
 
 def reference_gaussian(rows, mu, sigma, n, d, p_min, p_max, w, rounding, seed):
     """Algorithm 1, line by line. rows: (sample_id, problem_id, ppl, length). Binning in
-    exact decimal arithmetic on the values as written (1.15 is on the edge of [1.15, 1.2))."""
+    exact decimal arithmetic on the values as written (1.15 is on the edge of [1.15, 1.2)),
+    with M = round((p_max - p_min) / w) bins as the released script counts them (the
+    printed ceil adds a bin when w does not divide the range); the last bin ends at p_max."""
     lo, hi, width = Decimal(repr(p_min)), Decimal(repr(p_max)), Decimal(repr(w))
     # Step 1: binning
-    m = math.ceil((hi - lo) / width)
+    m = round((hi - lo) / width)
     bins = [[] for _ in range(m)]
     for row in rows:
         p = Decimal(repr(row[2]))
@@ -70,7 +72,8 @@ def test_gaussian_matches_the_papers_pseudocode(case, monkeypatch):
         "max_per_problem": rng.choice([1, 2, None]),
         "p_min": rng.choice([1.0, 1.5]),
         "p_max": rng.choice([5.0, 4.0]),
-        "bin_width": rng.choice([0.05, 0.1, 0.25, 0.3]),  # 0.3 leaves a partial last bin
+        # 0.3 and 0.7 widen the last bin, 0.45 narrows it
+        "bin_width": rng.choice([0.05, 0.1, 0.25, 0.3, 0.45, 0.7]),
         "rounding": rng.choice(["floor", "largest_remainder"]),
         "seed": rng.randrange(2**32),
     }
@@ -116,6 +119,34 @@ def test_bins_edges_and_range():
     assert bins == {"c" * 24: 0, "f" * 24: 2, "0" * 24: 3, "b" * 24: 3, "a" * 24: 79}
     assert result.chosen["sample_id"].to_pylist()[2:4] == ["0" * 24, "b" * 24]  # longest first
     assert result.funnel["dropped"]["out_of_range"] == 1 and result.funnel["dropped"]["invalid_ppl"] == 1
+
+
+@pytest.mark.parametrize(
+    ("w", "bins", "last"),
+    [(0.05, 80, (4.95, 5.0)), (0.3, 13, (4.6, 5.0)), (0.45, 9, (4.6, 5.0)), (0.7, 6, (4.5, 5.0)), (1.6, 2, (2.6, 5.0))],
+)
+def test_bin_count_as_the_released_script(w, bins, last):
+    """M = int(round((p_max - p_min) / w)) over [1, 5] (Python's round: 2.5 -> 2), bins of
+    width w from p_min, the last one ending at p_max: 13 bins at w = 0.3, not ceil's 14."""
+    params = GaussianParams(3.0, 0.25, 1.0, 5.0, w, 100)
+    assert params.n_bins == bins
+    low, high = params.bounds(bins - 1)
+    assert (round(low, 9), high) == last
+    assert 1.0 < params.centre(bins - 1) < 5.0
+
+
+def test_a_wide_last_bin_takes_the_rest_of_the_range():
+    """At w = 0.3 PPL 4.95 is in the 13th bin [4.6, 5.0], which Algorithm 1's ceil would
+    have split off as a 14th, [4.9, 5.0] with its centre 5.05 outside the range."""
+    rows = [("a" * 24, "1" * 24, 4.95, 10), ("b" * 24, "2" * 24, 4.61, 20), ("c" * 24, "3" * 24, 4.59, 30)]
+    result = select_candidates(in_memory(rows), gaussian(n=1000, mu=3, sigma=10, bin_width=0.3))
+    assert len(result.bins) == 13
+    assert dict(zip(result.chosen["sample_id"].to_pylist(), result.chosen["ppl_bin"].to_pylist())) == {
+        "c" * 24: 11,
+        "b" * 24: 12,
+        "a" * 24: 12,
+    }
+    assert result.bins[12]["range"] == "[4.6, 5]"
 
 
 def test_targets_floor_and_largest_remainder():

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from curate.select.gaussian import ROUNDINGS
+from curate.select.gaussian import FILLS, ROUNDINGS, bin_count
 from curate.workspace import OxaError, check_tag
 from curate.workspace.configfile import apply_overrides, build_config, load_config_file
 
@@ -24,7 +24,7 @@ ALIASES = {"N": "n", "d": "max_per_problem", "w": "bin_width"}
 COSMETIC = ("name", "description", "owner")
 _SAMPLE_FIELDS = ("strategy", "where", "n", "scores_tag", "max_per_problem", "seed", "allow_shortfall")
 STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
-    "gaussian": (*_SAMPLE_FIELDS, "mu", "sigma", "p_min", "p_max", "bin_width", "rounding", "redistribute"),
+    "gaussian": (*_SAMPLE_FIELDS, "mu", "sigma", "p_min", "p_max", "bin_width", "rounding", "fill", "redistribute"),
     "lowest_ppl": _SAMPLE_FIELDS,
     "random": _SAMPLE_FIELDS,
     "interval": (*_SAMPLE_FIELDS, "p_min", "p_max"),
@@ -75,8 +75,19 @@ class Selection:
             default="largest_remainder",
         )
     )
+    fill: str = field(
+        **_help(
+            "gaussian: how a bin is filled, longest first either way: 'longest_first' (Algorithm 1 as printed: "
+            "one walk, a row while its problem has fewer than d) or 'round_robin' (the released "
+            "make_OXA_MLE_data.py: passes k = 1..d, pass k taking a problem's k-th row of the bin)",
+            default="longest_first",
+        )
+    )
     redistribute: bool = field(
-        **_help("gaussian: give a short bin's shortfall to its nearest bins that have rows left", default=False)
+        **_help(
+            "gaussian, fill longest_first: give a short bin's shortfall to its nearest bins that have rows left",
+            default=False,
+        )
     )
     min_length_quantile: float = field(
         **_help("long_low_ppl: keep rows at least as long as this quantile of the candidates' n_tokens", default=0.5)
@@ -117,8 +128,20 @@ class Selection:
                 raise OxaError(f"{where}: bin_width (w) must be > 0 (the paper uses 0.05), got {self.bin_width}")
             if (self.p_max - self.p_min) / self.bin_width > 10_000:
                 raise OxaError(f"{where}: bin_width {self.bin_width} makes over 10,000 bins; use a wider one")
+            if bin_count(self.p_min, self.p_max, self.bin_width) < 1:
+                raise OxaError(
+                    f"{where}: bin_width {self.bin_width} is over twice the PPL range [{self.p_min}, {self.p_max}]: "
+                    f"round(range / w) gives no bin; use w <= {self.p_max - self.p_min}"
+                )
             if self.rounding not in ROUNDINGS:
                 raise OxaError(f"{where}: rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
+            if self.fill not in FILLS:
+                raise OxaError(f"{where}: fill must be one of {', '.join(FILLS)}, got {self.fill!r}")
+            if self.redistribute and self.fill != "longest_first":
+                raise OxaError(
+                    f"{where}: redistribute applies to fill 'longest_first' only; the released script's "
+                    f"{self.fill!r} fill has no redistribution: set redistribute = false or fill = 'longest_first'"
+                )
         if s == "long_low_ppl" and not 0 <= self.min_length_quantile <= 1:
             raise OxaError(f"{where}: min_length_quantile must lie in [0, 1], got {self.min_length_quantile}")
         if s == "pass_rate":

@@ -1,24 +1,39 @@
-"""Gaussian-guided PPL sampling: Algorithm 1 of the OXA paper (§3.2.1, appendix A.3).
+"""Gaussian-guided PPL sampling: Algorithm 1 of the OXA paper (§3.2.1, appendix A.3), with
+the per-bin fill of either the printed algorithm or the authors' released script
+(make_OXA_MLE_data.py).
 
-1. Binning: M = ceil((p_max - p_min) / w) bins; bin i covers [p_min + i*w, p_min + (i+1)*w),
-   the last one closed at p_max. Rows whose PPL is outside [p_min, p_max] are discarded.
+1. Binning: M = int(round((p_max - p_min) / w)) bins, as the released script counts them
+   (the printed algorithm says ceil; the two agree when w divides the range). Bin i
+   covers [p_min + i*w, p_min + (i+1)*w); the last one runs from p_min + (M-1)*w to p_max,
+   closed, so a width that does not divide the range widens the last bin (up to 1.5 w)
+   or narrows it (down to w/2), and every bin centre lies inside the range. Rows whose
+   PPL is outside [p_min, p_max] are discarded.
 2. Target distribution: the Gaussian density d_i at each bin's centre
    x_i = p_min + (i + 1/2)*w; T_i = floor(N * d_i / sum_j d_j) ('floor', the paper's
    pseudocode), or those floors plus one for the N - sum(floors) bins with the largest
    remainders, ties to the lower bin ('largest_remainder', the paper's released code:
    the counts sum to exactly N).
-3. Length-prioritized sampling: bins in order; within a bin longest first (seeded
-   tie-break), taking a row while the bin has fewer than T_i and its problem fewer than
-   d rows, counted across all bins.
+3. Length-prioritized sampling, bins in order of PPL, each bin's rows longest first
+   (seeded tie-break), d counted per problem across all bins filled so far:
+   - fill 'longest_first' (Algorithm 1 as printed): walk the bin once, taking a row while
+     the bin has fewer than T_i and its problem fewer than d rows;
+   - fill 'round_robin' (the released script): passes k = 1, ..., d over the bin; pass k
+     walks the bin from its longest row and takes a row not yet taken while the bin has
+     fewer than T_i, its problem fewer than k rows in this bin and fewer than d in all.
+     So a bin first gets one row from as many problems as it can, then second rows, ...
+     The released script does not mark taken rows, so its passes k >= 2 append a
+     problem's longest row of the bin again (a repeated row) instead of its next one;
+     oxa takes each row at most once. The two agree whenever pass 1 fills the bin, and
+     always at d = 1.
 
 Floating point: (1.15 - 1.0) / 0.05 is 2.9999999999999982, so a plain floor puts PPL
-1.15 in the bin below its edge. Here a PPL within 1e-9 bin widths below an edge counts
-as on it, and PPL exactly p_max falls in the last bin.
+1.15 in the bin below its edge. Here, as in the released script, a PPL within 1e-9 bin
+widths below an edge counts as on it, and PPL exactly p_max falls in the last bin.
 
-`redistribute` (off by default, not in the paper): after the pass, each short bin's
-shortfall, in bin order, is taken from its nearest bins that still have eligible rows
-(nearer first; at equal distance the one whose centre is closer to mu, then the lower),
-each continuing down its own length order under the same cap.
+`redistribute` (off by default, not in the paper; longest_first only): after the pass,
+each short bin's shortfall, in bin order, is taken from its nearest bins that still have
+eligible rows (nearer first; at equal distance the one whose centre is closer to mu,
+then the lower), each continuing down its own length order under the same cap.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import numpy as np
 from curate.select.sampling import IdsAt, ProblemCap, RowOrder
 
 ROUNDINGS = ("floor", "largest_remainder")
+FILLS = ("longest_first", "round_robin")
 EDGE_TOLERANCE = 1e-9  # in bin widths
 
 
@@ -45,16 +61,23 @@ class GaussianParams:
     n: int
     rounding: str = "largest_remainder"
     redistribute: bool = False
+    fill: str = "longest_first"
 
     @property
     def n_bins(self) -> int:
-        return math.ceil((self.p_max - self.p_min) / self.bin_width - EDGE_TOLERANCE)
+        return bin_count(self.p_min, self.p_max, self.bin_width)
 
     def centre(self, i: int) -> float:
         return self.p_min + (i + 0.5) * self.bin_width
 
     def bounds(self, i: int) -> tuple[float, float]:
-        return self.p_min + i * self.bin_width, min(self.p_min + (i + 1) * self.bin_width, self.p_max)
+        high = self.p_max if i == self.n_bins - 1 else self.p_min + (i + 1) * self.bin_width
+        return self.p_min + i * self.bin_width, high
+
+
+def bin_count(p_min: float, p_max: float, bin_width: float) -> int:
+    """M, as the released script computes it (Python's round: halves to even)."""
+    return int(round((p_max - p_min) / bin_width))
 
 
 def bin_index(ppl: np.ndarray, params: GaussianParams, in_range: np.ndarray) -> np.ndarray:
@@ -99,7 +122,7 @@ def select_gaussian_bins(
     params: GaussianParams,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Algorithm 1 over the candidates (all arrays are per candidate) that are usable
+    """Algorithm 1 (with `params.fill`) over the candidates (all arrays are per candidate) that are usable
     and have a PPL in [p_min, p_max] (`in_range`); `ids_at` gives their sample ids.
     Returns (chosen candidate indices in selection order, the bin of each, per-bin report).
     """
@@ -112,9 +135,10 @@ def select_gaussian_bins(
         members = by_bin[starts[i] : starts[i + 1]]
         orders.append(RowOrder(members, ids_at, seed, primary=-length[members]))
     targets = bin_targets(params)
+    fill = cap.take_in_passes if params.fill == "round_robin" else cap.take
     chosen: list[list[np.ndarray]] = [[] for _ in orders]
     for i, order in enumerate(orders):
-        chosen[i].append(cap.take(order, targets[i]))
+        chosen[i].append(fill(order, targets[i]))
     own = [len(c[0]) for c in chosen]
     extra = [0] * params.n_bins
     if params.redistribute:

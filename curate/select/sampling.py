@@ -4,9 +4,10 @@ strategy shares.
 A strategy puts a set of rows in an order (longest first, lowest PPL first, or only at
 random) and walks it, taking a row while it needs more and the row's problem has fewer
 than d rows taken so far (the per-problem cap, counted across everything the selection
-has taken). Ties in the order are broken by a seeded key derived from sample_id, then
-by sample_id itself, so the order is total and never depends on the order rows arrived
-in.
+has taken). The `round_robin` fill of the Gaussian strategy walks an order in passes
+instead (`ProblemCap.take_in_passes`: one row per problem, then a second, ...). Ties in
+the order are broken by a seeded key derived from sample_id, then by sample_id itself,
+so the order is total and never depends on the order rows arrived in.
 
 The order is materialized lazily: a walk that needs the first k rows of a million sorts
 only the rows that can be among them (a partition on the primary sort value), and
@@ -178,22 +179,72 @@ class ProblemCap:
             wanted -= int(running[walked - 1])
         return np.concatenate(taken) if taken else np.empty(0, dtype=np.int64)
 
-    def _eligible(self, chunk: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-        """(problem codes, whether each row would be taken if the walk reached it): a
-        row is, when its problem's count so far plus its earlier rows in the chunk is
-        under the cap."""
-        if self.cap is None:
-            return None, np.ones(len(chunk), dtype=bool)
+    def take_in_passes(self, order: RowOrder, wanted: int) -> np.ndarray:
+        """Up to `wanted` rows of `order` in passes (the `round_robin` fill of the released
+        make_OXA_MLE_data.py): pass k = 1, 2, ... walks the order from its start and takes
+        a row not taken yet while more rows are wanted, its problem has fewer than k rows
+        taken from this order and fewer than the cap in all. Pass k so takes each
+        problem's k-th row in this order (while under the cap): the rows come in the order
+        (rank within their problem, position), cut at `wanted`. The order is walked only
+        as far as pass 1 needs, or to its end when pass 1 falls short.
+
+        Rows whose problem the cap would exclude in every pass count as skipped."""
+        local = np.zeros(len(self._counts), dtype=np.int64)  # rows walked per problem
+        pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        first_pass = 0
+        while first_pass < wanted and not order.exhausted:
+            chunk = order.next_chunk(max(2 * (wanted - first_pass), _MIN_PREFIX))
+            codes = self._codes(chunk)
+            if len(local) < len(self._counts):
+                local = np.concatenate([local, np.zeros(len(self._counts) - len(local), dtype=np.int64)])
+            rank = local[codes] + _earlier_in_chunk(codes)
+            opens = rank == 0
+            if self.cap is not None:
+                opens &= self._counts[codes] < self.cap
+            running = np.cumsum(opens)
+            walked = len(chunk)
+            if first_pass + running[-1] >= wanted:
+                walked = int(np.searchsorted(running, wanted - first_pass)) + 1
+                order.give_back(len(chunk) - walked)
+            np.add.at(local, codes[:walked], 1)
+            first_pass += int(running[walked - 1])
+            pieces.append((chunk[:walked], codes[:walked], rank[:walked]))
+        if not pieces:
+            return np.empty(0, dtype=np.int64)
+        rows, codes, rank = (np.concatenate(p) for p in zip(*pieces))
+        eligible = np.ones(len(rows), dtype=bool) if self.cap is None else rank < self.cap - self._counts[codes]
+        self.skipped += int(len(rows) - eligible.sum())
+        picks = np.flatnonzero(eligible)
+        picks = picks[np.argsort(rank[picks], kind="stable")][:wanted]
+        np.add.at(self._counts, codes[picks], 1)
+        return rows[picks]
+
+    def _codes(self, chunk: np.ndarray) -> np.ndarray:
+        """A small integer per problem of each row (the index into the counts)."""
         code = self._code
         codes = np.fromiter(
             (code.setdefault(p, len(code)) for p in self.problems_at(chunk).tolist()), np.int64, len(chunk)
         )
         if len(code) > len(self._counts):
             self._counts = np.concatenate([self._counts, np.zeros(len(code) * 2, dtype=np.int64)])
-        by_problem = np.argsort(codes, kind="stable")
-        sorted_codes = codes[by_problem]
-        starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
-        first = np.maximum.accumulate(np.where(starts, np.arange(len(chunk)), 0))
-        earlier = np.empty(len(chunk), dtype=np.int64)
-        earlier[by_problem] = np.arange(len(chunk)) - first
-        return codes, self._counts[codes] + earlier < self.cap
+        return codes
+
+    def _eligible(self, chunk: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(problem codes, whether each row would be taken if the walk reached it): a
+        row is, when its problem's count so far plus its earlier rows in the chunk is
+        under the cap."""
+        if self.cap is None:
+            return None, np.ones(len(chunk), dtype=bool)
+        codes = self._codes(chunk)
+        return codes, self._counts[codes] + _earlier_in_chunk(codes) < self.cap
+
+
+def _earlier_in_chunk(codes: np.ndarray) -> np.ndarray:
+    """For each row, how many rows before it in `codes` have the same problem."""
+    by_problem = np.argsort(codes, kind="stable")
+    sorted_codes = codes[by_problem]
+    starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(codes)), 0))
+    earlier = np.empty(len(codes), dtype=np.int64)
+    earlier[by_problem] = np.arange(len(codes)) - first
+    return earlier

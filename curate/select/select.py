@@ -8,7 +8,8 @@ candidate in the funnel. Then write the subset (data.parquet, the card, plots,
 checksums) as a new version folder, or find that this version exists already.
 
 Strategies (the paper's names in brackets):
-- gaussian: Algorithm 1 (OXA_MLE; curate/select/gaussian.py).
+- gaussian: Algorithm 1, each bin filled as printed or as the released script does
+  (OXA_MLE; curate/select/gaussian.py).
 - lowest_ppl: lowest PPL first (SFT_LP; and the unlikelihood negatives).
 - random: a seeded shuffle (SFT).
 - interval: PPL in [p_min, p_max], longest first (the PPL-interval sampling of Table 3).
@@ -196,7 +197,7 @@ def _sample_part(
         _check_available(label, sel, available, f"candidates have a PPL in [{sel.p_min}, {sel.p_max}]", drops)
         if sel.strategy == "gaussian":
             params = GaussianParams(
-                sel.mu, sel.sigma, sel.p_min, sel.p_max, sel.bin_width, sel.n, sel.rounding, sel.redistribute
+                sel.mu, sel.sigma, sel.p_min, sel.p_max, sel.bin_width, sel.n, sel.rounding, sel.redistribute, sel.fill
             )
             chosen, bin_of, bins = select_gaussian_bins(in_range, ppl, length, c.ids_at, cap, params, sel.seed)
             target = sum(b["target"] for b in bins)
@@ -305,7 +306,7 @@ def _shortfall_message(label: str, result: PartResult) -> str:
     if over_cap:
         message += f"; the per-problem cap d = {sel.max_per_problem} skipped {over_cap:,} rows"
     fixes = ["lower n", "widen the filter"]
-    if sel.strategy == "gaussian" and not sel.redistribute:
+    if sel.strategy == "gaussian" and not sel.redistribute and sel.fill == "longest_first":
         fixes.insert(0, "set redistribute = true")
     if sel.max_per_problem is not None and over_cap:
         fixes.append("raise max_per_problem")

@@ -12,9 +12,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cache
 from importlib.metadata import version
-
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from curate import __version__
 from curate.text.extract import as_math_input, braces_balanced
@@ -28,7 +27,6 @@ GOLD, PAIR = "gold", "pair"
 GOLD_OK = "ok"
 GIVE_UP = ("deadline_s", "parse_timeout_s", "verify_timeout_s")  # settings that only produce timeouts
 
-_CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 _CACHE_SIZE = 4096  # parsed golds and answers kept per worker
 _CACHED_ANSWER_CHARS = 200
 
@@ -99,10 +97,25 @@ WARM_UP_ANSWERS = (
 )  # fmt: skip
 
 
+@cache
+def _math_verify():
+    """math-verify, imported on first use: it brings sympy (half a second at start-up),
+    which commands that never judge an answer (`oxa select`, `oxa sql`) should not pay."""
+    import math_verify
+
+    return math_verify
+
+
+@cache
+def _extraction() -> tuple:
+    """The extraction configs of box mode: LaTeX, then plain expressions."""
+    return (_math_verify().LatexExtractionConfig(), _math_verify().ExprExtractionConfig())
+
+
 def warm_up() -> None:
-    parsed = [parse(as_math_input(answer), _CONFIG) for answer in WARM_UP_ANSWERS]
+    parsed = [_math_verify().parse(as_math_input(answer), _extraction()) for answer in WARM_UP_ANSWERS]
     for gold, answer in zip(parsed, parsed[1:]):
-        verify(gold, answer)
+        _math_verify().verify(gold, answer)
 
 
 def start_worker(settings: VerifierSettings) -> None:
@@ -123,14 +136,18 @@ def parse_gold(forms: tuple[str, ...]) -> list:
     with any of them)."""
     parsed: list = []
     for form in forms:
-        parsed += parse(as_math_input(form), _CONFIG, parsing_timeout=_timeout(_settings.parse_timeout_s))
+        parsed += _math_verify().parse(
+            as_math_input(form), _extraction(), parsing_timeout=_timeout(_settings.parse_timeout_s)
+        )
     return parsed
 
 
 def parse_answer(payload: str) -> list:
     if _settings.extraction == "lenient":
-        return parse(payload, parsing_timeout=_timeout(_settings.parse_timeout_s))
-    return parse(as_math_input(payload), _CONFIG, parsing_timeout=_timeout(_settings.parse_timeout_s))
+        return _math_verify().parse(payload, parsing_timeout=_timeout(_settings.parse_timeout_s))
+    return _math_verify().parse(
+        as_math_input(payload), _extraction(), parsing_timeout=_timeout(_settings.parse_timeout_s)
+    )
 
 
 def judge(item: tuple[str, tuple[str, ...], str | None]) -> tuple[str, str | None, str | None]:
@@ -184,7 +201,7 @@ def _judge(kind: str, forms: tuple[str, ...], payload: str | None) -> tuple[str,
         if _settings.extraction == "lenient":
             return "no_answer", "math-verify found no answer", None
         return "incorrect", "the answer does not parse", None
-    correct = verify(
+    correct = _math_verify().verify(
         gold,
         pred,
         float_rounding=_settings.float_rounding,
