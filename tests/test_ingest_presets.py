@@ -32,7 +32,7 @@ def test_acereason_jsonl(ws, tmp_path):
     stats = ingest(ws, src, preset="acereason")
     assert stats["funnel"] == {"read": 5, "accepted": 3, "duplicate": 1, "rejected": 0, "filtered": 1}
     assert stats["duplicates"] == {"in_pool": 0, "in_run": 1}
-    assert stats["added"] == {"problems": 2, "samples": 3, "answers": 0, "scores": 0}
+    assert stats["added"] == {"problems": 2, "samples": 3, "answers": 0, "scores": 0, "verdicts": 0}
     rows = query(
         ws,
         "SELECT sample_id, problem_id, source, generator, origin, source_row, n_chars FROM samples ORDER BY source_row",

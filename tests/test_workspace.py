@@ -143,7 +143,7 @@ def test_reingest_adds_nothing_and_outputs_are_byte_identical(tmp_path):
             run_ingest(ws, IngestConfig([str(source)]))
     again = run_ingest(first, IngestConfig([str(src)]))
     assert again["funnel"] == {"read": 23, "accepted": 0, "duplicate": 23, "rejected": 0, "filtered": 0}
-    assert again["added"] == {"problems": 0, "samples": 0, "answers": 0, "scores": 0}
+    assert again["added"] == {"problems": 0, "samples": 0, "answers": 0, "scores": 0, "verdicts": 0}
     for folder in ("pool/samples", "pool/problems", "answers"):
         names_one = sorted(p.name for p in (first.root / folder).glob("*.parquet"))
         names_two = sorted(p.name for p in (second.root / folder).glob("*.parquet"))
