@@ -493,9 +493,12 @@ def _take(table: pa.Table, rows: list[int]) -> pa.Table:
 def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None = None) -> dict:
     """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
     config.check()
+    if config.scores_tag:
+        ws.check_score_tag(config.scores_tag)
+    given_tag = config.scores_tag
     files = discover(config.sources)
     presets = resolve_presets(config, files)
-    if config.scores_tag:
+    if config.scores_tag != given_tag:  # taken from a PPL column's name
         ws.check_score_tag(config.scores_tag)
     with ws.lock("pool", "oxa ingest"):
         run = StageRun(ws, "ingest", _fingerprint_config(config, files, presets))
