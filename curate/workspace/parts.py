@@ -48,7 +48,9 @@ def fingerprint(config: Any, length: int = 12) -> str:
 
 
 def _host() -> str:
-    return socket.gethostname().replace("~", "-")
+    """This machine, short (a digest of its name): temporary names, and the path of the
+    fork server's socket (at most 107 bytes), stay short whatever the host name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def owner_tag() -> str:
