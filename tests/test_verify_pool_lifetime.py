@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from curate.ingest import IngestConfig, run_ingest
 from curate.verify.deadline_pool import DeadlinePool
+from tests.conftest import write_jsonl
 
 # Two workers stuck in one C call each (sum over a huge range holds the GIL, like
 # sympy on 9^{9^{9^{9}}}), under an hour's deadline: only their owner's death ends them.
@@ -94,3 +96,45 @@ def test_workers_and_fork_server_die_with_their_owner_and_its_temp_folder_goes(k
     with DeadlinePool(abs, workers=1, deadline_s=60) as pool:  # the next pool cleans up
         assert pool.map([-3]) == [3]
     assert not temp_folder.exists()
+
+
+def test_killed_oxa_verify_leaves_no_worker_on_a_tower_of_powers(ws, tmp_path):
+    tower = "<think>\nwork it out\n</think>\n\nThe answer is $\\boxed{9^{9^{9^{9}}}}$."
+    source = write_jsonl(tmp_path / "pool.jsonl", [{"problem": "tower", "response": tower, "gold": "5"}])
+    mapping = {"problem": "problem", "response": "response", "gold_answer": "gold"}
+    run_ingest(ws, IngestConfig([str(source)], mapping=mapping))
+    verify = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curate.cli",
+            "verify",
+            str(ws.root),
+            "--workers",
+            "1",
+            "--deadline",
+            "3600",
+            "--parse-timeout",
+            "0",
+            "--verify-timeout",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # a worker (a child of the fork server) deep in the power, not just started
+        assert _wait_until(lambda: any(_cpu_seconds(p) > 3.0 for p in _grandchildren(verify.pid)), 180)
+        processes = _descendants(verify.pid)
+        verify.kill()
+        verify.wait(60)
+        assert _wait_until(lambda: not any(_running(p) for p in processes), 60)
+    finally:
+        verify.kill()
+        verify.wait()
+
+
+def _grandchildren(pid: int) -> set[int]:
+    parents = _parents()
+    children = {child for child, parent in parents.items() if parent == pid}
+    return {child for child, parent in parents.items() if parent in children}
