@@ -48,6 +48,7 @@ from curate.ingest.sources import (
     FileDamaged,
     SourceFile,
     arrow_schema,
+    content_record,
     discover,
     peek_columns,
     read_batches,
@@ -139,8 +140,7 @@ def _content_fingerprint(
     same bytes ingested from anywhere, or after a `touch`, give the same fingerprint."""
     resolved = {k: v for k, v in asdict(config).items() if k != "sources"}
     resolved["sources"] = [
-        {"sha256": h, "dataset": f.dataset_name, "format": f.format, "preset": p.name if p else None}
-        for f, p, h in zip(files, presets, hashes)
+        {**content_record(f, h), "preset": p.name if p else None} for f, p, h in zip(files, presets, hashes)
     ]
     resolved["oxa_version"] = __version__
     return fingerprint(resolved)

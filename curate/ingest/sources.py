@@ -65,6 +65,13 @@ class SourceFile:
         return self.path.name.split(".")[0]
 
 
+def content_record(file: SourceFile, sha256: str) -> dict:
+    """What a file's rows derive from, not where the file is: its bytes' hash, its format
+    and its data-set name (the default `source`). Fingerprints built from these give the
+    same parts for the same bytes from any path, after any `touch`."""
+    return {"sha256": sha256, "format": file.format, "dataset": file.dataset_name}
+
+
 @dataclass
 class Unreadable:
     row: int

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import __version__
-from curate.ingest.sources import discover, read_batches
+from curate.ingest.sources import content_record, discover, read_batches
 from curate.text.instructions import strip_instruction_suffixes
 from curate.text.normalize import match_key, match_text
 from curate.trace.fuzzy import fuzzy_matches
@@ -45,7 +45,7 @@ from curate.trace.references import PLACEHOLDERS, REFERENCE_ROWS, ReferenceReade
 from curate.verify.deadline_pool import DeadlinePool
 from curate.verify.mathcheck import PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter
+from curate.workspace.parts import PartWriter, file_sha256, fingerprint
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import ANSWERS
@@ -208,7 +208,8 @@ class _Trace:
         outcomes = pa.concat_tables([resolved, given], promote_options="default").sort_by("problem_id")
         pq.write_table(outcomes, self.run.dir / "outcomes.parquet", compression="zstd")
         traced = resolved.filter(pc.is_in(resolved["outcome"], pa.array(["exact", "normalized", "fuzzy"])))
-        writer = PartWriter(self.ws.table_folder("answers"), f"trace-{self.run.fingerprint}", ANSWERS, "problem_id")
+        prefix = f"trace-{_content_fingerprint(self.config)}"
+        writer = PartWriter(self.ws.table_folder("answers"), prefix, ANSWERS, "problem_id")
         writer.write(traced)
         parts = writer.close()
         for old in self.ws.table_folder("answers").glob("trace-*.parquet"):
@@ -242,6 +243,19 @@ def _fingerprint_config(config: TraceConfig) -> dict:
     ]
     resolved["oxa_version"] = __version__
     return resolved
+
+
+def _content_fingerprint(config: TraceConfig) -> str:
+    """What the traced answers derive from (the pool aside, whose ids name the part): the
+    config and each reference file's bytes and rank, not their paths or times."""
+    resolved = {k: v for k, v in asdict(config).items() if k != "sources"}
+    resolved["sources"] = [
+        {**content_record(f, file_sha256(f.path)), "rank": rank}
+        for rank, source in enumerate(config.sources)
+        for f in discover([source])
+    ]
+    resolved["oxa_version"] = __version__
+    return fingerprint(resolved)
 
 
 def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = None) -> dict:

@@ -318,8 +318,10 @@ class Workspace:
             stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
             if stats:
                 state = stats.get("status", "done")
+            elif "owner" not in config:  # written by an oxa that did not record it
+                state = "incomplete"
             else:
-                state = "killed" if owner_is_dead(config.get("owner", "")) else "running"
+                state = "killed" if owner_is_dead(config["owner"]) else "running"
             runs.append(
                 {
                     "stage": run_dir.parent.name,
