@@ -11,8 +11,11 @@ import zlib
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from curate.ingest import IngestConfig, run_ingest
+from curate.trace import TraceConfig, run_trace
+from curate.workspace import OxaError
 from tests.conftest import query, write_jsonl
 
 
@@ -129,3 +132,11 @@ def test_cli_exits_3_naming_the_damaged_file(ws, tmp_path):
     assert f"damaged: {tmp_path / 'cut.jsonl.gz'} at row" in done.stderr
     assert "EOFError" in done.stderr
     assert "damaged files" in done.stdout
+
+
+def test_other_readers_get_a_one_line_error_naming_the_damaged_file(ws, tmp_path):
+    run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "pool.jsonl", [record(1)]))], preset="acereason"))
+    references = tmp_path / "refs.jsonl.gz"
+    references.write_bytes(gz_lines([{"problem": "What is 1 + 1?", "answer": "2"}] * 50)[:-30])
+    with pytest.raises(OxaError, match=rf"^cannot read {references}: damaged at row \d+, byte \d+ of the decompressed"):
+        run_trace(ws, TraceConfig([str(references)], mapping={"problem": "problem", "gold_answer": "answer"}))
