@@ -72,7 +72,7 @@ def test_a_killed_ingest_shows_no_sample_without_its_problem_and_is_cleaned_up(w
     assert query(ws, "SELECT count(*) FROM samples") == [(5,)]
     assert query(ws, orphans) == [(0,)]
     left = sorted((w["path"].rsplit("/", 1)[1], w["state"]) for w in ws.status()["unfinished_writes"])
-    assert left == sorted([(live.name, "live"), (elsewhere.name, "live")])
+    assert left == sorted([(live.name, "live"), (elsewhere.name, "unknown owner")])
     assert [r["status"] for r in ws.status()["runs"]] == ["killed", "done"]
 
 

@@ -63,19 +63,25 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:16]}{owner_tag()}{_TMP_SUFFIX}")
 
 
-def owner_is_dead(name: str) -> bool:
-    """Whether a temporary name's owner (see owner_tag) is a process of this host that has
-    ended. A name without an owner, or owned on another host, is never called dead."""
+def owner_state(name: str) -> str:
+    """The state of the owner a name carries (see owner_tag): 'dead' (a process of this
+    host that has ended), 'alive' (one of this host still running), or 'unknown' (no
+    owner in the name, or another host's, which this one cannot see)."""
     found = _OWNER.search(name)
     if found is None or found["host"] != _host():
-        return False
+        return "unknown"
     try:
         os.kill(int(found["pid"]), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return _is_zombie(int(found["pid"]))
+        return "dead"
+    except PermissionError:  # another user's
+        return "alive"
+    return "dead" if _is_zombie(int(found["pid"])) else "alive"
+
+
+def owner_is_dead(name: str) -> bool:
+    """Whether what a name belongs to may be removed: its owner is known to have ended."""
+    return owner_state(name) == "dead"
 
 
 def _is_zombie(pid: int) -> bool:

@@ -24,7 +24,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import duckdb_path, fingerprint, owner_is_dead, temp_files, write_schema_part
+from curate.workspace.parts import duckdb_path, fingerprint, owner_state, temp_files, write_schema_part
 from curate.workspace.resources import sql_text
 from curate.workspace.schema import SCORES, TABLE_FOLDERS
 
@@ -318,10 +318,8 @@ class Workspace:
             stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
             if stats:
                 state = stats.get("status", "done")
-            elif "owner" not in config:  # written by an oxa that did not record it
-                state = "incomplete"
-            else:
-                state = "killed" if owner_is_dead(config["owner"]) else "running"
+            else:  # no owner (an older oxa) or another host's: 'incomplete'
+                state = {"dead": "killed", "alive": "running"}.get(owner_state(config.get("owner", "")), "incomplete")
             runs.append(
                 {
                     "stage": run_dir.parent.name,
@@ -335,8 +333,9 @@ class Workspace:
 
     def unfinished_writes(self) -> list[dict]:
         """Temporary files and folders in the workspace's data folders: parts being
-        written ('live'), or left by a killed writer ('stale': the next writer of the
-        folder removes them). None of them is ever read by a view."""
+        written ('live'), left by a killed writer ('stale': the next writer of the folder
+        removes them), or of a writer on another host or an older oxa ('unknown owner',
+        never removed by oxa). None of them is ever read by a view."""
         folders = [self.root / folder for folder, _ in TABLE_FOLDERS.values()]
         folders += [self.scores_folder(tag) for tag in self.score_tags()]
         folders += [p for p in (self.root / "subsets").glob("*") if p.is_dir()]
@@ -346,7 +345,7 @@ class Workspace:
                 found.append(
                     {
                         "path": path.relative_to(self.root).as_posix(),
-                        "state": "stale" if owner_is_dead(path.name) else "live",
+                        "state": {"dead": "stale", "alive": "live"}.get(owner_state(path.name), "unknown owner"),
                     }
                 )
         return found
