@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.ingest import IngestConfig, run_ingest
+from curate.ingest import IngestConfig, run_ingest, sources
 from curate.trace import TraceConfig, run_trace
 from curate.workspace import OxaError
 from tests.conftest import query, write_jsonl
@@ -98,7 +98,8 @@ def test_a_damaged_gz_or_parquet_is_recorded_and_the_other_files_go_on(ws, tmp_p
     assert "damaged file(s)" in stats["summary"]
 
 
-def test_a_parquet_file_damaged_after_its_first_row_group_keeps_that_group(ws, tmp_path):
+def test_a_parquet_file_damaged_after_its_first_batch_keeps_that_batch(ws, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "ARROW_BATCH_ROWS", 4)  # one batch per row group
     path = tmp_path / "two_groups.parquet"
     table = pa.Table.from_pylist([record(i) for i in range(10)])
     pq.write_table(table, path, row_group_size=4, compression="none")

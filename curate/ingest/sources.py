@@ -255,10 +255,11 @@ def _parquet_batches(source: SourceFile, columns: list[str] | None) -> Iterator[
     row = 0
     try:
         parquet = pq.ParquetFile(source.path)
-        for group in range(parquet.num_row_groups):  # one at a time: damage costs only its group onwards
-            for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, row_groups=[group], columns=columns):
-                yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
-                row += batch.num_rows
+        # batches span row groups (files written by `datasets` have 1,000-row groups); a
+        # damaged group costs the batch it falls in, and what follows
+        for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=columns):
+            yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
+            row += batch.num_rows
     except DAMAGE_ERRORS as exc:
         yield Damaged.at(source, row, None, exc)
 

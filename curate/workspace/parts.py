@@ -5,7 +5,7 @@ reader's glob matches, then renamed into place, so a reader or a killed run neve
 half a part. A part's name carries the writing stage's config fingerprint and a digest
 of its ids, so the same rows written twice get the same name and nothing collides.
 
-A temporary name carries its writer's host and pid (`.<name>.<random>~<host>~<pid>.partial`):
+A temporary name carries its writer's host (a digest) and pid (`.<name>.<random>~<host>~<pid>.partial`):
 the next writer of a folder removes the ones whose writer is dead (killed runs), never
 those of a live writer on this host or of any writer on another host.
 """
