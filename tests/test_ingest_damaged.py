@@ -44,6 +44,7 @@ def damaged_sources(tmp_path):
     (tmp_path / "plain.jsonl.gz").write_text(json.dumps(record(7)) + "\n")  # not gzip
     write_jsonl(tmp_path / "more.jsonl", [record(i) for i in range(500, 502)])
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 this is no parquet file")
+    (tmp_path / "junk.arrow").write_bytes(b"ARROW1 nor is this an Arrow file")
     return complete_lines_in(truncated)
 
 
@@ -54,30 +55,31 @@ def test_a_damaged_gz_or_parquet_is_recorded_and_the_other_files_go_on(ws, tmp_p
     assert 0 < kept < 300
     stats = run_ingest(ws, IngestConfig([str(src)], preset="acereason"))
 
-    # files in name order: cut, good, junk, more, plain
+    # files in name order: cut, good, junk.arrow, junk.parquet, more, plain
     damaged = {
         d["path"].rsplit("/", 1)[1]: (d["row"], d["byte"], d["reason"].split(":")[0]) for d in stats["damaged_files"]
     }
-    assert sorted(damaged) == ["cut.jsonl.gz", "junk.parquet", "plain.jsonl.gz"]
+    assert sorted(damaged) == ["cut.jsonl.gz", "junk.arrow", "junk.parquet", "plain.jsonl.gz"]
     cut_row, cut_byte, cut_reason = damaged["cut.jsonl.gz"]
     assert (cut_row, cut_byte, cut_reason) == (kept, kept_bytes, "EOFError")
     assert damaged["plain.jsonl.gz"] == (0, 0, "BadGzipFile")
-    assert damaged["junk.parquet"][:2] == (0, None)
+    assert damaged["junk.parquet"][:2] == damaged["junk.arrow"][:2] == (0, None)
 
     # rows before the damage are kept; each damaged file's unread rest is one rejected record
     assert stats["funnel"] == {
-        "read": 3 + kept + 2 + 3,
+        "read": 3 + kept + 2 + 4,
         "accepted": 3 + kept + 2,
         "duplicate": 0,
-        "rejected": 3,
+        "rejected": 4,
         "filtered": 0,
     }
-    assert stats["rejects"] == {"corrupt_file": 3}
+    assert stats["rejects"] == {"corrupt_file": 4}
     assert query(ws, "SELECT count(*) FROM samples") == [(3 + kept + 2,)]
     by_file = {f["path"].rsplit("/", 1)[1]: (f["records"], f["damaged"]) for f in stats["files"]}
     assert by_file == {
         "cut.jsonl.gz": (kept, True),
         "good.jsonl.gz": (3, False),
+        "junk.arrow": (0, True),
         "junk.parquet": (0, True),
         "more.jsonl": (2, False),
         "plain.jsonl.gz": (0, True),
@@ -89,6 +91,7 @@ def test_a_damaged_gz_or_parquet_is_recorded_and_the_other_files_go_on(ws, tmp_p
     ).fetchall()
     assert [(path.rsplit("/", 1)[1], row) for path, row, _ in corrupt] == [
         ("cut.jsonl.gz", kept),
+        ("junk.arrow", 0),
         ("junk.parquet", 0),
         ("plain.jsonl.gz", 0),
     ]
