@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from curate.workspace.parts import owner_is_dead, owner_tag
+from curate.workspace.parts import owner_is_dead, owner_tag, process_alive
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _die_with(owner_pid: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # when the fork server exits
-    if not _alive(owner_pid):  # it ended before the death signal was set
+    if not process_alive(owner_pid):  # it ended before the death signal was set
         os._exit(1)
     threading.Thread(target=_watch_owner, args=(owner_pid,), name="watch-owner", daemon=True).start()
 
@@ -107,19 +107,9 @@ def _die_with(owner_pid: int) -> None:
 def _watch_owner(owner_pid: int) -> None:
     """The fallback where there is no death signal: poll the owner (this thread runs
     whenever the worker's main thread releases the GIL)."""
-    while _alive(owner_pid):
+    while process_alive(owner_pid):
         time.sleep(_OWNER_WATCH_S)
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _own_temp_dir() -> None:

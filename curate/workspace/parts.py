@@ -70,18 +70,24 @@ def owner_state(name: str) -> str:
     found = _OWNER.search(name)
     if found is None or found["host"] != _host():
         return "unknown"
-    try:
-        os.kill(int(found["pid"]), 0)
-    except ProcessLookupError:
-        return "dead"
-    except PermissionError:  # another user's
-        return "alive"
-    return "dead" if _is_zombie(int(found["pid"])) else "alive"
+    return "alive" if process_alive(int(found["pid"])) else "dead"
 
 
 def owner_is_dead(name: str) -> bool:
     """Whether what a name belongs to may be removed: its owner is known to have ended."""
     return owner_state(name) == "dead"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (a zombie has ended: its new parent may
+    never reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return not _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
