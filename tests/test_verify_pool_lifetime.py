@@ -13,12 +13,14 @@ import pytest
 
 from curate.ingest import IngestConfig, run_ingest
 from curate.verify.deadline_pool import DeadlinePool
+from curate.workspace.parts import process_alive
 from tests.conftest import write_jsonl
 
 # Two workers stuck in one C call each (sum over a huge range holds the GIL, like
 # sympy on 9^{9^{9^{9}}}), under an hour's deadline: only their owner's death ends them.
 STUCK_POOL = """
 from curate.verify.deadline_pool import DeadlinePool
+from curate.workspace.parts import process_alive
 pool = DeadlinePool(sum, workers=2, deadline_s=3600)
 print("started", flush=True)
 for _ in pool.imap_unordered([range(10**14), range(10**14)]):
@@ -55,14 +57,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != b"Z"  # a zombie has ended; its new parent may never reap it
-
-
 def _wait_until(condition, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -84,8 +78,8 @@ def test_workers_and_fork_server_die_with_their_owner_and_its_temp_folder_goes(k
         temp_folders = list(Path(tempfile.gettempdir()).glob(f"oxa-mp~*~{owner.pid}-*"))
         os.kill(owner.pid, kill_with)
         owner.wait(60)
-        assert _wait_until(lambda: not any(_running(p) for p in processes), 60), [
-            (p, Path(f"/proc/{p}/cmdline").read_bytes()[:80]) for p in processes if _running(p)
+        assert _wait_until(lambda: not any(process_alive(p) for p in processes), 60), [
+            (p, Path(f"/proc/{p}/cmdline").read_bytes()[:80]) for p in processes if process_alive(p)
         ]
     finally:
         owner.kill()
@@ -128,7 +122,7 @@ def test_killed_oxa_verify_leaves_no_worker_on_a_tower_of_powers(ws, tmp_path):
         processes = _descendants(verify.pid)
         verify.kill()
         verify.wait(60)
-        assert _wait_until(lambda: not any(_running(p) for p in processes), 60)
+        assert _wait_until(lambda: not any(process_alive(p) for p in processes), 60)
     finally:
         verify.kill()
         verify.wait()
