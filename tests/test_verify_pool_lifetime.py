@@ -20,7 +20,6 @@ from tests.conftest import write_jsonl
 # sympy on 9^{9^{9^{9}}}), under an hour's deadline: only their owner's death ends them.
 STUCK_POOL = """
 from curate.verify.deadline_pool import DeadlinePool
-from curate.workspace.parts import process_alive
 pool = DeadlinePool(sum, workers=2, deadline_s=3600)
 print("started", flush=True)
 for _ in pool.imap_unordered([range(10**14), range(10**14)]):
