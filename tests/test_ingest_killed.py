@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.ingest import IngestConfig, run_ingest
-from curate.workspace.parts import PartWriter, temp_path
+from curate.subsets.subsets import publish
+from curate.workspace import Workspace
+from curate.workspace.parts import PartWriter, owner_tag, temp_path
 from curate.workspace.schema import SAMPLES
 from tests.conftest import query, write_jsonl
 
@@ -84,3 +86,15 @@ def test_a_staged_writer_shows_nothing_until_published(tmp_path):
     (part,) = writer.publish("ingest-content")
     assert part.name.startswith("ingest-content-") and [p.name for p in tmp_path.iterdir()] == [part.name]
     assert pq.read_table(part)["sample_id"].to_pylist() == ["a", "b"]
+
+
+def test_a_killed_select_leaves_a_temporary_folder_that_the_next_publish_removes(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    folder = ws.root / "subsets" / "s"
+    folder.mkdir(parents=True)
+    dead = folder / ".0123abcd.feedbeef{}.partial".format(owner_tag().rsplit("~", 1)[0] + "~999999999")
+    dead.mkdir()
+    (dead / "data.parquet").write_bytes(b"half")
+    assert ws.unfinished_writes() == [{"path": f"subsets/s/{dead.name}", "state": "stale"}]
+    publish(ws, "s", "0123abcd", lambda tmp: (tmp / "data.parquet").write_bytes(b"whole"))
+    assert sorted(p.name for p in folder.iterdir()) == ["0123abcd"]

@@ -23,7 +23,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import atomic_target, duckdb_path, file_sha256, fingerprint
+from curate.workspace.parts import atomic_target, duckdb_path, file_sha256, fingerprint, remove_stale_temp_files
 from curate.workspace.resources import sql_text
 
 CHECKSUMS = "checksums.sha256"
@@ -53,9 +53,11 @@ def subset_dir(ws: Workspace, name: str, version: str) -> Path:
 
 def publish(ws: Workspace, name: str, version: str, fill: Callable[[Path], None]) -> Path:
     """Write a subset version: `fill(folder)` writes its files into a temporary folder,
-    which gets its checksums and is then renamed into place whole."""
+    which gets its checksums and is then renamed into place whole. The temporary folders
+    of killed runs beside it go first."""
     final = subset_dir(ws, name, version)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(final.parent)
     try:
         with atomic_target(final) as tmp:
             tmp.mkdir()
