@@ -31,9 +31,10 @@ def init(workspace: WorkspaceArg) -> None:
 
 def status(workspace: WorkspaceArg) -> None:
     """Row counts per table, the stage runs with their config fingerprints (a run without
-    results is 'running', or 'killed' when its process is gone: none of its rows are in
-    the tables), and the temporary files of unfinished writes ('stale' ones, left by a
-    killed run, are removed by the next writer of their folder)."""
+    results is 'running', or 'killed' when its process is gone: a killed ingest added
+    nothing; a killed verify or score kept its whole parts, which its rerun skips), and
+    the temporary files of unfinished writes ('stale' ones, left by a killed run, are
+    removed by the next writer of their folder)."""
     info = Workspace.open(workspace).status()
     tables = Table(title=f"workspace {info['root']}")
     tables.add_column("table")
