@@ -16,6 +16,8 @@ from curate.ingest.records import WHERE_COLUMNS
 from curate.workspace import Workspace
 from curate.workspace.progress import err_console
 
+DAMAGED_EXIT_CODE = 3  # the run finished, but a source file was damaged
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `oxa` app."""
@@ -82,7 +84,10 @@ def ingest(
     """Add pool sources to a workspace: problems, samples, and the answers they give.
 
     Ingesting the same data twice adds nothing. Every record read is accepted, a duplicate,
-    rejected with a reason (in runs/ingest/<run>/rejects/), or filtered out.
+    rejected with a reason (in runs/ingest/<run>/rejects/), or filtered out. A damaged file
+    (a truncated or corrupt .gz, a corrupt parquet file) keeps the rows read before the
+    damage, is recorded as a `corrupt_file` reject, and the other files go on; the command
+    then exits with status 3. The run's rows appear in the pool only when it ends.
     """
     ws = Workspace.open(workspace)
     config = IngestConfig(
@@ -107,6 +112,11 @@ def ingest(
 
         stats = run_ingest(ws, config, progress=report)
     _print_ingest_summary(ws, stats)
+    if stats["damaged_files"]:
+        for damaged in stats["damaged_files"]:  # plain, unwrapped: paths stay whole
+            typer.echo(f"damaged: {damaged['path']} at row {damaged['row']:,}: {damaged['reason']}", err=True)
+        typer.echo("the rows before the damage were kept; replace the file(s) and ingest them again", err=True)
+        raise typer.Exit(DAMAGED_EXIT_CODE)
 
 
 def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
@@ -125,6 +135,8 @@ def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
         table.add_row(f"new {what}" + (f" (scores/{stats['scores_tag']})" if what == "scores" and n else ""), f"{n:,}")
     for reason, n in stats["scores_dropped"].items():
         table.add_row(f"  score dropped, sample kept: {reason}", f"{n:,}")
+    if stats["damaged_files"]:
+        table.add_row("damaged files", f"{len(stats['damaged_files']):,}")
     if stats["instructions_stripped"]:
         table.add_row("instruction suffixes stripped", f"{stats['instructions_stripped']:,}")
     console.print(table)

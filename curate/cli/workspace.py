@@ -30,7 +30,11 @@ def init(workspace: WorkspaceArg) -> None:
 
 
 def status(workspace: WorkspaceArg) -> None:
-    """Row counts per table, and the stage runs with their config fingerprints."""
+    """Row counts per table, the stage runs with their config fingerprints (a run without
+    results is 'running', or 'killed' when its process is gone: a killed ingest added
+    nothing; a killed verify or score kept its whole parts, which its rerun skips), and
+    the temporary files of unfinished writes ('stale' ones, left by a killed run, are
+    removed by the next writer of their folder)."""
     info = Workspace.open(workspace).status()
     tables = Table(title=f"workspace {info['root']}")
     tables.add_column("table")
@@ -38,6 +42,13 @@ def status(workspace: WorkspaceArg) -> None:
     for name, rows in info["tables"].items():
         tables.add_row(name, f"{rows:,}")
     console.print(tables)
+    if info["unfinished_writes"]:
+        unfinished = Table(title="unfinished writes (not in any table)")
+        unfinished.add_column("temporary file")
+        unfinished.add_column("state")
+        for entry in info["unfinished_writes"]:
+            unfinished.add_row(entry["path"], entry["state"])
+        console.print(unfinished)
     if not info["runs"]:
         console.print("no stage runs yet")
         return

@@ -8,7 +8,10 @@ dataset_dict.json and one folder per split).
 
 Two kinds of batch come out: `ArrowBatch` (typed columns, from parquet and Arrow) and
 `DictBatch` (parsed JSON objects, from JSON). Records that cannot be parsed come out as
-`Unreadable` entries of a DictBatch, with the reason, never dropped.
+`Unreadable` entries of a DictBatch, with the reason, never dropped. A file whose bytes
+are damaged (a truncated or corrupt .gz, a .gz that is not gzip, a corrupt parquet or
+Arrow file) ends with a `Damaged` item saying where reading stopped and why; the
+batches before it are the rows read before the damage.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import io
 import json
 import queue
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,13 @@ class SourceFile:
         return self.path.name.split(".")[0]
 
 
+def content_record(file: SourceFile, sha256: str) -> dict:
+    """What a file's rows derive from, not where the file is: its bytes' hash, its format
+    and its data-set name (the default `source`). Fingerprints built from these give the
+    same parts for the same bytes from any path, after any `touch`."""
+    return {"sha256": sha256, "format": file.format, "dataset": file.dataset_name}
+
+
 @dataclass
 class Unreadable:
     row: int
@@ -82,6 +93,41 @@ class ArrowBatch:
     file: SourceFile
     first_row: int
     table: pa.Table
+
+
+# What reading a damaged file raises: gzip (BadGzipFile is an OSError; EOFError when the
+# stream ends early; zlib.error on corrupt deflate data), pyarrow (ArrowInvalid, OSError).
+DAMAGE_ERRORS = (OSError, EOFError, zlib.error, pa.ArrowException)
+
+
+@dataclass
+class Damaged:
+    """Where reading a file stopped on damaged bytes: the first row not read, the byte
+    offset reached (in the decompressed stream of a .gz; None where not known), and why."""
+
+    file: SourceFile
+    row: int
+    byte: int | None
+    reason: str
+
+    @classmethod
+    def at(cls, file: SourceFile, row: int, byte: int | None, exc: BaseException) -> Damaged:
+        if isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError)):
+            raise OxaError(f"cannot read {file.path}: {exc}") from exc  # not damage: the user's to fix
+        return cls(file, row, byte, f"{type(exc).__name__}: {exc}")
+
+    def describe(self) -> str:
+        where = f"row {self.row:,}" + (f", byte {self.byte:,}" if self.byte is not None else "")
+        stream = " of the decompressed stream" if self.file.compressed and self.byte is not None else ""
+        return f"damaged at {where}{stream}: {self.reason}; the rest of the file is unread"
+
+
+class FileDamaged(OxaError):
+    """A file too damaged to read even its first records (or its schema)."""
+
+    def __init__(self, damaged: Damaged) -> None:
+        super().__init__(f"cannot read {damaged.file.path}: {damaged.describe()}")
+        self.damaged = damaged
 
 
 def classify(path: Path) -> SourceFile | None:
@@ -136,17 +182,27 @@ def _hf_dataset_files(folder: Path) -> list[SourceFile]:
     return []
 
 
-def read_batches(source: SourceFile, columns: list[str] | None = None) -> Iterator[DictBatch | ArrowBatch]:
+def read_batches(
+    source: SourceFile, columns: list[str] | None = None, keep_damaged: bool = False
+) -> Iterator[DictBatch | ArrowBatch | Damaged]:
     """Stream one file as batches, read ahead on a background thread (decoding parquet
     and parsing JSON overlap with the caller's work). `columns` limits the top-level
-    columns read from parquet and Arrow files (None reads all)."""
+    columns read from parquet and Arrow files (None reads all). Damaged bytes end the
+    stream with a `Damaged` item if `keep_damaged`, else with FileDamaged raised."""
     if source.format == "parquet":
         batches = _parquet_batches(source, columns)
     elif source.format == "arrow":
         batches = _arrow_batches(source, columns)
     else:
         batches = _json_batches(source)
-    return _read_ahead(batches)
+    return _read_ahead(batches) if keep_damaged else _raise_on_damage(_read_ahead(batches))
+
+
+def _raise_on_damage(items: Iterator) -> Iterator[DictBatch | ArrowBatch]:
+    for item in items:
+        if isinstance(item, Damaged):
+            raise FileDamaged(item)
+        yield item
 
 
 _DONE = object()
@@ -185,18 +241,27 @@ def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
 
 
 def arrow_schema(source: SourceFile) -> pa.Schema:
-    if source.format == "parquet":
-        return pq.read_schema(source.path)
-    with _open_ipc(source.path) as reader:
-        return reader.schema
+    """The schema of a parquet or Arrow file; FileDamaged if it cannot be read."""
+    try:
+        if source.format == "parquet":
+            return pq.read_schema(source.path)
+        with _open_ipc(source.path) as reader:
+            return reader.schema
+    except DAMAGE_ERRORS as exc:
+        raise FileDamaged(Damaged.at(source, 0, None, exc)) from exc
 
 
-def _parquet_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch]:
-    parquet = pq.ParquetFile(source.path)
+def _parquet_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch | Damaged]:
     row = 0
-    for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=columns):
-        yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
-        row += batch.num_rows
+    try:
+        parquet = pq.ParquetFile(source.path)
+        # batches span row groups (files written by `datasets` have 1,000-row groups); a
+        # damaged group costs the batch it falls in, and what follows
+        for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=columns):
+            yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
+            row += batch.num_rows
+    except DAMAGE_ERRORS as exc:
+        yield Damaged.at(source, row, None, exc)
 
 
 class _open_ipc:
@@ -220,17 +285,20 @@ class _open_ipc:
         self._handle.close()
 
 
-def _arrow_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch]:
+def _arrow_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch | Damaged]:
     row = 0
-    with _open_ipc(source.path) as ipc_file:
-        for batch in ipc_file.reader:
-            table = pa.Table.from_batches([batch])
-            if columns is not None:
-                table = table.select([c for c in columns if c in table.column_names])
-            for start in range(0, table.num_rows, ARROW_BATCH_ROWS):
-                piece = table.slice(start, ARROW_BATCH_ROWS)
-                yield ArrowBatch(source, row, piece)
-                row += piece.num_rows
+    try:
+        with _open_ipc(source.path) as ipc_file:
+            for batch in ipc_file.reader:
+                table = pa.Table.from_batches([batch])
+                if columns is not None:
+                    table = table.select([c for c in columns if c in table.column_names])
+                for start in range(0, table.num_rows, ARROW_BATCH_ROWS):
+                    piece = table.slice(start, ARROW_BATCH_ROWS)
+                    yield ArrowBatch(source, row, piece)
+                    row += piece.num_rows
+    except DAMAGE_ERRORS as exc:
+        yield Damaged.at(source, row, None, exc)
 
 
 def preview(raw: bytes | str) -> str:
@@ -242,10 +310,14 @@ def _open_binary(source: SourceFile) -> io.BufferedIOBase:
     return gzip.open(source.path, "rb") if source.compressed else open(source.path, "rb")
 
 
-def _json_batches(source: SourceFile) -> Iterator[DictBatch]:
-    with _open_binary(source) as handle:
-        head = handle.peek(64) if hasattr(handle, "peek") else b""
-        is_array = source.format == "json" and head.removeprefix(_BOM).lstrip()[:1] == b"["
+def _json_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
+    try:
+        with _open_binary(source) as handle:
+            head = handle.peek(64) if hasattr(handle, "peek") else b""
+    except DAMAGE_ERRORS as exc:  # e.g. a .gz that is not gzip
+        yield Damaged.at(source, 0, 0, exc)
+        return
+    is_array = source.format == "json" and head.removeprefix(_BOM).lstrip()[:1] == b"["
     if is_array:
         yield from _json_array_batches(source)
     else:
@@ -270,29 +342,37 @@ def _parse_line(line: bytes) -> tuple[dict | None, Unreadable | None]:
     return obj, None
 
 
-def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch]:
+def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
     batch = DictBatch(source)
-    with _open_binary(source) as handle:
-        for row, line in enumerate(handle):
-            if row == 0:
-                line = line.removeprefix(_BOM)  # a UTF-8 byte-order mark is not part of the data
-            if not line.strip():
-                continue  # blank lines are not records
-            obj, bad = _parse_line(line)
-            if bad is not None:
-                bad.row = row
-                batch.unreadable.append(bad)
-            else:
-                batch.rows.append(row)
-                batch.objects.append(obj)
-            if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
-                yield batch
-                batch = DictBatch(source)
+    row = offset = 0  # the next line to read and where it starts
+    damaged = None
+    try:
+        with _open_binary(source) as handle:
+            for line in handle:
+                index, row, offset = row, row + 1, offset + len(line)
+                if index == 0:
+                    line = line.removeprefix(_BOM)  # a UTF-8 byte-order mark is not part of the data
+                if not line.strip():
+                    continue  # blank lines are not records
+                obj, bad = _parse_line(line)
+                if bad is not None:
+                    bad.row = index
+                    batch.unreadable.append(bad)
+                else:
+                    batch.rows.append(index)
+                    batch.objects.append(obj)
+                if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
+                    yield batch
+                    batch = DictBatch(source)
+    except DAMAGE_ERRORS as exc:
+        damaged = Damaged.at(source, row, offset, exc)
     if batch.rows or batch.unreadable:
         yield batch
+    if damaged is not None:
+        yield damaged
 
 
-def _json_array_batches(source: SourceFile) -> Iterator[DictBatch]:
+def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
     batch = DictBatch(source)
     row = 0
     with _open_binary(source) as handle:
@@ -304,6 +384,11 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch]:
                 obj = next(items)
             except StopIteration:
                 break
+            except DAMAGE_ERRORS as exc:  # the bytes, not the JSON: a damaged .gz
+                if batch.rows or batch.unreadable:
+                    yield batch
+                yield Damaged.at(source, row, None, exc)
+                return
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 # A broken array cannot be resynchronized: what follows is one unreadable record.
                 batch.unreadable.append(
@@ -326,12 +411,17 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch]:
 
 
 def peek_columns(source: SourceFile, max_rows: int = 200) -> list[str]:
-    """The top-level column names of a file (for JSON: the keys of its first objects)."""
+    """The top-level column names of a file (for JSON: the keys of its first objects).
+    FileDamaged if the file is damaged before its first record."""
     if source.format in ("parquet", "arrow"):
         return list(arrow_schema(source).names)
     keys: dict[str, None] = {}
     seen = 0
     for batch in _json_batches(source):
+        if isinstance(batch, Damaged):
+            if seen == 0:
+                raise FileDamaged(batch)
+            break
         for obj in batch.objects:
             keys.update(dict.fromkeys(obj))
             seen += 1

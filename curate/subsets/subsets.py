@@ -2,9 +2,11 @@
 
 A version is the content hash of the selection (only the fields its strategy reads;
 name, description and owner are cosmetic), the fingerprints of the workspace tables it
-read, and the oxa version. Parts are immutable and named by content, so a table's
-fingerprint is the hash of its part names and sizes: adding, removing or replacing a
-part changes it, and reading it costs nothing. The same inputs give the same version,
+read, and the oxa version. Parts are immutable and named by content (the writing
+stage's content fingerprint, never a path or a time, and a digest of their ids), so a
+table's fingerprint is the hash of its part names: adding, removing or replacing a part
+changes it, reading it costs nothing, and the same source bytes ingested from another
+path, or after a `touch`, give the same fingerprint. The same inputs give the same version,
 and a version folder, once renamed into place whole, is never written again.
 
 A subset folder: data.parquet, card.json, card.md and README.md (the same card: the
@@ -13,7 +15,6 @@ Hugging Face Hub reads README.md), plots/*.png, and checksums.sha256 (`sha256sum
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import atomic_target, duckdb_path, fingerprint
+from curate.workspace.parts import atomic_target, duckdb_path, file_sha256, fingerprint, remove_stale_temp_files
 from curate.workspace.resources import sql_text
 
 CHECKSUMS = "checksums.sha256"
@@ -30,12 +31,14 @@ _INPUT_TABLES = ("problems", "samples", "answers", "verify")
 
 
 def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
-    """Per input table (and scores/<tag>), the hash of its parquet parts' names and sizes."""
+    """Per input table (and scores/<tag>), the hash of its parquet parts' names. Not their
+    sizes: parts carry provenance (the absolute source_file) that differs between two
+    workspaces holding the same data."""
     folders = {table: ws.table_folder(table) for table in _INPUT_TABLES}
     folders.update({f"scores/{tag}": ws.scores_folder(tag) for tag in sorted(score_tags)})
     result = {}
     for table, folder in folders.items():
-        listing = sorted((p.name, p.stat().st_size) for p in folder.glob("*.parquet"))
+        listing = sorted(p.name for p in folder.glob("*.parquet"))
         result[table] = fingerprint(listing, 16)
     return result
 
@@ -50,9 +53,11 @@ def subset_dir(ws: Workspace, name: str, version: str) -> Path:
 
 def publish(ws: Workspace, name: str, version: str, fill: Callable[[Path], None]) -> Path:
     """Write a subset version: `fill(folder)` writes its files into a temporary folder,
-    which gets its checksums and is then renamed into place whole."""
+    which gets its checksums and is then renamed into place whole. The temporary folders
+    of killed runs beside it go first."""
     final = subset_dir(ws, name, version)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(final.parent)
     try:
         with atomic_target(final) as tmp:
             tmp.mkdir()
@@ -63,14 +68,6 @@ def publish(ws: Workspace, name: str, version: str, fill: Callable[[Path], None]
             raise OxaError(f"subset {name}/{version} appeared while this one was written; it is kept as it is") from exc
         raise
     return final
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_checksums(folder: Path) -> None:

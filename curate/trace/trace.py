@@ -46,14 +46,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import __version__
-from curate.ingest.sources import discover, read_batches
+from curate.ingest.sources import content_record, discover, read_batches
 from curate.text.instructions import strip_instruction_suffixes
 from curate.text.normalize import match_key, match_text
 from curate.trace.evidence import equal_pairs, pool_support
 from curate.trace.fuzzy import fuzzy_matches
 from curate.trace.references import PLACEHOLDERS, REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter
+from curate.workspace.parts import PartWriter, file_sha256, fingerprint
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import ANSWERS, TRACE_CONFLICTS
@@ -241,7 +241,7 @@ class _Trace:
         """Write `rows` as the table's trace part; the latest trace replaces the previous one."""
         schema = {"answers": ANSWERS, "trace_conflicts": TRACE_CONFLICTS}[table]
         folder = self.ws.table_folder(table)
-        writer = PartWriter(folder, f"trace-{self.run.fingerprint}", schema, "problem_id")
+        writer = PartWriter(folder, f"trace-{_content_fingerprint(self.config)}", schema, "problem_id")
         writer.write(rows.select(schema.names).cast(schema))
         parts = writer.close()
         for old in folder.glob("trace-*.parquet"):
@@ -277,6 +277,19 @@ def _fingerprint_config(config: TraceConfig) -> dict:
     ]
     resolved["oxa_version"] = __version__
     return resolved
+
+
+def _content_fingerprint(config: TraceConfig) -> str:
+    """What the traced answers derive from (the pool aside, whose ids name the part): the
+    config and each reference file's bytes and rank, not their paths or times."""
+    resolved = {k: v for k, v in asdict(config).items() if k != "sources"}
+    resolved["sources"] = [
+        {**content_record(f, file_sha256(f.path)), "rank": rank}
+        for rank, source in enumerate(config.sources)
+        for f in discover([source])
+    ]
+    resolved["oxa_version"] = __version__
+    return fingerprint(resolved)
 
 
 def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = None) -> dict:

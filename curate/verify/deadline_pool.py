@@ -10,21 +10,36 @@ which bounds what sympy's caches gather, and may run under an address-space limi
 
 Workers come from a fork server that has imported the `preload` modules once, so a
 replacement starts in milliseconds and never inherits the parent's threads.
+
+Workers die with the parent whatever signal ends it, SIGKILL included: each worker drops
+its handle on the fork server's liveness pipe (so the fork server exits when the parent
+does), asks Linux for SIGKILL when its parent, the fork server, exits (PR_SET_PDEATHSIG),
+and watches the pool's owner from a thread as a fallback elsewhere. multiprocessing's
+temp folder (the fork server's socket) is named with its owner's pid, and the next pool
+removes the folders of owners that died.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
+import threading
 import time
 import types
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
+
+from curate.workspace.parts import owner_is_dead, owner_tag, process_alive
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,9 @@ def _worker_main(
     initializer: Callable[..., None] | None,
     initargs: tuple,
     memory_limit_mb: int | None,
+    owner_pid: int,
 ) -> None:
+    _die_with(owner_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     if memory_limit_mb:  # a limit on growth: a worker starts with what its fork server had mapped
         limit = _mapped_bytes() + memory_limit_mb * 2**20
@@ -64,6 +81,53 @@ def _worker_main(
             conn.send((index, result))
 
 
+_PR_SET_PDEATHSIG = 1
+_OWNER_WATCH_S = 1.0
+
+
+def _die_with(owner_pid: int) -> None:
+    """End this worker when the pool's owner ends, however it ends (a worker deep in a C
+    call, e.g. a huge integer power, never reads its pipe)."""
+    from multiprocessing import forkserver
+
+    # The fork server exits when every holder of its liveness pipe has; each child gets a
+    # copy, which a worker (it starts no processes) closes, leaving the owner the only one.
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # when the fork server exits
+    if not process_alive(owner_pid):  # it ended before the death signal was set
+        os._exit(1)
+    threading.Thread(target=_watch_owner, args=(owner_pid,), name="watch-owner", daemon=True).start()
+
+
+def _watch_owner(owner_pid: int) -> None:
+    """The fallback where there is no death signal: poll the owner (this thread runs
+    whenever the worker's main thread releases the GIL)."""
+    while process_alive(owner_pid):
+        time.sleep(_OWNER_WATCH_S)
+    os._exit(1)
+
+
+def _own_temp_dir() -> None:
+    """Give multiprocessing a temp folder named with this process (`oxa-mp~<host>~<pid>-*`)
+    instead of an anonymous /tmp/pymp-*, which a killed parent leaves behind, and remove
+    the folders of parents that died."""
+    from multiprocessing import process, util
+
+    for stale in Path(tempfile.gettempdir()).glob("oxa-mp~*"):
+        if owner_is_dead(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    config = process.current_process()._config
+    if config.get("tempdir") is None:
+        folder = tempfile.mkdtemp(prefix=f"oxa-mp{owner_tag()}-")
+        util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=-100)
+        config["tempdir"] = folder
+
+
 def _mapped_bytes() -> int:
     try:
         with open("/proc/self/statm") as statm:
@@ -81,7 +145,7 @@ class _Worker:
         self.conn, child = pool._ctx.Pipe()
         self.process = pool._ctx.Process(
             target=_worker_main,
-            args=(child, pool.fn, pool.initializer, pool.initargs, pool.memory_limit_mb),
+            args=(child, pool.fn, pool.initializer, pool.initargs, pool.memory_limit_mb, os.getpid()),
             daemon=True,
         )
         self.process.start()
@@ -147,6 +211,7 @@ class DeadlinePool:
         self.memory_limit_mb = memory_limit_mb
         self.chunk_size = chunk_size
         self.stats = {"started": 0, "recycled": 0, "killed_at_deadline": 0, "died": 0}
+        _own_temp_dir()
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload([*preload, *_main_modules()])
         self._workers = [self._start() for _ in range(max(1, workers))]

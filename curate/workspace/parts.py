@@ -4,6 +4,10 @@ Every stage writes its output as parquet parts: written under a temporary name t
 reader's glob matches, then renamed into place, so a reader or a killed run never sees
 half a part. A part's name carries the writing stage's config fingerprint and a digest
 of its ids, so the same rows written twice get the same name and nothing collides.
+
+A temporary name carries its writer's host (a digest) and pid (`.<name>.<random>~<host>~<pid>.partial`):
+the next writer of a folder removes the ones whose writer is dead (killed runs), never
+those of a live writer on this host or of any writer on another host.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -26,6 +31,7 @@ import pyarrow.parquet as pq
 
 SCHEMA_PART = "_schema.parquet"
 _TMP_SUFFIX = ".partial"
+_OWNER = re.compile(r"~(?P<host>[^~/]+)~(?P<pid>[0-9]+)(?=\.partial$|-|$)")
 
 
 def duckdb_path(path: Path | str) -> str:
@@ -41,12 +47,86 @@ def fingerprint(config: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+def _host() -> str:
+    """This machine, short (a digest of its name): temporary names, and the path of the
+    fork server's socket (at most 107 bytes), stay short whatever the host name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def owner_tag() -> str:
+    """`~<host>~<pid>`: the mark of this process in the names of its temporary files."""
+    return f"~{_host()}~{os.getpid()}"
+
+
+def temp_path(path: Path) -> Path:
+    """A temporary name beside `path` that no reader's glob matches, marked with its owner."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:16]}{owner_tag()}{_TMP_SUFFIX}")
+
+
+def owner_state(name: str) -> str:
+    """The state of the owner a name carries (see owner_tag): 'dead' (a process of this
+    host that has ended), 'alive' (one of this host still running), or 'unknown' (no
+    owner in the name, or another host's, which this one cannot see)."""
+    found = _OWNER.search(name)
+    if found is None or found["host"] != _host():
+        return "unknown"
+    return "alive" if process_alive(int(found["pid"])) else "dead"
+
+
+def owner_is_dead(name: str) -> bool:
+    """Whether what a name belongs to may be removed: its owner is known to have ended."""
+    return owner_state(name) == "dead"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (a zombie has ended: its new parent may
+    never reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """The temporary files and folders in `folder` left by writers that have died."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f".*{_TMP_SUFFIX}") if owner_is_dead(p.name))
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Every temporary file or folder in `folder`, live or stale."""
+    return sorted(folder.glob(f".*{_TMP_SUFFIX}")) if folder.is_dir() else []
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove what dead writers left in `folder` (a killed run's half-written parts)."""
+    stale = stale_temp_files(folder)
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write a file or a folder at, renamed onto `path`
     when the block succeeds and removed when it fails. A folder never replaces a
     non-empty one: the rename fails instead."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+    tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -67,13 +147,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_schema_part(folder: Path, schema: pa.Schema) -> None:
     """A zero-row part that gives a folder's view its columns before any data exists
     (DuckDB's read_parquet fails on a glob that matches nothing)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SCHEMA_PART
     if not target.exists():
-        tmp = folder / f".{SCHEMA_PART}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
+        tmp = temp_path(target)
         pq.write_table(schema.empty_table(), tmp)
         os.replace(tmp, target)
 
@@ -85,6 +173,9 @@ class PartWriter:
     close(). Part names are `<prefix>-<digest>.parquet`, the digest taken over the
     `id_column` values in order. Writing (encoding and compression, which release the
     GIL) runs on a background thread, at most `_MAX_PENDING` tables behind the caller.
+    A `staged` writer keeps its finished parts under temporary names until publish(),
+    so that a run can make all its parts visible at once, in an order it chooses. A new
+    writer first removes the temporary files that dead writers left in its folder.
     """
 
     _MAX_PENDING = 2
@@ -96,7 +187,9 @@ class PartWriter:
         schema: pa.Schema,
         id_column: str,
         rows_per_part: int = 1_000_000,
+        staged: bool = False,
     ) -> None:
+        remove_stale_temp_files(folder)
         self.folder = folder
         self.prefix = prefix
         self.schema = schema
@@ -108,6 +201,8 @@ class PartWriter:
         self._tmp: Path | None = None
         self._digest = hashlib.sha256()
         self._part_rows = 0
+        self.staged = staged
+        self._unpublished: list[tuple[Path, str]] = []  # staged parts: temporary path, digest
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{prefix}")
         self._pending: deque[Future] = deque()
         self._closed = False
@@ -137,7 +232,7 @@ class PartWriter:
     def _write_chunk(self, chunk: pa.Table) -> None:
         if self._writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._tmp = self.folder / f".{self.prefix}-{uuid.uuid4().hex}.parquet{_TMP_SUFFIX}"
+            self._tmp = temp_path(self.folder / f"{self.prefix}.parquet")
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         self._writer.write_table(chunk, row_group_size=chunk.num_rows)
         ids = chunk.column(self.id_column).to_pylist()
@@ -149,10 +244,13 @@ class PartWriter:
         if self._writer is None:
             return
         self._writer.close()
-        target = self.folder / f"{self.prefix}-{self._digest.hexdigest()[:16]}.parquet"
         assert self._tmp is not None
-        os.replace(self._tmp, target)
-        self.parts.append(target)
+        if self.staged:
+            self._unpublished.append((self._tmp, self._digest.hexdigest()[:16]))
+        else:
+            target = self.folder / f"{self.prefix}-{self._digest.hexdigest()[:16]}.parquet"
+            os.replace(self._tmp, target)
+            self.parts.append(target)
         self._writer, self._tmp = None, None
         self._digest = hashlib.sha256()
         self._part_rows = 0
@@ -166,8 +264,22 @@ class PartWriter:
         self._executor.shutdown()
         return self.parts
 
+    def publish(self, prefix: str | None = None) -> list[Path]:
+        """Rename a closed staged writer's parts into place, named `<prefix>-<digest>`
+        (`prefix` defaults to the writer's; a run may name its parts by what it learnt
+        while writing them)."""
+        assert self._closed, "publish() follows close()"
+        while self._unpublished:
+            tmp, digest = self._unpublished[0]
+            target = self.folder / f"{prefix or self.prefix}-{digest}.parquet"
+            os.replace(tmp, target)
+            self.parts.append(target)
+            self._unpublished.pop(0)
+        return self.parts
+
     def abort(self) -> None:
-        """Drop the part in progress (on error); finished parts stay, they are whole."""
+        """Drop the part in progress (on error) and any staged parts; published parts
+        stay, they are whole."""
         self._closed = True
         for future in self._pending:
             future.cancel()
@@ -178,3 +290,6 @@ class PartWriter:
             assert self._tmp is not None
             self._tmp.unlink(missing_ok=True)
             self._writer, self._tmp = None, None
+        for tmp, _ in self._unpublished:  # staged parts were never visible; nothing is left
+            tmp.unlink(missing_ok=True)
+        self._unpublished.clear()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from curate.workspace.parts import PartWriter, atomic_write_json, fingerprint
+from curate.workspace.parts import PartWriter, atomic_write_json, fingerprint, owner_tag
 from curate.workspace.schema import REJECTS
 from curate.workspace.workspace import Workspace
 
@@ -39,7 +39,8 @@ class StageRun:
         self.dir.mkdir(parents=True)
         atomic_write_json(
             self.dir / "config.json",
-            {"stage": self.stage, "fingerprint": self.fingerprint, "config": self.config},
+            # owner: this process, so that `oxa status` tells a running run from a killed one
+            {"stage": self.stage, "fingerprint": self.fingerprint, "config": self.config, "owner": owner_tag()},
         )
         self.rejects = PartWriter(
             self.dir / "rejects", "rejects", REJECTS, id_column="source_row", rows_per_part=250_000

@@ -24,7 +24,7 @@ import duckdb
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import duckdb_path, fingerprint, write_schema_part
+from curate.workspace.parts import duckdb_path, fingerprint, owner_state, temp_files, write_schema_part
 from curate.workspace.resources import sql_text
 from curate.workspace.schema import SCORES, TABLE_FOLDERS
 
@@ -300,7 +300,9 @@ class Workspace:
     # -- status -------------------------------------------------------------------
 
     def status(self) -> dict:
-        """Row counts per table and score tag, and the stage runs with fingerprints."""
+        """Row counts per table and score tag, the stage runs with fingerprints (a run
+        without stats.json is 'running', or 'killed' when its process is gone), and the
+        temporary files of unfinished writes."""
         con = self.connect()
         try:
             counts = dict(con.execute(sql_text("queries/table_counts.sql")).fetchall())
@@ -316,13 +318,36 @@ class Workspace:
             config = json.loads(config_path.read_text())
             stats_path = run_dir / "stats.json"
             stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
+            if stats:
+                state = stats.get("status", "done")
+            else:  # no owner (an older oxa) or another host's: 'incomplete'
+                state = {"dead": "killed", "alive": "running"}.get(owner_state(config.get("owner", "")), "incomplete")
             runs.append(
                 {
                     "stage": run_dir.parent.name,
                     "run_id": run_dir.name,
                     "config_fingerprint": config.get("fingerprint"),
-                    "status": stats.get("status", "done") if stats else "incomplete",
+                    "status": state,
                     "summary": stats.get("summary", "") if stats else "",
                 }
             )
-        return {"root": str(self.root), "tables": counts, "runs": runs}
+        return {"root": str(self.root), "tables": counts, "runs": runs, "unfinished_writes": self.unfinished_writes()}
+
+    def unfinished_writes(self) -> list[dict]:
+        """Temporary files and folders in the workspace's data folders: parts being
+        written ('live'), left by a killed writer ('stale': the next writer of the folder
+        removes them), or of a writer on another host or an older oxa ('unknown owner',
+        never removed by oxa). None of them is ever read by a view."""
+        folders = [self.root / folder for folder, _ in TABLE_FOLDERS.values()]
+        folders += [self.scores_folder(tag) for tag in self.score_tags()]
+        folders += [p for p in (self.root / "subsets").glob("*") if p.is_dir()]
+        found = []
+        for folder in folders:
+            for path in temp_files(folder):
+                found.append(
+                    {
+                        "path": path.relative_to(self.root).as_posix(),
+                        "state": {"dead": "stale", "alive": "live"}.get(owner_state(path.name), "unknown owner"),
+                    }
+                )
+        return found
