@@ -316,3 +316,10 @@ def test_placeholder_forms_and_null_answers_give_no_gold(ws, tmp_path):
     assert stats["problems"]["unmatched"] == 0
     assert stats["rejects"] == {"missing_answer": 1, "placeholder_answer": 7}
     assert query(ws, "SELECT gold_answer FROM answers") == [("\\dfrac12",)]
+
+
+def test_placeholder_answers_given_at_ingest_are_no_gold(ws, tmp_path):
+    rows = [{"problem": f"Problem number {i}?", "answer": a} for i, a in enumerate(["TBD", "-", "see  solution", "7"])]
+    stats = run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "b.jsonl", rows))], preset="benchmark"))
+    assert stats["placeholder_golds"] == 3 and stats["funnel"]["accepted"] == 4
+    assert query(ws, "SELECT gold_answer FROM gold") == [("7",)]

@@ -65,6 +65,7 @@ from curate.ingest.sources import (
     peek_columns,
     read_batches,
 )
+from curate.text.normalize import is_placeholder
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json, duckdb_path, file_sha256, fingerprint
 from curate.workspace.resources import sql_text
@@ -227,6 +228,7 @@ class _Ingest:
             folder = ws.table_folder("verify")
             self.verdicts = PartWriter(folder, f"given-{run.fingerprint}", VERIFY, "sample_id", staged=True)
         self.scores_dropped: Counter[str] = Counter()
+        self.placeholder_golds = 0  # given answers that say there is none
         self.pool_samples = self._existing("pool/samples", "sample_id")
         self.pool_problems = self._existing("pool/problems", "problem_id")
         self.pool_answers = {
@@ -463,7 +465,12 @@ class _Ingest:
         if valid["gold_answer"].null_count == valid.num_rows:
             return []
         rows = []
-        for i, key in enumerate(zip(problem_ids, valid["source"].to_pylist(), valid["gold_answer"].to_pylist())):
+        golds = valid["gold_answer"].to_pylist()
+        placeholder = is_placeholder(golds)  # 'TBD', 'see solution', '-': no gold (the record stays)
+        self.placeholder_golds += sum(placeholder)
+        for i, key in enumerate(zip(problem_ids, valid["source"].to_pylist(), golds)):
+            if placeholder[i]:
+                continue
             if key[2] is not None and key not in self.pool_answers and key not in self.run_answers:
                 self.run_answers.add(key)
                 rows.append(i)
@@ -562,6 +569,7 @@ class _Ingest:
             # records kept without their score (runs/ingest/<run>/score_rejects/)
             "scores_dropped": dict(sorted(self.scores_dropped.items())),
             "scores_tag": self.config.scores_tag,
+            "placeholder_golds": self.placeholder_golds,
             "duplicates": dict(self.duplicates),
             "rejects": dict(sorted(self.reasons.items())),
             "added": dict(self.added),

@@ -83,3 +83,19 @@ def answer_key(answer: pl.Expr) -> pl.Expr:
 def answer_keys(answers: Sequence[str | None]) -> list[str | None]:
     """`answer_key` of each answer (for callers that hold a few Python strings)."""
     return pl.select(answer_key(pl.Series("a", list(answers), pl.String))).to_series().to_list()
+
+
+# Answers that say there is none. Both sides are compared after answer_key (which drops
+# whitespace: 'see solution' is 'seesolution') and lower-casing.
+PLACEHOLDERS = (
+    "", "-", "--", "?", "proof", "notfound", "not found", "n/a", "na", "nan", "null", "none", "none given",
+    "see solution", "unknown", "tbd", "todo",
+)  # fmt: skip
+
+
+_PLACEHOLDER_KEYS = frozenset(k.lower() for k in answer_keys(list(PLACEHOLDERS)))
+
+
+def is_placeholder(answers: Sequence[str | None]) -> list[bool]:
+    """Whether each answer says there is none (a PLACEHOLDERS form, after answer_key)."""
+    return [key is not None and key.lower() in _PLACEHOLDER_KEYS for key in answer_keys(answers)]

@@ -41,13 +41,6 @@ from curate.text.normalize import answer_keys, match_key, match_text
 from curate.workspace import OxaError
 from curate.workspace.schema import REJECTS
 
-# Answers that say there is none. Both sides are compared after answer_key (which drops
-# whitespace: 'see solution' is 'seesolution') and lower-casing.
-PLACEHOLDERS = (
-    "", "-", "--", "?", "proof", "notfound", "not found", "n/a", "na", "nan", "null", "none", "none given",
-    "see solution", "unknown", "tbd", "todo",
-)  # fmt: skip
-
 _NO_ANSWER_FIELD = ("missing_field:gold_answer", "missing_field:solution")
 
 # Rejected rows that still take part in matching: their problem is fine, their answer not.

@@ -48,10 +48,10 @@ import pyarrow.parquet as pq
 from curate import __version__
 from curate.ingest.sources import content_record, discover, read_batches
 from curate.text.instructions import strip_instruction_suffixes
-from curate.text.normalize import match_key, match_text
+from curate.text.normalize import PLACEHOLDERS, match_key, match_text
 from curate.trace.evidence import equal_pairs, pool_support
 from curate.trace.fuzzy import fuzzy_matches
-from curate.trace.references import PLACEHOLDERS, REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
+from curate.trace.references import REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, file_sha256, fingerprint
 from curate.workspace.resources import sql_text
