@@ -86,7 +86,8 @@ class EvalConfig:
     max_model_len: int | None = field(
         default=None, metadata={"help": "vLLM's context length (prompt + completion); default: the model's"}
     )
-    verifier: VerifierSettings = field(default_factory=VerifierSettings)
+    # eval judges models, which may not think: no </think> does not mean no answer (as `oxa eval`)
+    verifier: VerifierSettings = field(default_factory=lambda: VerifierSettings(require_think=False))
     workers: int = field(default=0, metadata={"help": "processes judging answers; 0 = one per CPU"})
     overwrite: bool = field(default=False, metadata={"help": "replace what OUT holds from another configuration"})
 
