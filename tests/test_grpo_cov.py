@@ -176,7 +176,10 @@ def test_loss_gradients_and_metrics_equal_the_naive_reference(
 ):
     trainer = trainer_of(tmp_path, tiny_models, synth_world, *overrides)
     batch = with_old_log_probs(trainer, fixed_batch(trainer.model.config.vocab_size, off_policy))
+    advantages = batch["advantages"]
     loss, grads, chosen, _ = run_loss(trainer, batch)
+    # the buffered batch is read again when num_iterations > 1: left as it was
+    assert batch["advantages"] is advantages and batch.keys().isdisjoint({"cov_mask", "kl_cov_penalty"})
 
     model64 = AutoModelForCausalLM.from_pretrained(tiny_models / "instruct", dtype=torch.float64)
     expected_loss, expected_chosen, cov_mean, entropy = reference(model64, batch, trainer.args)
@@ -285,17 +288,22 @@ def test_paper_clipcov_preset_is_paper_with_clip_cov(tmp_path):
         settings(str(bad))
 
 
-def test_two_clip_cov_steps_log_the_metrics(tmp_path, tiny_models, synth_world):
+@pytest.mark.parametrize(
+    ("settings", "share"),
+    [(("cov_mode=clip_cov",), "cov/clipped_share"), (("cov_mode=kl_cov", "num_iterations=2"), "cov/penalized_share")],
+)
+def test_two_cov_steps_log_the_metrics(tmp_path, tiny_models, synth_world, settings, share):
     args = ["train", "grpo", "--model", tiny_models / "instruct", "--prompts", synth_world / "heldout.json",
-            "--output", tmp_path / "out", "--preset", "tiny", "--set", "reward_workers=1",
-            "--set", "cov_mode=clip_cov"]  # fmt: skip
+            "--output", tmp_path / "out", "--preset", "tiny", "--set", "reward_workers=1"]  # fmt: skip
+    for setting in settings:
+        args += ["--set", setting]
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert share in result.output  # in the summary
     state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
-    steps = [entry for entry in state["log_history"] if "reward" in entry]
+    steps = [entry for entry in state["log_history"] if share in entry]  # num_iterations 2: one generation
     assert [entry["step"] for entry in steps] == [1, 2]
     for entry in steps:
-        # at least one token per micro-batch of 4 completions when any lies in the band
-        assert 0 <= entry["cov/clipped_share"] <= 1 and "cov/mean" in entry and entry["entropy"] > 0
+        assert 0 <= entry[share] <= 1 and "cov/mean" in entry and entry["entropy"] > 0
     record = json.loads((tmp_path / "out" / "oxa_grpo.json").read_text())
-    assert record["config"]["cov_mode"] == "clip_cov" and record["config"]["clip_cov_ub"] == 5.0
+    assert record["config"]["cov_mode"] == settings[0].partition("=")[2] and record["config"]["clip_cov_ub"] == 5.0
