@@ -14,7 +14,15 @@ from curate.workspace import MissingExtra
 console = Console()
 
 # What the summary shows of the last logged training step (TRL's metric names).
-_SUMMARY_METRICS = ("reward", "entropy", "completions/mean_length", "kl", "verify/timeout")
+_SUMMARY_METRICS = (
+    "reward",
+    "entropy",
+    "completions/mean_length",
+    "kl",
+    "verify/timeout",
+    "cov/clipped_share",
+    "cov/penalized_share",
+)
 
 
 def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
@@ -32,14 +40,19 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         ],
         output: Annotated[Path, typer.Option(help="Output folder: checkpoints, trainer_state.json, oxa_grpo.json.")],
         preset: Annotated[
-            str, typer.Option(help="A preset in configs/train/grpo/ (paper, tiny) or a .toml file.")
+            str,
+            typer.Option(
+                help="A preset in configs/train/grpo/ (paper; paper-clipcov: paper with Clip-Cov, OXA_Full+CC; "
+                "tiny) or a .toml file."
+            ),
         ] = "paper",
         set_: Annotated[
             list[str] | None,
             typer.Option(
                 "--set",
                 help="KEY=VALUE override of a preset key: any OxaGRPOConfig field (TRL GRPOConfig, "
-                "TrainingArguments, eval_temperature, eval_top_p, reward_deadline_s, ...) or prompts_per_step.",
+                "TrainingArguments, eval_temperature, eval_top_p, reward_deadline_s, cov_mode=clip_cov|kl_cov "
+                "with clip_cov_ratio, clip_cov_lb, clip_cov_ub, kl_cov_ratio, kl_cov_coef, ...) or prompts_per_step.",
             ),
         ] = None,
         max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides the preset's).")] = None,
@@ -59,6 +72,13 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         step, temperature 0.85, lr 2e-6, KL 0.001, 16,384-token completions, validation
         at temperature 0.6 and top-p 0.95. Reward, verdict shares, entropy and completion
         lengths are logged to OUTPUT/trainer_state.json.
+
+        Entropy control (Cui et al., 2025; as verl's clip_cov, kl_cov):
+        --set cov_mode=clip_cov zeroes the policy loss of a random share
+        of the tokens whose log-prob/advantage covariance is in (1, 5);
+        cov_mode=kl_cov adds |log-ratio| to the top share by covariance.
+        --preset paper-clipcov is paper with Clip-Cov (OXA_Full+CC).
+        Logged: cov/clipped_share (or cov/penalized_share), cov/mean.
         """
         try:
             from train.grpo import GRPORun, run_grpo

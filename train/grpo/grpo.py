@@ -3,7 +3,8 @@
 - `OxaGRPOConfig` is TRL's GRPOConfig plus validation sampling (`eval_temperature`,
   `eval_top_p`), the generation backend (`auto`: vLLM when installed and a GPU is there,
   else transformers), the instruction appended to each problem and the reward's settings.
-- Presets live in configs/train/grpo/ (`paper`, `tiny`); like the SFT presets
+- Presets live in configs/train/grpo/ (`paper`, `paper-clipcov`, `tiny`; `base = NAME` takes a
+  shipped preset's keys and changes some); like the SFT presets
   (train/sft/presets.py) they state the batch globally, here as `prompts_per_step`: the
   generation batch is prompts_per_step x num_generations completions, one optimizer step,
   and gradient accumulation = that / (per_device_train_batch_size x processes).
@@ -11,8 +12,9 @@
   train/eval/benchmarks.py (known instruction suffixes stripped there; the configured
   instruction is appended here, so every prompt carries exactly one). A row without a
   gold answer is an error naming the file and row.
-- `OxaGRPOTrainer` changes one thing: evaluation generates at the validation sampling
-  settings. The output folder gets `oxa_grpo.json` (preset, overrides, resolved config,
+- `OxaGRPOTrainer` changes two things: evaluation generates at the validation sampling
+  settings, and `cov_mode` adds Clip-Cov or KL-Cov (train/grpo/covariance.py) to the
+  policy loss. The output folder gets `oxa_grpo.json` (preset, overrides, resolved config,
   prompt sources with checksums, reward verdict counts) beside TRL's trainer_state.json.
 """
 
@@ -36,11 +38,14 @@ from curate.verify import VerifierSettings
 from curate.workspace import MissingExtra, OxaError
 from curate.workspace.configfile import apply_overrides
 from train.eval.benchmarks import PromptSet, load_prompt_set
+from train.grpo.covariance import COV_MODES, select_clip_cov, select_kl_cov, token_covariance
 from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward
 from train.sft.presets import as_args, load_preset, presets_dir, world_size
 
 BACKENDS = ("auto", "vllm", "transformers")
+# The loss types whose per-token loss Clip-Cov and KL-Cov change (PPO-clipped ratio x advantage).
+COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 RECORD = "oxa_grpo.json"
 
 
@@ -75,7 +80,30 @@ class OxaGRPOConfig(GRPOConfig):
         default=False, metadata={"help": "A completion without </think> gets reward 0 (no_answer), as oxa verify."}
     )
 
+    cov_mode: str = field(
+        default="none",
+        metadata={
+            "help": "Entropy control by token covariance (Cui et al., 2025; as verl's clip_cov / kl_cov): "
+            "'clip_cov' zeroes the policy loss of a random clip_cov_ratio share of the tokens whose covariance "
+            "of log-probability and advantage lies in (clip_cov_lb, clip_cov_ub); 'kl_cov' adds "
+            "kl_cov_coef x |log-ratio| to the kl_cov_ratio share with the largest covariance; 'none'.",
+            "choices": list(COV_MODES),
+        },
+    )
+    clip_cov_ratio: float = field(
+        default=2e-4, metadata={"help": "Clip-Cov: share of a micro-batch's tokens clipped (at least one)."}
+    )
+    clip_cov_lb: float = field(default=1.0, metadata={"help": "Clip-Cov: covariance lower bound (exclusive)."})
+    clip_cov_ub: float = field(default=5.0, metadata={"help": "Clip-Cov: covariance upper bound (exclusive)."})
+    kl_cov_ratio: float = field(
+        default=2e-4, metadata={"help": "KL-Cov: share of a micro-batch's tokens penalized (at least one)."}
+    )
+    kl_cov_coef: float = field(
+        default=1.0, metadata={"help": "KL-Cov: coefficient of |log pi - log pi_old| (verl's ppo_kl_coef)."}
+    )
+
     def __post_init__(self):
+        self._check_cov_settings()
         if self.generation_backend not in BACKENDS:
             raise OxaError(f"generation_backend must be one of {', '.join(BACKENDS)}, got {self.generation_backend!r}")
         vllm_installed = importlib.util.find_spec("vllm") is not None
@@ -89,12 +117,115 @@ class OxaGRPOConfig(GRPOConfig):
             self.use_vllm = self.generation_backend == "vllm"
         super().__post_init__()
 
+    def _check_cov_settings(self) -> None:
+        if self.cov_mode not in COV_MODES:
+            raise OxaError(f"cov_mode must be one of {', '.join(COV_MODES)}, got {self.cov_mode!r}")
+        for key in ("clip_cov_ratio", "kl_cov_ratio"):
+            if not 0 < getattr(self, key) <= 1:
+                raise OxaError(f"{key} must be a share in (0, 1], got {getattr(self, key)}; e.g. --set {key}=2e-4")
+        if self.clip_cov_lb >= self.clip_cov_ub:
+            raise OxaError(
+                f"clip_cov_lb {self.clip_cov_lb} must be below clip_cov_ub {self.clip_cov_ub}; the paper's are 1 and 5"
+            )
+        if self.kl_cov_coef < 0:
+            raise OxaError(f"kl_cov_coef must be >= 0, got {self.kl_cov_coef}")
+        if self.cov_mode != "none" and (
+            self.loss_type not in COV_LOSS_TYPES or self.importance_sampling_level != "token"
+        ):
+            raise OxaError(
+                f"cov_mode {self.cov_mode!r} needs a token-level PPO-clipped loss: loss_type one of "
+                f"{', '.join(COV_LOSS_TYPES)} (got {self.loss_type!r}) and importance_sampling_level 'token' "
+                f"(got {self.importance_sampling_level!r}); change them with --set"
+            )
+
     def verifier_settings(self) -> VerifierSettings:
         return VerifierSettings(deadline_s=self.reward_deadline_s, require_think=self.require_think)
 
 
 class OxaGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer whose evaluation samples at eval_temperature / eval_top_p (TRL has one setting for both)."""
+    """GRPOTrainer whose evaluation samples at eval_temperature / eval_top_p (TRL has one setting for both),
+    with Clip-Cov or KL-Cov in the policy loss when cov_mode asks for it."""
+
+    _cov_batch: dict | None = None  # the micro-batch whose loss is being computed, while cov_mode is on
+
+    def _compute_loss(self, model, inputs):
+        if self.args.cov_mode == "none":
+            return super()._compute_loss(model, inputs)
+        # The tokens are chosen by this forward pass's log-probs, which GRPOTrainer._compute_loss computes
+        # itself: _get_per_token_logps_and_entropies chooses them as soon as they exist and rewrites the
+        # advantages the loss reads next. A copy: the buffered batch is read again when num_iterations > 1.
+        self._cov_batch = dict(inputs)
+        try:
+            loss = super()._compute_loss(model, self._cov_batch)
+            penalty = self._cov_batch.get("kl_cov_penalty")
+            if penalty is not None:  # KL-Cov: aggregated over the tokens as the policy loss is
+                loss = loss + self._aggregate_as_policy_loss(penalty, self._cov_batch)
+            return loss
+        finally:
+            self._cov_batch = None
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        log_probs, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if self._cov_batch is not None and "cov_mask" not in self._cov_batch:
+            self._apply_covariance_rule(self._cov_batch, log_probs)
+        return log_probs, entropies, aux_loss
+
+    def _apply_covariance_rule(self, batch: dict, log_probs) -> None:
+        """Clip-Cov: the chosen tokens' advantage becomes 0, so their policy loss and its gradient are 0 (the
+        reference-KL term stays, as in verl). KL-Cov: the chosen tokens' penalty, added by _compute_loss."""
+        import torch
+
+        args = self.args
+        mask = _loss_mask(batch)
+        advantages = batch["advantages"]
+        advantages = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages).expand_as(log_probs)
+        old = batch.get("old_per_token_logps")
+        log_ratio = log_probs - (log_probs.detach() if old is None else old)
+        covariance = token_covariance(log_probs, advantages, mask)
+        if args.cov_mode == "clip_cov":
+            ratio = torch.exp(log_ratio.detach())
+            ppo_clipped = -advantages * torch.clamp(ratio, 1 - self.epsilon_low, 1 + self.epsilon_high) > (
+                -advantages * ratio
+            )
+            seed = hash((args.seed, self._step, self.accelerator.process_index)) & 0x7FFF_FFFF_FFFF_FFFF
+            chosen = select_clip_cov(
+                covariance,
+                mask,
+                ppo_clipped,
+                args.clip_cov_ratio,
+                args.clip_cov_lb,
+                args.clip_cov_ub,
+                torch.Generator().manual_seed(seed),
+            )
+            batch["advantages"] = advantages.masked_fill(chosen, 0.0)
+        else:
+            chosen = select_kl_cov(covariance, mask, args.kl_cov_ratio)
+            batch["kl_cov_penalty"] = args.kl_cov_coef * log_ratio.abs() * chosen
+        batch["cov_mask"] = chosen
+        mode = "train" if self.model.training else "eval"
+        share = "cov/clipped_share" if args.cov_mode == "clip_cov" else "cov/penalized_share"
+        totals = torch.stack([covariance.sum(), chosen.sum().to(covariance.dtype), mask.sum().to(covariance.dtype)])
+        totals = self.accelerator.reduce(totals, reduction="sum")
+        tokens = totals[2].clamp(min=1.0)
+        self._metrics[mode]["cov/mean"].append((totals[0] / tokens).item())
+        self._metrics[mode][share].append((totals[1] / tokens).item())
+
+    def _aggregate_as_policy_loss(self, per_token, batch: dict):
+        """A per-token loss summed over the completion tokens and normalized as GRPOTrainer._compute_loss
+        normalizes its policy loss for the loss_type (COV_LOSS_TYPES)."""
+        mask = _loss_mask(batch)
+        training = self.model.training
+        accumulation = self.current_gradient_accumulation_steps if training else 1.0
+        if self.loss_type == "grpo":
+            return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+        if self.loss_type == "bnpo":
+            return (per_token * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+        if self.loss_type == "dr_grpo":
+            return (per_token * mask).sum() / (per_token.size(0) * self.max_completion_length) / accumulation
+        normalizer = batch["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes  # dapo
+        if training:
+            normalizer = normalizer * accumulation / self.args.steps_per_generation
+        return (per_token * mask).sum() / normalizer
 
     def evaluate(self, *args, **kwargs):
         with self._validation_sampling():
@@ -124,6 +255,11 @@ class OxaGRPOTrainer(GRPOTrainer):
                 kwargs.update(saved_kwargs)
 
 
+def _loss_mask(batch: dict):
+    """The tokens GRPOTrainer._compute_loss puts in the loss: the completion's, less tool output."""
+    return batch["completion_mask"] * batch["tool_mask"] if "tool_mask" in batch else batch["completion_mask"]
+
+
 @dataclass(frozen=True)
 class GRPORun:
     """What `oxa train grpo` runs: the model, the prompt sources, the preset and its overrides."""
@@ -150,6 +286,14 @@ def resolve_grpo_settings(run: GRPORun, ranks: int | None = None) -> tuple[dict,
         names = ", ".join(grpo_preset_names())
         raise OxaError(f"no GRPO preset or file {run.preset!r}; give a .toml file or one of: {names}")
     name, table = load_preset(str(shipped) if shipped.is_file() else run.preset)
+    base = table.pop("base", None)
+    if base is not None:  # a preset that changes a shipped one: its keys over the base's
+        if not (presets_dir() / "grpo" / f"{base}.toml").is_file() or base == name:
+            raise OxaError(f"GRPO preset {name!r}: base {base!r} is not another shipped GRPO preset")
+        base_table = load_preset(str(presets_dir() / "grpo" / f"{base}.toml"))[1]
+        if "base" in base_table:
+            raise OxaError(f"GRPO preset {name!r}: its base {base!r} has a base itself; give one level only")
+        table = base_table | table
     settings = apply_overrides(table, list(run.overrides))
     settings.pop("description", None)
     prompts_per_step = _whole(settings.pop("prompts_per_step", 0), "prompts_per_step")
@@ -171,7 +315,8 @@ def resolve_grpo_settings(run: GRPORun, ranks: int | None = None) -> tuple[dict,
         settings.setdefault("eval_strategy", "steps")
     settings["output_dir"] = run.output
     settings |= {k: v for k, v in (("max_steps", run.max_steps), ("generation_backend", run.generation_backend)) if v}
-    return settings, {"name": name, "prompts_per_step": prompts_per_step or None, "overrides": list(run.overrides)}
+    record = {"name": name, "prompts_per_step": prompts_per_step or None, "overrides": list(run.overrides)}
+    return settings, record | ({"base": base} if base else {})
 
 
 def _whole(value: object, key: str) -> int:
