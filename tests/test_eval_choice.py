@@ -120,6 +120,10 @@ def test_gpqa_csv_and_parquet_load_the_same_shuffled_questions(tmp_path):
     assert [p.problem_id for p in other.problems] == [p.problem_id for p in gpqa.problems]
     assert [p.choices for p in other.problems] != [p.choices for p in gpqa.problems]
 
+    other_csv = tmp_path / "other.csv"
+    other_csv.write_text("problem,answer\n1+1?,2\n")
+    with pytest.raises(OxaError, match=r"other.csv has columns \['problem', 'answer'\]; a csv set must be in GPQA's"):
+        load_prompt_set("other", other_csv)
     bad = dict(GPQA_ROWS[0], **{"Incorrect Answer 2": " "})
     pq.write_table(pa.Table.from_pylist([GPQA_ROWS[1], bad]), parquet)
     with pytest.raises(OxaError, match=rf"{parquet} row 1: an option is missing or empty"):

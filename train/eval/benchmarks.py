@@ -36,6 +36,7 @@ from curate.text.instructions import strip_instruction_suffixes
 from curate.workspace import OxaError
 from curate.workspace.resources import benchmarks_dir, sql_text
 from train.eval.choice import (
+    GPQA_COLUMNS,
     choice_layout,
     keep_subjects,
     parse_subjects,
@@ -157,7 +158,13 @@ def _columns(file: SourceFile) -> list[str]:
         import pyarrow.csv as pacsv
 
         with pacsv.open_csv(file.path, parse_options=pacsv.ParseOptions(newlines_in_values=True)) as reader:
-            return reader.schema.names
+            columns = reader.schema.names
+        if choice_layout(columns) is None:
+            raise OxaError(
+                f"{file.path} has columns {columns}; a csv set must be in GPQA's layout "
+                f"({', '.join(GPQA_COLUMNS)}); give other sets as JSON, JSONL or parquet"
+            )
+        return columns
     return peek_columns(file)
 
 
