@@ -97,6 +97,11 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         out: Annotated[Path | None, typer.Option(help=_EVAL["out"] + " [default: eval/<model folder name>]")] = None,
         seed: Annotated[int, typer.Option(help=_EVAL["seed"])] = _DEFAULTS.seed,
         instruction: Annotated[str, typer.Option(help=_EVAL["instruction"])] = _DEFAULTS.instruction,
+        choice_instruction: Annotated[
+            str, typer.Option(help=_EVAL["choice_instruction"])
+        ] = _DEFAULTS.choice_instruction,
+        shuffle_seed: Annotated[int, typer.Option(help=_EVAL["shuffle_seed"])] = _DEFAULTS.shuffle_seed,
+        mmlu_subjects: Annotated[str, typer.Option(help=_EVAL["mmlu_subjects"])] = _DEFAULTS.mmlu_subjects,
         limit: Annotated[int | None, typer.Option(help=_EVAL["limit"])] = None,
         entropy: Annotated[bool, typer.Option("--entropy/--no-entropy", help=_EVAL["entropy"])] = True,
         dtype: Annotated[str, typer.Option(help=_EVAL["dtype"])] = _DEFAULTS.dtype,
@@ -115,7 +120,11 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         """Sample k completions per problem once (stored in OUT/samples/), judge them as
         `oxa verify` does, score their policy entropy, and write OUT/table.md,
         metrics.parquet, pass_at_k.parquet and pass_at_k.png. A rerun reuses the sets
-        already done; `oxa eval report OUT` recomputes the metrics without a model."""
+        already done; `oxa eval report OUT` recomputes the metrics without a model.
+
+        Multiple-choice files (GPQA csv/parquet, MMLU parquet; found by their columns)
+        are evaluated too: options shuffled per question, the letter asked for in
+        \boxed{}, accuracy with its interval and a table per subject."""
         if ctx.invoked_subcommand is not None:
             return
         if model is None:
@@ -135,6 +144,9 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             backend=backend,
             seed=seed,
             instruction=instruction,
+            choice_instruction=choice_instruction,
+            shuffle_seed=shuffle_seed,
+            mmlu_subjects=mmlu_subjects,
             limit=limit,
             entropy=entropy,
             dtype=dtype,

@@ -5,7 +5,8 @@ Per benchmark: prompts (the chat template over problem + instruction) -> k compl
 from the generation backend (vllm or hf) -> OUT/.generated/<set>.parquet (the token ids)
 -> the policy's entropy at every generated token (the hf backend's score with context =
 prompt) and a verdict per completion (the extraction and math-verify judging of `oxa
-verify`, each answer under a wall-clock deadline) -> OUT/samples/<set>.parquet. Then
+verify`, each answer under a wall-clock deadline; for a multiple-choice set, the letter
+judge of train/eval/choice.py) -> OUT/samples/<set>.parquet. Then
 train/eval/report.py turns the samples into the table and the plot.
 
 Resume: a set whose samples (or generations) carry the run's fingerprint (model files,
@@ -29,6 +30,7 @@ from curate.verify import VerifierSettings
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
 from train.eval.benchmarks import BUILTIN, PromptSet, load_prompt_set, resolve_sets
+from train.eval.choice import CHOICE_INSTRUCTION, judge_letters
 from train.eval.judge import AnswerJudge
 from train.eval.report import write_report
 from train.eval.sampling import ProgressFn, entropy_means, generate_set, load_chat_tokenizer
@@ -47,6 +49,9 @@ SAMPLES = pa.schema(
         ("verdict", pa.string()),  # as in `oxa verify`: correct | incorrect | no_answer | bad_gold | timeout | error
         ("reason", pa.string()),
         ("entropy_mean", pa.float64()),  # mean over the completion's tokens of the policy's entropy (nats)
+        ("subject", pa.string()),  # multiple choice: the question's subject (MMLU) or domain (GPQA)
+        ("choices", pa.list_(pa.string())),  # multiple choice: the options as shown, lettered A, B, ...; else null
+        ("shuffle_seed", pa.int64()),  # multiple choice: the seed that shuffled the options
     ]
 )
 _META_KEY = b"oxa.eval"
@@ -62,7 +67,10 @@ class EvalConfig:
     out: str = field(metadata={"help": "output folder: samples/, table.md, metrics.parquet, pass_at_k.png"})
     benchmarks: str = field(
         default=",".join(BUILTIN),
-        metadata={"help": "comma-separated built-in names and/or files (JSON, JSONL, verl parquet) or subset folders"},
+        metadata={
+            "help": "comma-separated built-in names and/or files (JSON, JSONL, verl parquet; multiple choice: "
+            "GPQA csv or parquet, MMLU parquet) or subset folders"
+        },
     )
     k: int = field(default=128, metadata={"help": "samples per problem (Pass@1 is averaged over them)"})
     k_for: dict[str, int] = field(
@@ -77,6 +85,18 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "each problem samples from a seed derived from this and its id"})
     instruction: str = field(
         default=KNOWN_SUFFIXES[0], metadata={"help": "appended to each problem after a newline; '' for none"}
+    )
+    choice_instruction: str = field(
+        default=CHOICE_INSTRUCTION,
+        metadata={"help": "multiple-choice sets (GPQA, MMLU): appended to each question and its options"},
+    )
+    shuffle_seed: int = field(
+        default=0,
+        metadata={"help": "multiple choice: each question's options are shuffled from a seed derived from this"},
+    )
+    mmlu_subjects: str = field(
+        default="stem",
+        metadata={"help": "MMLU files: stem (the 18 MMLU-STEM subjects), all, or comma-separated subject names"},
     )
     limit: int | None = field(default=None, metadata={"help": "the first N problems of each set (a quick look)"})
     entropy: bool = field(default=True, metadata={"help": "score the policy entropy of every generated token (hf)"})
@@ -153,7 +173,12 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
     model, out = Path(config.model).expanduser().resolve(), Path(config.out).expanduser().resolve()
     if not model.is_dir():
         raise OxaError(f"model folder {config.model} does not exist")
-    sets = [load_prompt_set(name, path, limit=config.limit) for name, path in resolve_sets(config.benchmarks)]
+    sets = [
+        load_prompt_set(
+            name, path, limit=config.limit, shuffle_seed=config.shuffle_seed, mmlu_subjects=config.mmlu_subjects
+        )
+        for name, path in resolve_sets(config.benchmarks)
+    ]
     unknown = sorted(set(config.k_for) - {s.name for s in sets} - set(BUILTIN))  # a typo, not a set left out
     if unknown:
         raise OxaError(f"--k-for names {', '.join(unknown)}, which is no set of --benchmarks: {[s.name for s in sets]}")
@@ -199,7 +224,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
                         tokenizer,
                         s,
                         replace(settings, n=config.k_for.get(s.name, config.k)),
-                        config.instruction,
+                        _instruction(config, s),
                         progress,
                     ),
                     metas[s.name],
@@ -212,9 +237,12 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
                 table = pq.read_table(generated)
                 progress(f"{s.name}: entropy and verdicts", 0, 0)
                 entropy = (
-                    entropy_means(backend("hf"), tokenizer, s, table, config.instruction) if config.entropy else None
+                    entropy_means(backend("hf"), tokenizer, s, table, _instruction(config, s))
+                    if config.entropy
+                    else None
                 )
-                _write(out / "samples" / f"{s.name}.parquet", _samples(s, table, entropy, judge), metas[s.name])
+                samples = _samples(s, table, entropy, judge, config.verifier.require_think)
+                _write(out / "samples" / f"{s.name}.parquet", samples, metas[s.name])
                 generated.unlink()
                 status[s.name] = "generated"
     finally:
@@ -226,11 +254,21 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
     return {"out": str(out), "sets": status, "report": report}
 
 
-def _samples(prompts: PromptSet, generated: pa.Table, entropy: list | None, judge: AnswerJudge) -> pa.Table:
+def _instruction(config: EvalConfig, prompts: PromptSet) -> str:
+    return config.choice_instruction if prompts.kind == "choice" else config.instruction
+
+
+def _samples(
+    prompts: PromptSet, generated: pa.Table, entropy: list | None, judge: AnswerJudge, require_think: bool
+) -> pa.Table:
     problems = {p.problem_id: p for p in prompts.problems}
     rows = [problems[pid] for pid in generated["problem_id"].to_pylist()]
     completions = generated["completion"].to_pylist()
-    verdicts = judge.judge([p.gold for p in rows], completions)
+    choice = prompts.kind == "choice"
+    if choice:  # the letter judge replaces math-verify
+        verdicts = judge_letters([p.gold[0] for p in rows], [p.choices for p in rows], completions, require_think)
+    else:
+        verdicts = judge.judge([p.gold for p in rows], completions)
     return pa.table(
         {
             "problem_id": generated["problem_id"],
@@ -245,6 +283,9 @@ def _samples(prompts: PromptSet, generated: pa.Table, entropy: list | None, judg
             "verdict": [v[1] for v in verdicts],
             "reason": [v[2] for v in verdicts],
             "entropy_mean": entropy or [None] * generated.num_rows,
+            "subject": [p.subject for p in rows],
+            "choices": [list(p.choices) if choice else None for p in rows],
+            "shuffle_seed": [p.shuffle_seed for p in rows],
         },
         schema=SAMPLES,
     )

@@ -9,6 +9,13 @@ log it). The average row is the plain mean of the sets' numbers, as the paper's
 Written to OUT: table.md (like the paper's Table 1), metrics.parquet (one row per set
 and the average), pass_at_k.parquet (the curves, long form) and pass_at_k.png (the
 curves with their intervals, as the paper's Fig. 3).
+
+Multiple-choice sets (kind 'choice', train/eval/choice.py) get the same numbers, Pass@1
+being their accuracy; table.md lists them in their own section, with a table per
+subject (MMLU) or domain (GPQA) whose accuracy has the same bootstrap interval over
+that subject's questions (also in subjects.parquet). The average row is over the math
+sets (the paper's "Avg." covers the math benchmarks only); a run of multiple-choice sets
+alone averages those.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ def set_metrics(name: str, samples: pl.DataFrame, k: int | None, seed: int = 0) 
     tokens = scored["n_tokens"].sum()
     row = {
         "benchmark": name,
+        "kind": set_kind(samples),
         "problems": len(n),
         "samples": samples.height,
         "k": top,
@@ -75,45 +83,101 @@ def set_metrics(name: str, samples: pl.DataFrame, k: int | None, seed: int = 0) 
     return row, curve, resampled[:, [0, -1]]
 
 
+def set_kind(samples: pl.DataFrame) -> str:
+    """'choice' for a multiple-choice set's samples (their options are stored), else 'math'."""
+    return "choice" if "choices" in samples.columns and samples["choices"].is_not_null().any() else "math"
+
+
+def subject_metrics(name: str, samples: pl.DataFrame) -> list[dict]:
+    """Per subject of a multiple-choice set, in name order: questions, samples, accuracy
+    (Pass@1) with its 95% bootstrap interval over the subject's questions, mean length,
+    entropy and no-answer share; [] when the set records no subjects."""
+    if "subject" not in samples.columns or samples["subject"].is_null().all():
+        return []
+    rows = []
+    for position, subject in enumerate(sorted(samples["subject"].unique().to_list(), key=lambda x: (x is None, x))):
+        group = samples.filter(pl.col("subject").is_null() if subject is None else pl.col("subject") == subject)
+        row, _, _ = set_metrics(name, group, 1, seed=position)
+        rows.append(
+            {
+                "benchmark": name,
+                "subject": subject,
+                "questions": row["problems"],
+                "samples": row["samples"],
+                "accuracy": row["pass_at_1"],
+                "accuracy_low": row["pass_at_1_low"],
+                "accuracy_high": row["pass_at_1_high"],
+                "mean_length": row["mean_length"],
+                "mean_entropy": row["mean_entropy"],
+                "no_answer_rate": row["no_answer_rate"],
+            }
+        )
+    return rows
+
+
 def write_report(out: Path, names: list[str] | None = None, k: int | None = None) -> dict:
     """Compute every metric from OUT/samples/ and write the table, the parquet files and the plot."""
     names = names or stored_sets(out)
     if not names:
         raise OxaError(f"{out} holds no samples (samples/*.parquet); run `oxa eval` first")
-    rows, curves, resampled = [], [], []
+    rows, curves, resampled, subjects = [], [], [], []
     for position, name in enumerate(names):
         path = out / "samples" / f"{name}.parquet"
         if not path.is_file():
             raise OxaError(f"{out} holds no samples of {name!r}; stored: {', '.join(stored_sets(out)) or 'none'}")
-        row, curve, means = set_metrics(name, pl.read_parquet(path), k, seed=position)
+        samples = pl.read_parquet(path)
+        row, curve, means = set_metrics(name, samples, k, seed=position)
         rows.append(row)
         curves += curve
         resampled.append(means)
+        subjects += subject_metrics(name, samples)
     metrics = pl.DataFrame(rows)
-    low, high = interval(np.mean(resampled, axis=0))  # each resample draws every set's problems
-    average = metrics.select(
-        pl.lit(AVERAGE).alias("benchmark"),
-        pl.col("problems", "samples").sum(),
-        pl.lit(None, pl.Int64).alias("k"),
-        pl.exclude("benchmark", "problems", "samples", "k").mean(),
-    ).with_columns(
-        pass_at_1_low=pl.lit(low[0]),
-        pass_at_1_high=pl.lit(high[0]),
-        pass_at_k_low=pl.lit(low[1]),
-        pass_at_k_high=pl.lit(high[1]),
+    averaged = "math" if "math" in metrics["kind"] else "choice"
+    low, high = interval(  # each resample draws every averaged set's problems
+        np.mean([means for means, row in zip(resampled, rows) if row["kind"] == averaged], axis=0)
+    )
+    average = (
+        metrics.filter(pl.col("kind") == averaged)
+        .select(
+            pl.lit(AVERAGE).alias("benchmark"),
+            pl.lit(averaged).alias("kind"),
+            pl.col("problems", "samples").sum(),
+            pl.lit(None, pl.Int64).alias("k"),
+            pl.exclude("benchmark", "kind", "problems", "samples", "k").mean(),
+        )
+        .with_columns(
+            pass_at_1_low=pl.lit(low[0]),
+            pass_at_1_high=pl.lit(high[0]),
+            pass_at_k_low=pl.lit(low[1]),
+            pass_at_k_high=pl.lit(high[1]),
+        )
     )
     metrics = pl.concat([metrics, average], how="vertical_relaxed")
-    for table, file in ((metrics, "metrics.parquet"), (pl.DataFrame(curves), "pass_at_k.parquet")):
+    tables = [(metrics, "metrics.parquet"), (pl.DataFrame(curves), "pass_at_k.parquet")]
+    if subjects:
+        tables.append((pl.DataFrame(subjects), "subjects.parquet"))
+    else:
+        (out / "subjects.parquet").unlink(missing_ok=True)  # from an earlier report of other sets
+    for table, file in tables:
         with atomic_target(out / file) as tmp:
             table.write_parquet(tmp)
     config = json.loads((out / "config.json").read_text(encoding="utf-8")) if (out / "config.json").is_file() else None
-    atomic_write_text(out / "table.md", _markdown(config, metrics, curves))
+    atomic_write_text(out / "table.md", _markdown(config, metrics, curves, subjects))
     _plot(curves, out / "pass_at_k.png")
-    return {"metrics": metrics.to_dicts(), "table": str(out / "table.md"), "plot": str(out / "pass_at_k.png")}
+    return {
+        "metrics": metrics.to_dicts(),
+        "subjects": subjects,
+        "table": str(out / "table.md"),
+        "plot": str(out / "pass_at_k.png"),
+    }
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _entropy(row: dict) -> str:
+    return "-" if row["mean_entropy"] is None else f"{row['mean_entropy']:.3f}"
 
 
 def with_interval(value: float, low: float, high: float) -> str:
@@ -121,7 +185,7 @@ def with_interval(value: float, low: float, high: float) -> str:
     return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
 
 
-def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) -> str:
+def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict], subjects: list[dict]) -> str:
     lines = ["# Evaluation" + (f" of {config['model']}" if config else ""), ""]
     if config:
         c = config["config"]
@@ -136,18 +200,53 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict]) ->
         "Pass@1 is averaged over each problem's samples; Pass@k is unbiased (Chen et al. 2021) at the k shown;",
         "[low, high] is the 95% bootstrap interval over problems; length is generated tokens per completion;",
         "entropy is the policy's mean token entropy (nats).",
-        "",
-        "| benchmark | problems | k | Pass@1 | Pass@k | length | entropy | no answer % | truncated % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in metrics.to_dicts():
-        entropy = "-" if r["mean_entropy"] is None else f"{r['mean_entropy']:.3f}"
+    rows = metrics.to_dicts()
+    math = [r for r in rows if r["kind"] == "math"]
+    choice = [r for r in rows if r["kind"] == "choice"]  # with the average when no math set is there
+    if math:
+        lines += [
+            "",
+            "| benchmark | problems | k | Pass@1 | Pass@k | length | entropy | no answer % | truncated % |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    for r in math:
         pass_1 = with_interval(r["pass_at_1"], r["pass_at_1_low"], r["pass_at_1_high"])
         pass_k = with_interval(r["pass_at_k"], r["pass_at_k_low"], r["pass_at_k_high"])
         lines.append(
             f"| {r['benchmark']} | {r['problems']} | {r['k'] or '-'} | {pass_1} | {pass_k} "
-            f"| {r['mean_length']:.0f} | {entropy} | {_pct(r['no_answer_rate'])} | {_pct(r['truncated_rate'])} |"
+            f"| {r['mean_length']:.0f} | {_entropy(r)} | {_pct(r['no_answer_rate'])} | {_pct(r['truncated_rate'])} |"
         )
+    if choice:
+        lines += [
+            "",
+            "## Multiple choice",
+            "",
+            "Accuracy is the share of correct letters, averaged over each question's samples (Pass@1).",
+            "",
+            "| benchmark | questions | k | accuracy | length | entropy | no answer % | truncated % |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    for r in choice:
+        accuracy = with_interval(r["pass_at_1"], r["pass_at_1_low"], r["pass_at_1_high"])
+        lines.append(
+            f"| {r['benchmark']} | {r['problems']} | {r['k'] or '-'} | {accuracy} | {r['mean_length']:.0f} "
+            f"| {_entropy(r)} | {_pct(r['no_answer_rate'])} | {_pct(r['truncated_rate'])} |"
+        )
+    for name in dict.fromkeys(r["benchmark"] for r in subjects):
+        lines += [
+            "",
+            f"### {name} by subject",
+            "",
+            "| subject | questions | accuracy | length | entropy | no answer % |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in (r for r in subjects if r["benchmark"] == name):
+            accuracy = with_interval(r["accuracy"], r["accuracy_low"], r["accuracy_high"])
+            lines.append(
+                f"| {r['subject'] or '-'} | {r['questions']} | {accuracy} | {r['mean_length']:.0f} "
+                f"| {_entropy(r)} | {_pct(r['no_answer_rate'])} |"
+            )
     ks = sorted({c["k"] for c in curves})
     by_set: dict[str, dict[int, float]] = {}
     for c in curves:

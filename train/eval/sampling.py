@@ -5,14 +5,13 @@ and the policy's entropy at every generated token. Shared by `oxa eval` and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 
 from curate.workspace import OxaError
-from train.eval.benchmarks import PromptSet
+from train.eval.benchmarks import PromptSet, problem_seed
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -41,10 +40,6 @@ def prompt_ids(tokenizer, problem: str, instruction: str) -> tuple[int, ...]:
         [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
     )
     return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def problem_seed(seed: int, problem_id: str) -> int:
-    return int(hashlib.sha256(f"{seed}\n{problem_id}".encode()).hexdigest()[:8], 16)
 
 
 def generate_set(backend, tokenizer, prompts: PromptSet, settings, instruction: str, progress: ProgressFn) -> pa.Table:
