@@ -156,7 +156,9 @@ def test_cards_models_and_evaluations(demo):
         measured = json.loads((workdir / "entropy" / method / "entropy.json").read_text())["overall"]
         assert measured["mean_entropy"] == value > 0
         assert measured["completions"] == SIZES["fast"].rl_prompts * ENTROPY_SAMPLES  # (fewer prompts than the cap)
-    assert "initial policy entropy" in output
+    assert "initial policy entropy" in output and "policy entropy during RLVR" in output
+    assert set(summary["rlvr_entropy"]) == set(RL_FROM)  # the fast run has no OXA_Full+CC
+    assert all(e["initial"] > 0 and e["final"] > 0 for e in summary["rlvr_entropy"].values())
     rows = {r["run"]: r for r in summary["comparison"]["rows"]}
     assert set(rows) == {"base", *METHODS, *(f"{m}+grpo" for m in RL_FROM)}
     for run, row in rows.items():

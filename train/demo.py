@@ -61,6 +61,7 @@ class DemoSize:
     eval_tokens: int
     rl_prompts: int  # RLVR prompts: problems whose self samples are half right
     grpo_steps: int
+    clip_cov: bool  # also OXA_Full+CC: OXA_Full's RLVR with Clip-Cov (the paper's Q3)
 
 
 SIZES = {
@@ -77,6 +78,7 @@ SIZES = {
         eval_tokens=112,
         rl_prompts=16,
         grpo_steps=2,
+        clip_cov=False,
     ),
     "full": DemoSize(
         world={"problems": 5000, "heldout": 200, "reference_only": 600, "corpus_problems": 12000, "max_responses": 6},
@@ -91,6 +93,7 @@ SIZES = {
         eval_tokens=112,
         rl_prompts=192,
         grpo_steps=12,
+        clip_cov=True,
     ),
 }
 # The SFT runs: the tiny preset with the batch and learning rate of the tiny models' own
@@ -100,6 +103,8 @@ TRAIN_SETTINGS = ["global_batch_size=32", "per_device_train_batch_size=32", "lea
 GRPO_SETTINGS = ["prompts_per_step=8", "num_generations=8", "max_completion_length=112", "save_strategy=no"]
 METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")
 RL_FROM = ("sft", "oxa_full")  # the paper's Q2: which start is better for RLVR
+# The paper's Q3 (Fig. 5a): OXA_Full's RLVR with Clip-Cov keeps policy entropy up (full run).
+CLIP_COV_RUN = ("oxa_full_cc", "oxa_full", ("cov_mode=clip_cov",))
 ENTROPY_PROMPTS = 64  # RL prompts on which each model's initial policy entropy is measured
 ENTROPY_SAMPLES = 4  # completions per prompt, sampled as GRPO's rollouts (temperature 0.85)
 FUNNEL_STEPS = (
@@ -188,10 +193,12 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     trained = _train(root, models, subsets, size, steps)
     prompts = _rl_prompts(ws, root, size, steps)
     entropy = _policy_entropy(root, {"base": str(models / "base"), **trained}, prompts, size, steps)
-    trained |= _grpo(root, trained, prompts, size, steps)
+    tuned, rlvr_entropy = _grpo(root, trained, prompts, size, steps)
+    trained |= tuned
     evals = _evaluate(root, world, {"base": str(models / "base"), **trained}, size, steps, progress)
     comparison = _compare(root, evals, steps)
     summary = _summary(ws, root, subsets, trained, comparison, entropy, steps)
+    summary["rlvr_entropy"] = rlvr_entropy
     atomic_write_json(root / "summary.json", summary)
     return summary
 
@@ -347,18 +354,21 @@ def _policy_entropy(root: Path, models: dict[str, str], prompts: str, size: Demo
     return values
 
 
-def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps) -> dict[str, str]:
-    """A short GRPO run from each of RL_FROM's models (reward and entropy curves in curves.png)."""
+def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps) -> tuple[dict[str, str], dict]:
+    """A short GRPO run from each of RL_FROM's models, and in the full run OXA_Full+CC
+    (reward and entropy curves in curves.png). Returns the tuned models, and each run's
+    policy entropy at its first and last step."""
     from train.grpo import GRPORun, run_grpo
 
-    tuned = {}
-    for method in RL_FROM:
+    tuned, entropy = {}, {}
+    runs = [(method, method, ()) for method in RL_FROM] + ([CLIP_COV_RUN] if size.clip_cov else [])
+    for method, start, extra in runs:
         out = root / "grpo" / method
         run = GRPORun(
-            model=trained[method], prompts=prompts, output=str(out), preset="tiny", max_steps=size.grpo_steps,
-            overrides=(*GRPO_SETTINGS, f"instruction={INSTRUCTION}", "disable_tqdm=true"),
+            model=trained[start], prompts=prompts, output=str(out), preset="tiny", max_steps=size.grpo_steps,
+            overrides=(*GRPO_SETTINGS, *extra, f"instruction={INSTRUCTION}", "disable_tqdm=true"),
         )  # fmt: skip
-        steps.run(
+        record = steps.run(
             f"grpo {method}",
             asdict(run),
             lambda r=run, log=out.with_suffix(".log"): _brief_grpo(_quietly(log, lambda: run_grpo(r))),
@@ -367,7 +377,8 @@ def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps
             ),
         )
         tuned[f"{method}+grpo"] = str(out)
-    return tuned
+        entropy[method] = {"initial": record["entropy"][0], "final": record["entropy"][-1]} if record["entropy"] else {}
+    return tuned, entropy
 
 
 def _brief_grpo(record: dict) -> dict:

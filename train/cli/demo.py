@@ -75,6 +75,8 @@ def _print_demo_summary(summary: dict) -> None:
         console.print(f"  {line}")
     entropy = ", ".join(f"{m} {v:.3f}" for m, v in summary["policy_entropy"].items())
     console.print(f"initial policy entropy (RL prompts, sampled as GRPO's rollouts), nats per token: {entropy}")
+    rlvr = ", ".join(f"{m} {e['initial']:.3f} -> {e['final']:.3f}" for m, e in summary["rlvr_entropy"].items() if e)
+    console.print(f"policy entropy during RLVR (first -> last GRPO step), nats per token: {rlvr}")
     console.print(f"table and plot: {comparison['table']}, {comparison['plot']}")
     console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
     console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
