@@ -1,6 +1,7 @@
 """Intervals and comparisons of evaluations (`oxa eval report`, `oxa eval compare`), from
 stored samples written by hand: known numbers, and a naive bootstrap as the reference."""
 
+import json
 import random
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def test_compare_on_fixed_samples_gives_known_numbers(tmp_path):
     best = rows["x"]
     assert (best["pass_at_1"], best["pass_at_1_low"], best["pass_at_1_high"]) == (1.0, 1.0, 1.0)
     assert best["pass_at_1_diff"] == pytest.approx(1 - pass_1) and best["pass_at_1_differs"]
+    # plain bools, so that a JSON record of the rows reads back the same (numpy.bool_ is written "False")
+    assert json.loads(json.dumps(list(rows.values()), default=str)) == list(rows.values())
     # the paired interval of the difference is the naive bootstrap of per-problem differences
     differences = [1 - vs.count(C) / 8 for vs in base.values()]
     assert (best["pass_at_1_diff_low"], best["pass_at_1_diff_high"]) == pytest.approx(naive_interval(differences))

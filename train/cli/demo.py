@@ -59,8 +59,12 @@ def _print_demo_summary(summary: dict) -> None:
         "model", "trained on", "Pass@1 [95%]", f"Pass@{k} [95%]", "length", "entropy",
         title=f"held-out problems: {comparison['rows'][0]['problems']} problems x {k} samples",
     )  # fmt: skip
+    from train.demo import CLIP_COV_RUN
+
+    rl_starts = {CLIP_COV_RUN[0]: CLIP_COV_RUN[1]}  # a GRPO run named otherwise than its SFT model
     for row in comparison["rows"]:
-        subset = summary["subsets"].get(row["run"].split("+")[0])
+        start = row["run"].split("+")[0]
+        subset = summary["subsets"].get(rl_starts.get(start, start))
         trained_on = "(pre-trained)" if row["run"] == "base" else f"{subset['name']}/{subset['version'][:8]}"
         table.add_row(
             row["run"] if "+" not in row["run"] else f"{row['run']} (RLVR)",

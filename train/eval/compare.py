@@ -108,7 +108,8 @@ def run_compare(config: CompareConfig) -> dict:
         for column, at in (("pass_at_1", 0), ("pass_at_k", -1)):
             row[f"{column}_diff"] = row[column] - next(r[column] for r in rows if r["run"] == reference)
             row[f"{column}_diff_low"], row[f"{column}_diff_high"] = float(low[at]), float(high[at])
-            row[f"{column}_differs"] = row["run"] != reference and (low[at] > 0 or high[at] < 0)
+            # a Python bool: numpy.bool_ would be written as "False" to JSON records, which reads back true
+            row[f"{column}_differs"] = bool(row["run"] != reference and (low[at] > 0 or high[at] < 0))
     out = Path(config.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     table = pl.DataFrame(rows)
