@@ -30,7 +30,8 @@ def init(workspace: WorkspaceArg) -> None:
 
 
 def status(workspace: WorkspaceArg) -> None:
-    """Row counts per table, and the stage runs with their config fingerprints."""
+    """Row counts per table, the stage runs with their config fingerprints, files in the
+    tables' folders that no table reads, and whether the catalog file waits for a process."""
     info = Workspace.open(workspace).status()
     tables = Table(title=f"workspace {info['root']}")
     tables.add_column("table")
@@ -38,6 +39,16 @@ def status(workspace: WorkspaceArg) -> None:
     for name, rows in info["tables"].items():
         tables.add_row(name, f"{rows:,}")
     console.print(tables)
+    if info["stray_files"]:
+        console.print(
+            f"{len(info['stray_files'])} file(s) in the tables' folders are not oxa parts and no table reads them "
+            "(move them out of the workspace):",
+            markup=False,
+        )
+        for path in info["stray_files"]:
+            console.print(f"  {path}", markup=False, highlight=False)
+    if info["catalog"]:
+        console.print(f"catalog: {info['catalog']}", markup=False, highlight=False)
     if not info["runs"]:
         console.print("no stage runs yet")
         return
@@ -65,7 +76,12 @@ def sql(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
 ) -> None:
-    """Run SQL against the workspace catalog (read-only)."""
+    """Run one SQL query against the workspace's views (read-only).
+
+    Only queries run (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN): no COPY,
+    EXPORT, ATTACH, INSTALL or SET; files are read only inside the workspace, extensions
+    are neither installed nor loaded. Save a result with -o (not into pool/, answers/,
+    verify/, scores/, subsets/ or runs/). Works while another program holds catalog.duckdb."""
     if list_queries:
         for name, what in named_queries().items():
             console.print(f"[bold]{name}[/]: {what}")

@@ -35,7 +35,7 @@ from curate.ingest.presets import (
 from curate.ingest.records import check_content, empty_staged, explode_responses, fill_defaults, filter_mask
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, atomic_write_json, duckdb_path
+from curate.workspace.parts import PartWriter, atomic_write_json, part_glob
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
@@ -114,7 +114,7 @@ class _Ingest:
             tuple(r)
             for r in self.con.execute(
                 "SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
-                [duckdb_path(ws.root / "answers") + "/*.parquet"],
+                [part_glob(ws.root / "answers")],
             ).fetchall()
         }
         self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
@@ -131,7 +131,7 @@ class _Ingest:
     def _existing(self, folder: str, column: str) -> set[str]:
         rows = self.con.sql(
             f"SELECT {column} FROM read_parquet($glob, union_by_name=true)",
-            params={"glob": duckdb_path(self.ws.root / folder) + "/*.parquet"},
+            params={"glob": part_glob(self.ws.root / folder)},
         ).to_arrow_table()
         return set(rows.column(column).to_pylist())
 

@@ -40,7 +40,7 @@ from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, duckdb_path
+from curate.workspace.parts import PartWriter, duckdb_path, part_files, part_glob
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import PAIR_VERDICTS, VERIFY
@@ -87,7 +87,7 @@ class PairCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.entries: dict[str, tuple[str, str | None, str | None]] = {}
-        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        for part in part_files(folder):
             table = pq.read_table(part)
             values = zip(*(table[c].to_pylist() for c in ("verdict", "reason", "pred_answer")))
             self.entries.update(zip(table["key"].to_pylist(), values))
@@ -115,7 +115,7 @@ class PairCache:
     def compact(self) -> None:
         """Merge the cache's parts into one when they have become many."""
         self.flush()
-        parts = sorted(self.folder.glob("*.parquet")) if self.folder.is_dir() else []
+        parts = part_files(self.folder)
         if len(parts) > self.COMPACT_PARTS:
             merged = self._write([(k, *v) for k, v in sorted(self.entries.items())])
             for part in parts:
@@ -174,7 +174,7 @@ class _Verify:
         self.con.execute(
             "CREATE TEMP TABLE done AS SELECT sample_id, gold_key "
             "FROM read_parquet($glob, union_by_name = true) WHERE settings_hash = $hash",
-            {"glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet", "hash": self.settings_hash},
+            {"glob": part_glob(ws.table_folder("verify")), "hash": self.settings_hash},
         )
         self.buffer: dict[str, list] = self._empty_buffer()
         self.samples = self.skipped = 0
@@ -195,7 +195,7 @@ class _Verify:
     # -- reading ----------------------------------------------------------------------
 
     def run(self) -> None:
-        files = sorted(self.ws.table_folder("samples").glob("*.parquet"))
+        files = part_files(self.ws.table_folder("samples"))
         self.total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         for path in files:
             todo = self.con.sql(sql_text("verify/todo.sql"), params={"file": duckdb_path(path)}).to_arrow_table()

@@ -11,6 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 err_console = Console(stderr=True)
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr, unwrapped (paths and commands stay whole in logs)."""
+    err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
 def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar on stderr; `report(what, done, total)` (total 0: unknown) moves it."""
