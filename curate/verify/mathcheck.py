@@ -4,6 +4,8 @@
 math-verify's own signal-based timeouts work there as a first line of defence; the
 pool's outside deadline is what guarantees progress. Gold answers are parsed once per
 worker and kept. The gold is passed first to `verify` (it is not symmetric).
+math-verify (and sympy under it, a second or more to import) is imported where pairs are
+judged, so that importing this module for VerifierSettings costs nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cache
 from importlib.metadata import version
-
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from curate import __version__
 from curate.text.extract import as_math_input, braces_balanced
@@ -27,7 +28,6 @@ EXTRACTIONS = ("box", "lenient")
 GOLD, PAIR = "gold", "pair"
 GOLD_OK = "ok"
 
-_CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 _CACHE_SIZE = 4096  # parsed golds and answers kept per worker
 _CACHED_ANSWER_CHARS = 200
 
@@ -94,8 +94,17 @@ WARM_UP_ANSWERS = (
 )  # fmt: skip
 
 
+@cache
+def _extraction_config() -> tuple:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    return LatexExtractionConfig(), ExprExtractionConfig()
+
+
 def warm_up() -> None:
-    parsed = [parse(as_math_input(answer), _CONFIG) for answer in WARM_UP_ANSWERS]
+    from math_verify import parse, verify
+
+    parsed = [parse(as_math_input(answer), _extraction_config()) for answer in WARM_UP_ANSWERS]
     for gold, answer in zip(parsed, parsed[1:]):
         verify(gold, answer)
 
@@ -116,16 +125,20 @@ def _timeout(seconds: int) -> int | None:
 def parse_gold(forms: tuple[str, ...]) -> list:
     """Every accepted form of the gold, parsed and concatenated (verify accepts a match
     with any of them)."""
+    from math_verify import parse
+
     parsed: list = []
     for form in forms:
-        parsed += parse(as_math_input(form), _CONFIG, parsing_timeout=_timeout(_settings.parse_timeout_s))
+        parsed += parse(as_math_input(form), _extraction_config(), parsing_timeout=_timeout(_settings.parse_timeout_s))
     return parsed
 
 
 def parse_answer(payload: str) -> list:
+    from math_verify import parse
+
     if _settings.extraction == "lenient":
         return parse(payload, parsing_timeout=_timeout(_settings.parse_timeout_s))
-    return parse(as_math_input(payload), _CONFIG, parsing_timeout=_timeout(_settings.parse_timeout_s))
+    return parse(as_math_input(payload), _extraction_config(), parsing_timeout=_timeout(_settings.parse_timeout_s))
 
 
 def judge(item: tuple[str, tuple[str, ...], str | None]) -> tuple[str, str | None, str | None]:
@@ -161,6 +174,8 @@ def _cached(cache: OrderedDict, key: object, compute: Callable[[], object]) -> o
 
 
 def _judge(kind: str, forms: tuple[str, ...], payload: str | None) -> tuple[str, str | None, str | None]:
+    from math_verify import verify
+
     _timeouts.fired = None
     gold = _cached(_gold_cache, forms, lambda: _checked_gold(forms))
     if isinstance(gold, tuple):

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -455,6 +454,8 @@ class _Verify:
 def simple_verdicts(answers: list[str | None], forms: list[tuple | None]) -> list[str]:
     """The simple verdict per row: bad_gold without a gold, no_answer without a box,
     else correct when the box's answer_key equals one of the gold forms' keys."""
+    import polars as pl
+
     frame = pl.DataFrame(
         {"answer": answers, "forms": [None if f is None else list(f) for f in forms]},
         schema={"answer": pl.String, "forms": pl.List(pl.String)},
