@@ -46,9 +46,9 @@ def status(workspace: WorkspaceArg) -> None:
             markup=False,
         )
         for path in info["stray_files"]:
-            console.print(f"  {path}", markup=False, highlight=False)
+            console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
     if info["catalog"]:
-        console.print(f"catalog: {info['catalog']}", markup=False, highlight=False)
+        console.print(f"catalog: {info['catalog']}", markup=False, highlight=False, soft_wrap=True)
     if not info["runs"]:
         console.print("no stage runs yet")
         return

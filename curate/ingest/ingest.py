@@ -14,12 +14,12 @@ file, row, reason and a preview.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate import __version__
 from curate.ingest.presets import (
@@ -36,11 +36,10 @@ from curate.ingest.records import check_content, empty_staged, explode_responses
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, discover, peek_columns, read_batches
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json, part_glob
+from curate.workspace.progress import ProgressFn
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import ANSWERS, PROBLEMS, REJECTS, SAMPLES, SCORES
-
-ProgressFn = Callable[[int, SourceFile], None]
 
 
 @dataclass
@@ -127,6 +126,7 @@ class _Ingest:
         self.added = Counter(problems=0, samples=0, answers=0, scores=0)
         self.instructions_stripped = 0
         self.files: list[dict] = []
+        self.skipped_files: list[dict] = []  # what the source folders hold that is not read
 
     def _existing(self, folder: str, column: str) -> set[str]:
         rows = self.con.sql(
@@ -368,10 +368,14 @@ class _Ingest:
     def stats(self) -> dict:
         f = self.funnel
         assert f["read"] == f["accepted"] + f["duplicate"] + f["rejected"] + f["filtered"], f
+        empty = [file["path"] for file in self.files if file["records"] == 0]
+        unread = "".join(
+            f"; {n} {what}" for n, what in ((len(self.skipped_files), "files skipped"), (len(empty), "empty")) if n
+        )
         return {
             "summary": (
                 f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
-                f"rejected {f['rejected']}, filtered {f['filtered']}"
+                f"rejected {f['rejected']}, filtered {f['filtered']}{unread}"
             ),
             "funnel": dict(f),
             "duplicates": dict(self.duplicates),
@@ -379,7 +383,39 @@ class _Ingest:
             "added": dict(self.added),
             "instructions_stripped": self.instructions_stripped,
             "files": self.files,
+            "empty_files": empty,
+            "skipped_files": self.skipped_files,
         }
+
+
+class _SourceProgress:
+    """Ingest's progress in bytes of the sources: the files done, plus the share of the
+    file being read (a parquet file's by its rows, from its footer; other formats count
+    when they are done), with the file's number and its records read so far."""
+
+    def __init__(self, files: list[SourceFile], progress: ProgressFn | None) -> None:
+        self.files, self.progress = files, progress
+        self.sizes = [file.path.stat().st_size for file in files]
+        self.total = sum(self.sizes)
+        self.done_files = self.done_bytes = 0
+        self._rows: int | None = None
+
+    def read(self, file: SourceFile, records: int) -> None:
+        if self.progress is None:
+            return
+        if self._rows is None:
+            self._rows = pq.ParquetFile(file.path).metadata.num_rows if file.format == "parquet" else 0
+        share = int(self.sizes[self.done_files] * min(1.0, records / self._rows)) if self._rows else 0
+        what = f"file {self.done_files + 1}/{len(self.files)} {file.path.name}: {records:,} records"
+        self.progress(what, self.done_bytes + share, self.total)
+
+    def finished(self, file: SourceFile, records: int) -> None:
+        self.done_bytes += self.sizes[self.done_files]
+        self.done_files += 1
+        self._rows = None
+        if self.progress is not None:
+            what = f"{self.done_files}/{len(self.files)} files ({file.path.name}: {records:,} records)"
+            self.progress(what, self.done_bytes, self.total)
 
 
 def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
@@ -396,7 +432,8 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
     """Ingest `config.sources` into `ws`; returns the run's stats (also in stats.json)."""
     if config.scores_tag:
         ws.check_score_tag(config.scores_tag)
-    files = discover(config.sources)
+    skipped: list[dict] = []
+    files = discover(config.sources, skipped)
     presets = resolve_presets(config, files)
     with ws.lock("pool", "oxa ingest"):
         run = StageRun(ws, "ingest", _fingerprint_config(config, files, presets))
@@ -404,15 +441,17 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
         try:
             state = _Ingest(ws, run, config)
             state.validate_filters(presets)
+            state.skipped_files = skipped
+            tracker = _SourceProgress(files, progress)
             for file, preset in zip(files, presets):
                 records = 0
                 for batch in read_batches(file, preset.source_columns()):
                     records += state.process(batch, preset)
-                    if progress:
-                        progress(records, file)
+                    tracker.read(file, records)
                 state.files.append(
                     {"path": str(file.path), "format": file.format, "preset": preset.name, "records": records}
                 )
+                tracker.finished(file, records)
             state.close()
             return run.finish(state.stats())
         except BaseException as exc:
