@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from curate.cli.common import WorkspaceArg, console, parse_map
-from curate.ingest import IngestConfig, run_ingest
 from curate.ingest.presets import PRESETS
 from curate.ingest.records import WHERE_COLUMNS
 from curate.workspace import Workspace
@@ -75,6 +74,8 @@ def ingest(
     Ingesting the same data twice adds nothing. Every record read is accepted, a duplicate,
     rejected with a reason (in runs/ingest/<run>/rejects/), or filtered out.
     """
+    from curate.ingest import IngestConfig, run_ingest  # the stage, when it runs (not for --help)
+
     ws = Workspace.open(workspace)
     config = IngestConfig(
         sources=[str(s) for s in sources],

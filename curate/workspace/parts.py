@@ -107,7 +107,7 @@ def write_schema_part(folder: Path, schema: pa.Schema) -> None:
         os.replace(folder / _OLD_SCHEMA_PART, target)
     if not target.exists():
         tmp = folder / f".{SCHEMA_PART}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
-        pq.write_table(schema.empty_table(), tmp)
+        pq.write_table(pa.Table.from_batches([], schema=schema), tmp)  # (empty_table() imports pandas)
         os.replace(tmp, target)
 
 

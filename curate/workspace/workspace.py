@@ -31,7 +31,14 @@ import duckdb
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import PART_GLOB, duckdb_path, fingerprint, stray_files, write_schema_part
+from curate.workspace.parts import (
+    PART_GLOB,
+    atomic_write_text,
+    duckdb_path,
+    fingerprint,
+    stray_files,
+    write_schema_part,
+)
 from curate.workspace.resources import sql_text
 from curate.workspace.schema import SCORES, TABLE_FOLDERS
 
@@ -298,14 +305,23 @@ class Workspace:
             how = "open" if read_only else "open (read-only or not)"
             raise WorkspaceBusy(f"the catalog {self.catalog_path} is {how} in another process: {_holder(exc)}") from exc
 
-    def _write_catalog(self, force: bool = False) -> bool:
+    def _state(self) -> tuple[str, list[tuple], list[tuple]]:
+        """What the catalog holds: the view script, the runs rows, the subsets rows."""
+        return self._catalog_script(), *self._records()
+
+    def _write_catalog(self, force: bool = False, state: tuple | None = None) -> bool:
         """Bring the catalog file up to date (with the 'catalog' lock held); False when it was."""
-        script = self._catalog_script()
-        runs, subsets = self._records()
+        script, runs, subsets = state or self._state()
         digest = fingerprint([script, runs, subsets], 16)
+        # the digest last written, beside the lock: most commands find the catalog current
+        # without opening it
+        written = self.root / ".locks" / "catalog.digest"
         if not force and self.catalog_path.exists():
+            if written.is_file() and written.read_text(encoding="utf-8") == digest:
+                return False
             with closing(self._open_catalog(read_only=True)) as con:
                 if self._stored_digest(con) == digest:
+                    atomic_write_text(written, digest)
                     return False
         with closing(self._open_catalog(read_only=False)) as con:
             con.execute("BEGIN")
@@ -319,6 +335,7 @@ class Workspace:
             meta = {"root": self.root.as_posix(), "catalog_digest": digest, "oxa_version": __version__}
             con.executemany("INSERT OR REPLACE INTO oxa_meta VALUES (?, ?)", list(meta.items()))
             con.execute("COMMIT")
+        atomic_write_text(written, digest)
         return True
 
     @staticmethod
@@ -336,12 +353,12 @@ class Workspace:
         with self.lock("catalog", purpose, wait_seconds=_LOCK_WAIT_SECONDS):
             self._write_catalog()
 
-    def refresh_catalog(self) -> str | None:
+    def refresh_catalog(self, state: tuple | None = None) -> str | None:
         """sync_catalog if the catalog is free now; if not, why it has to wait for a later
         oxa command (the folders hold the record meanwhile)."""
         try:
             with self.lock("catalog", "refresh the catalog"):
-                self._write_catalog()
+                self._write_catalog(state=state)
         except WorkspaceBusy as exc:
             return f"{exc}; it is brought up to date by the next oxa command once free"
         return None
@@ -371,14 +388,14 @@ class Workspace:
         """An in-memory DuckDB with the catalog's views, macros and tables, read from the
         workspace itself: it works while another process holds catalog.duckdb. The
         catalog file is brought up to date on the way when it is free."""
-        self.refresh_catalog()
-        return self._memory_connection()
-
-    def _memory_connection(self) -> duckdb.DuckDBPyConnection:
         self._ensure_schema_parts()
-        runs, subsets = self._records()
+        state = self._state()
+        self.refresh_catalog(state)
+        return self._memory_connection(state)
+
+    def _memory_connection(self, state: tuple) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
-        self._fill(con, self._catalog_script(), runs, subsets)
+        self._fill(con, *state)
         return con
 
     def stray_files(self) -> list[Path]:
@@ -392,8 +409,10 @@ class Workspace:
     def status(self) -> dict:
         """Row counts per table and score tag, the stage runs with fingerprints, files in
         the tables' folders that no table reads, and why the catalog file waits, if it does."""
-        catalog = self.refresh_catalog()
-        con = self._memory_connection()
+        self._ensure_schema_parts()
+        state = self._state()
+        catalog = self.refresh_catalog(state)
+        con = self._memory_connection(state)
         try:
             counts = dict(con.execute(sql_text("queries/table_counts.sql")).fetchall())
             for tag in self.score_tags():
