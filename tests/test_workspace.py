@@ -139,7 +139,7 @@ def test_a_catalog_held_for_writing_stops_a_stage_before_it_starts_naming_the_ho
     try:
         with pytest.raises(
             WorkspaceBusy,
-            match=rf"catalog .* is open in another process: pid {holder.pid} \(`.*python.* -c import duckdb, time.*`\); "
+            match=rf"catalog .* is open for writing in another process: pid {holder.pid} \(`.*python.* -c import duckdb, time.*`\); "
             "oxa ingest could not record its run: close that process",
         ):
             run_ingest(ws, IngestConfig([str(src)]))

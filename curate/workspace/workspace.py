@@ -302,7 +302,7 @@ class Workspace:
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise OxaError(f"cannot open the catalog {self.catalog_path}: {exc}") from exc
-            how = "open" if read_only else "open (read-only or not)"
+            how = "open for writing" if read_only else "open"  # readers share the file; a writer needs it alone
             raise WorkspaceBusy(f"the catalog {self.catalog_path} is {how} in another process: {_holder(exc)}") from exc
 
     def _state(self) -> tuple[str, list[tuple], list[tuple]]:
