@@ -313,11 +313,9 @@ class Workspace:
         """Bring the catalog file up to date (with the 'catalog' lock held); False when it was."""
         script, runs, subsets = state or self._state()
         digest = fingerprint([script, runs, subsets], 16)
-        # the digest last written, beside the lock: most commands find the catalog current
-        # without opening it
-        written = self.root / ".locks" / "catalog.digest"
+        written = self._digest_path
         if not force and self.catalog_path.exists():
-            if written.is_file() and written.read_text(encoding="utf-8") == digest:
+            if self._written_digest() == digest:
                 return False
             with closing(self._open_catalog(read_only=True)) as con:
                 if self._stored_digest(con) == digest:
@@ -338,6 +336,16 @@ class Workspace:
         atomic_write_text(written, digest)
         return True
 
+    @property
+    def _digest_path(self) -> Path:
+        """The digest last written into the catalog, kept beside its lock: most commands
+        find the catalog current without opening (or locking) it."""
+        return self.root / ".locks" / "catalog.digest"
+
+    def _written_digest(self) -> str | None:
+        path = self._digest_path
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
     @staticmethod
     def _stored_digest(con: duckdb.DuckDBPyConnection) -> str | None:
         try:
@@ -355,12 +363,18 @@ class Workspace:
 
     def refresh_catalog(self, state: tuple | None = None) -> str | None:
         """sync_catalog if the catalog is free now; if not, why it has to wait for a later
-        oxa command (the folders hold the record meanwhile)."""
+        oxa command (the folders hold the record meanwhile). A workspace that this user
+        may not write (another team's, shared read-only) is read all the same."""
+        state = state or self._state()
+        if self.catalog_path.exists() and self._written_digest() == fingerprint(list(state), 16):
+            return None
         try:
             with self.lock("catalog", "refresh the catalog"):
                 self._write_catalog(state=state)
         except WorkspaceBusy as exc:
             return f"{exc}; it is brought up to date by the next oxa command once free"
+        except PermissionError as exc:
+            return f"the catalog {self.catalog_path} is not brought up to date: {exc}"
         return None
 
     def check_catalog(self, stage: str) -> str | None:
