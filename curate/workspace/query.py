@@ -1,11 +1,11 @@
 """`oxa sql`: run SQL against the workspace catalog and print or save the result.
 
-Read-only in fact, not by convention: one query statement (SELECT, WITH, FROM, VALUES,
-DESCRIBE, SHOW, SUMMARIZE, EXPLAIN), run in an in-memory DuckDB holding the catalog's
-views (Workspace.connect) whose configuration is then locked with file access limited
-to the workspace (reads: no COPY, EXPORT, ATTACH, INSTALL or LOAD get past the statement
-check) and extensions neither installed nor loaded on demand, so no network either. A
-result goes to a file only through -o, never into the workspace's data folders.
+Read-only in fact, not by convention: one query statement runs (SELECT, WITH, FROM,
+VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN; COPY, EXPORT, ATTACH, INSTALL, LOAD, SET and
+the rest are refused), in an in-memory DuckDB holding the workspace's views
+(Workspace.connect) whose settings are then locked: files are read only inside the
+workspace, and no extension is installed or loaded on demand (so no network either). A
+result reaches a file only through -o, never inside the workspace's data.
 """
 
 from __future__ import annotations
