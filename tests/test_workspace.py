@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.ingest import IngestConfig, run_ingest
+from curate.verify import VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace, WorkspaceBusy
 from curate.workspace.query import run_query
 from tests.conftest import REAL_DATA, query, write_jsonl
@@ -218,6 +219,8 @@ def test_a_stray_file_in_a_table_folder_is_reported_never_read(ws, tmp_path):
     assert ws.status()["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0}
     assert query(ws, "SELECT count(*) FROM candidates WHERE sample_id IS NULL") == [(0,)]
     assert (ws.root / "pool" / "problems" / "_schema-0000000000000000.parquet").is_file()
+    stats = run_verify(ws, VerifyConfig(workers=1))  # the stray samples file is not a sample
+    assert sum(stats["verdicts"].values()) == 20
 
 
 def test_reingest_adds_nothing_and_outputs_are_byte_identical(tmp_path):
