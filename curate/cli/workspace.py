@@ -44,6 +44,7 @@ def status(workspace: WorkspaceArg) -> None:
             f"{len(info['stray_files'])} file(s) in the tables' folders are not oxa parts and no table reads them "
             "(move them out of the workspace):",
             markup=False,
+            soft_wrap=True,
         )
         for path in info["stray_files"]:
             console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
