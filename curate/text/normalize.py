@@ -13,8 +13,10 @@ fold that drift, vectorized over a whole batch:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported by the callers that build these expressions
+    import polars as pl
 
 # Characters that NFKC leaves alone but that differ between copies of the same text.
 _LOOKALIKES = {
@@ -82,6 +84,8 @@ def answer_key(answer: pl.Expr) -> pl.Expr:
 
 def answer_keys(answers: Sequence[str | None]) -> list[str | None]:
     """`answer_key` of each answer (for callers that hold a few Python strings)."""
+    import polars as pl
+
     return pl.select(answer_key(pl.Series("a", list(answers), pl.String))).to_series().to_list()
 
 

@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -113,6 +112,7 @@ class ReferenceReader:
     def stage(self, batch: DictBatch | ArrowBatch, preset: Preset, rank: int) -> tuple[pa.Table, pa.Table]:
         """(rows to match, rejected rows) of one batch. Every record read is in exactly
         one of: kept and usable, kept but unusable (also in rejects), rejected."""
+
         file = batch.file
         unreadable = batch.unreadable if isinstance(batch, DictBatch) else []
         if isinstance(batch, DictBatch):
@@ -163,6 +163,8 @@ class ReferenceReader:
     ) -> pa.Table:
         """REFERENCE_ROWS of the matchable rows; `answers` holds each one's (forms,
         answer_key), both None where the row has no usable answer."""
+        import polars as pl
+
         n = kept.num_rows
         stripped, _ = strip_instruction_suffixes(kept["problem"])
         self.con.register("texts", pa.table({"t": stripped if preset.strip_instruction else kept["problem"]}))
