@@ -13,6 +13,7 @@ fold that drift, vectorized over a whole batch:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # polars is imported by the callers that build these expressions
@@ -97,9 +98,13 @@ PLACEHOLDERS = (
 )  # fmt: skip
 
 
-_PLACEHOLDER_KEYS = frozenset(k.lower() for k in answer_keys(list(PLACEHOLDERS)))
+@cache
+def placeholder_keys(placeholders: tuple[str, ...] = PLACEHOLDERS) -> frozenset[str]:
+    """The placeholders after answer_key and lower-casing ('see solution' is 'seesolution')."""
+    return frozenset(k.lower() for k in answer_keys(list(placeholders)))
 
 
 def is_placeholder(answers: Sequence[str | None]) -> list[bool]:
     """Whether each answer says there is none (a PLACEHOLDERS form, after answer_key)."""
-    return [key is not None and key.lower() in _PLACEHOLDER_KEYS for key in answer_keys(answers)]
+    keys = placeholder_keys()
+    return [key is not None and key.lower() in keys for key in answer_keys(answers)]

@@ -36,7 +36,7 @@ from curate.ingest.presets import (
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, peek_columns
 from curate.text.extract import last_boxed
 from curate.text.instructions import strip_instruction_suffixes
-from curate.text.normalize import answer_keys, match_key, match_text
+from curate.text.normalize import answer_keys, match_key, match_text, placeholder_keys
 from curate.workspace import OxaError
 from curate.workspace.schema import REJECTS
 
@@ -107,7 +107,7 @@ class ReferenceReader:
     _next_ref: int = 0
 
     def __post_init__(self) -> None:
-        self._placeholder_keys = frozenset(k.lower() for k in answer_keys(list(self.placeholders)))
+        self._placeholder_keys = placeholder_keys(tuple(self.placeholders))
 
     def stage(self, batch: DictBatch | ArrowBatch, preset: Preset, rank: int) -> tuple[pa.Table, pa.Table]:
         """(rows to match, rejected rows) of one batch. Every record read is in exactly
