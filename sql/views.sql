@@ -3,15 +3,17 @@
 -- absolute path (DuckDB resolves a view's relative paths against the reader's working
 -- directory, so relative paths would break `duckdb WS/catalog.duckdb` run elsewhere);
 -- when the workspace is moved, oxa rewrites the views on the next open.
--- Each folder holds a zero-row _schema.parquet, so a view works before any data exists.
+-- {parts} is the name pattern of oxa's parts (*-<16 hex digits>.parquet): a file of any
+-- other name in these folders is never read. Each folder holds a zero-row
+-- _schema-0000000000000000.parquet, so a view works before any data exists.
 
 -- problems: one row per distinct problem (problem_id = oxa_problem_id(problem)).
 CREATE OR REPLACE VIEW problems AS
-SELECT * FROM read_parquet('{ws}/pool/problems/*.parquet', union_by_name = true);
+SELECT * FROM read_parquet('{ws}/pool/problems/{parts}', union_by_name = true);
 
 -- samples: one row per candidate response (sample_id = oxa_sample_id(problem_id, response)).
 CREATE OR REPLACE VIEW samples AS
-SELECT * FROM read_parquet('{ws}/pool/samples/*.parquet', union_by_name = true);
+SELECT * FROM read_parquet('{ws}/pool/samples/{parts}', union_by_name = true);
 
 -- answers: every recorded gold answer, given by a source at ingest or traced; a problem
 -- with more than one distinct answer has conflict = true on all its rows.
@@ -19,7 +21,7 @@ CREATE OR REPLACE VIEW answers AS
 SELECT * REPLACE (
     conflict OR count(DISTINCT gold_answer) OVER (PARTITION BY problem_id) > 1 AS conflict
 )
-FROM read_parquet('{ws}/answers/*.parquet', union_by_name = true);
+FROM read_parquet('{ws}/answers/{parts}', union_by_name = true);
 
 -- gold: the one answer each problem is judged against, by match method (given, exact,
 -- normalized, fuzzy), then answer source and answer text for a stable choice.
@@ -35,7 +37,7 @@ QUALIFY row_number() OVER (
 -- trace_conflicts: the problems whose reference answers differed in the last trace, with
 -- how each was settled (resolution), the answers and how many teacher responses agree with each.
 CREATE OR REPLACE VIEW trace_conflicts AS
-SELECT * FROM read_parquet('{ws}/answers/conflicts/*.parquet', union_by_name = true);
+SELECT * FROM read_parquet('{ws}/answers/conflicts/{parts}', union_by_name = true);
 
 -- verify: one verdict per sample: the verdicts written under the settings of the last
 -- finished `oxa verify` run (its settings_hash), judged against the problem's current
@@ -46,7 +48,7 @@ SELECT * FROM read_parquet('{ws}/answers/conflicts/*.parquet', union_by_name = t
 -- and comes before any judged one.
 CREATE OR REPLACE VIEW verify AS
 WITH parts AS (
-    SELECT * FROM read_parquet('{ws}/verify/*.parquet', union_by_name = true)
+    SELECT * FROM read_parquet('{ws}/verify/{parts}', union_by_name = true)
 ),
 given AS (
     SELECT * FROM parts WHERE settings_hash = 'given'

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +13,7 @@ import pyarrow.parquet as pq
 from curate.ingest import IngestConfig, run_ingest
 from curate.select.select import Candidates
 from curate.workspace import Workspace
+from curate.workspace.runs import StageRun
 from curate.workspace.schema import SCORES, VERIFY
 from tests.conftest import naive_problem_id, naive_sample_id
 
@@ -73,21 +73,10 @@ def write_verify(ws: Workspace, verdicts: list[tuple[str, str]]) -> None:
     ]
     folder = ws.table_folder("verify")
     pq.write_table(
-        pa.Table.from_pylist(rows, schema=VERIFY), folder / f"verify-test-{len(list(folder.glob('*')))}.parquet"
+        pa.Table.from_pylist(rows, schema=VERIFY), folder / f"verify-test-{len(list(folder.glob('*'))):016x}.parquet"
     )
-    now = datetime.now()
     stats = {"settings_hash": SETTINGS_HASH, "summary": "test verdicts", "versions": {"math-verify": "test"}}
-    ws.record_run(
-        {
-            "run_id": f"verify-test-{now.timestamp()}",
-            "stage": "verify",
-            "config_fingerprint": SETTINGS_HASH,
-            "started_at": now,
-            "finished_at": now,
-            "status": "done",
-            "stats": stats,
-        }
-    )
+    StageRun(ws, "verify", {"settings_hash": SETTINGS_HASH, "test_parts": len(list(folder.glob("*")))}).finish(stats)
 
 
 def write_scores(ws: Workspace, tag: str, scored: list[tuple[str, float | None, int | None]]) -> None:
@@ -102,7 +91,7 @@ def write_scores(ws: Workspace, tag: str, scored: list[tuple[str, float | None, 
         },
         schema=SCORES,
     )
-    pq.write_table(table, folder / f"scores-test-{len(list(folder.glob('*')))}.parquet")
+    pq.write_table(table, folder / f"scores-test-{len(list(folder.glob('*'))):016x}.parquet")
     (folder / "manifest.json").write_text(json.dumps({"tag": tag, "model": "tiny-test-model", "max_tokens": 32768}))
 
 

@@ -90,3 +90,26 @@ def test_help_explains_the_commands():
         assert command in top
     ingest_help = oxa("ingest", "--help").output
     assert "acereason" in ingest_help and "oxa-lists" in ingest_help and "--where" in ingest_help
+
+
+HEAVY = ("polars", "sympy", "math_verify", "torch", "matplotlib", "transformers")
+
+
+def test_the_commands_a_user_types_first_import_no_heavy_library(tmp_path):
+    """`oxa --help`, `oxa init`, `oxa status` and `oxa sql` start without polars, sympy,
+    math-verify, torch, matplotlib or transformers (seconds to import; bench/cli_startup.py
+    measures the time)."""
+    code = (
+        "import sys\n"
+        "from curate.cli import main\n"
+        "sys.argv = ['oxa', *sys.argv[1:]]\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        f"    print('heavy:', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    ws = tmp_path / "ws"
+    for args in (["--help"], ["init", ws], ["status", ws], ["sql", ws, "SELECT 1"], ["sql", ws, "--list"]):
+        result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.splitlines()[-1] == "heavy: []", (args, result.stderr)

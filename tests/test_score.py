@@ -43,7 +43,7 @@ def pool_ws(synth_world, tmp_path_factory) -> Workspace:
         "origin": "teacher",
         "source": "aops_forum",
     }
-    pq.write_table(pa.Table.from_pylist([empty], SAMPLES), ws.table_folder("samples") / "odd.parquet")
+    pq.write_table(pa.Table.from_pylist([empty], SAMPLES), ws.table_folder("samples") / "odd-000000000000000e.parquet")
     return ws
 
 
@@ -254,7 +254,7 @@ def test_bad_input(tiny_models, copy_ws, tmp_path):
 
 def test_ingested_scores_are_not_mixed_with_computed_ones(tiny_models, copy_ws):
     folder = copy_ws.ensure_scores_folder("given")
-    pq.write_table(pa.table({"sample_id": ["x"], "ppl": [2.0]}), folder / "ingest-abc-123.parquet")
+    pq.write_table(pa.table({"sample_id": ["x"], "ppl": [2.0]}), folder / "ingest-abc-0123456789abcdef.parquet")
     with pytest.raises(OxaError, match="another source"):
         run_score(copy_ws, ScoreConfig(str(tiny_models / "base"), "given", where=WHERE))
 

@@ -63,9 +63,9 @@ def test_every_verdict_kind_with_its_reason(ws, tmp_path):
         {"problem": "tower", "response": R("9^{9^{9^{9}}}"), "gold": "5"},
         {"problem": "tower", "response": R("10^{10^{10}}!"), "gold": "5"},
         {"problem": "no gold", "response": R("1")},
-        {"problem": "empty gold", "response": R("1"), "gold": ""},
+        {"problem": "empty gold", "response": R("1"), "gold": ""},  # a placeholder: ingest gives no gold
         {"problem": "unbalanced gold", "response": R("1"), "gold": "\\frac{1}{"},
-        {"problem": "unparseable gold", "response": R("1"), "gold": "\\text{}"},
+        {"problem": "unparseable gold", "response": R("1"), "gold": "\\boxed{}"},
     ]
     add_pool(ws, tmp_path / "pool.jsonl", rows)
     start = time.perf_counter()
@@ -91,7 +91,7 @@ def test_every_verdict_kind_with_its_reason(ws, tmp_path):
     )
     assert by_problem == {
         "no gold": "the problem has no gold answer (run oxa trace)",
-        "empty gold": "the gold answer is empty",
+        "empty gold": "the problem has no gold answer (run oxa trace)",
         "unbalanced gold": "the gold answer's braces do not balance",
         "unparseable gold": "the gold answer does not parse",
     }

@@ -1,6 +1,7 @@
 """The workspace: layout, status, the catalog from elsewhere, moves, locks, reruns."""
 
 import filecmp
+import re
 import shutil
 import subprocess
 import sys
@@ -8,11 +9,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from curate.ingest import IngestConfig, run_ingest
+from curate.verify import VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace, WorkspaceBusy
-from curate.workspace import workspace as workspace_module
+from curate.workspace.query import run_query
 from tests.conftest import REAL_DATA, query, write_jsonl
 
 ROWS = [
@@ -114,25 +118,109 @@ def test_second_writer_fails_at_once_naming_the_first(ws, tmp_path):
     assert ws.status()["tables"]["samples"] == 20
 
 
-def test_held_catalog_gives_a_clear_error_not_a_hang(ws, monkeypatch):
-    monkeypatch.setattr(workspace_module, "_LOCK_WAIT_SECONDS", 0.5)
+def _hold_catalog(ws: Workspace, read_only: bool) -> subprocess.Popen:
+    """Another program (here a plain DuckDB client) with the catalog open, as a shell left open."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time; c = duckdb.connect({str(ws.catalog_path)!r}); print('open', flush=True); time.sleep(30)",
+            f"import duckdb, time; c = duckdb.connect({str(ws.catalog_path)!r}, read_only={read_only}); "
+            "print('open', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def test_a_catalog_held_for_writing_stops_a_stage_before_it_starts_naming_the_holder(ws, tmp_path):
+    src = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    holder = _hold_catalog(ws, read_only=False)
     try:
-        assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(WorkspaceBusy, match="held by another process"):
-            ws.status()
+        with pytest.raises(
+            WorkspaceBusy,
+            match=rf"catalog .* is open for writing in another process: pid {holder.pid} \(`.*python.* -c import duckdb, time.*`\); "
+            "oxa ingest could not record its run: close that process",
+        ):
+            run_ingest(ws, IngestConfig([str(src)]))
+        assert not (ws.root / "runs" / "ingest").exists()  # nothing started
+        # reading goes on: oxa reads through its own in-memory views, not the held file
+        info = ws.status()
+        assert info["tables"]["samples"] == 0 and info["catalog"] is None  # up to date: nothing waits
+        assert run_query(ws, "SELECT count(*) FROM candidates") == (["count_star()"], [(0,)])
     finally:
         holder.kill()
         holder.wait()
-    assert ws.status()["tables"]["samples"] == 0  # nothing corrupt
+    assert run_ingest(ws, IngestConfig([str(src)]))["funnel"]["accepted"] == 20
+
+
+def test_a_stage_that_finishes_while_the_catalog_is_held_keeps_its_result(ws, tmp_path, capsys):
+    holder = _hold_catalog(ws, read_only=True)  # a `duckdb -readonly` shell: oxa can read, not write
+    try:
+        stats = run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+        assert stats["status"] == "done" and stats["funnel"]["accepted"] == 20
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and f"run {stats['run_id']} is done and recorded in" in err
+        assert [(r["run_id"], r["status"]) for r in ws.status()["runs"]] == [(stats["run_id"], "done")]
+        assert query(ws, "SELECT run_id, status FROM runs") == [(stats["run_id"], "done")]
+        assert _duckdb_shell(ws.catalog_path, "SELECT count(*) FROM runs") == "0"  # the file waits
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ws.status()["catalog"] is None  # the next command brings the file up to date
+    assert _duckdb_shell(ws.catalog_path, "SELECT run_id || ' ' || status FROM runs") == f"{stats['run_id']} done"
+
+
+def test_oxa_sql_is_read_only_in_fact(ws, tmp_path):
+    run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    refused = {
+        f"COPY (SELECT * FROM samples) TO '{tmp_path}/out.csv'": "COPY statements are refused",
+        f"COPY (SELECT 1 AS a) TO '{ws.root}/pool/samples/x.parquet'": "COPY statements are refused",
+        f"EXPORT DATABASE '{tmp_path}/dump'": "EXPORT statements are refused",
+        "INSTALL httpfs": "LOAD statements are refused",
+        f"ATTACH '{tmp_path}/new.duckdb'": "ATTACH statements are refused",
+        "SET enable_external_access = true": "SET statements are refused",
+        "CREATE TABLE t AS SELECT 1": "CREATE statements are refused",
+        "SELECT 1; SELECT 2": "one query at a time; got 2 statements",
+        "SELECT * FROM read_csv('/etc/passwd')": 'Permission Error: Cannot access file "/etc/passwd"',
+        f"SELECT * FROM read_text('{ws.root}/../a.jsonl')": "Permission Error",
+        "SELECT * FROM read_parquet('https://example.com/x.parquet')": "Permission Error",
+    }
+    for statement, message in refused.items():
+        with pytest.raises(OxaError, match=re.escape(message)):
+            run_query(ws, statement)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written anywhere
+    # files inside the workspace stay readable
+    assert run_query(ws, f"SELECT count(*) FROM read_parquet('{ws.root}/pool/samples/*.parquet')")[1] == [(20,)]
+    for folder in ("pool/samples", "answers", "runs", "catalog.duckdb"):
+        with pytest.raises(OxaError, match=r"--output .* (inside the workspace's|is the workspace's)"):
+            run_query(ws, "SELECT * FROM samples", "parquet", ws.root / folder / "x.parquet")
+    assert not (ws.root / "pool" / "samples" / "x.parquet").exists()
+    run_query(ws, "SELECT sample_id FROM samples", "parquet", ws.root / "exports.parquet")
+    assert pq.read_table(ws.root / "exports.parquet").num_rows == 20
+
+
+def test_a_stray_file_in_a_table_folder_is_reported_never_read(ws, tmp_path):
+    run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
+    samples = ws.table_folder("samples")
+    pq.write_table(pa.table({"other": [1]}), samples / "result.parquet")  # `oxa sql -o` by an older oxa
+    (samples / "notes.txt").write_text("x")
+    (ws.root / "answers" / "copy (1).parquet").write_bytes(b"not parquet at all")
+    (ws.root / "pool" / "problems" / "_schema-0000000000000000.parquet").rename(
+        ws.root / "pool" / "problems" / "_schema.parquet"  # a workspace made before parts were read by name
+    )
+    assert ws.status()["stray_files"] == [
+        "answers/copy (1).parquet",
+        "pool/samples/notes.txt",
+        "pool/samples/result.parquet",
+    ]
+    assert ws.status()["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0}
+    assert query(ws, "SELECT count(*) FROM candidates WHERE sample_id IS NULL") == [(0,)]
+    assert (ws.root / "pool" / "problems" / "_schema-0000000000000000.parquet").is_file()
+    stats = run_verify(ws, VerifyConfig(workers=1))  # the stray samples file is not a sample
+    assert sum(stats["verdicts"].values()) == 20
 
 
 def test_reingest_adds_nothing_and_outputs_are_byte_identical(tmp_path):

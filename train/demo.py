@@ -215,7 +215,7 @@ def _curate(ws: Workspace, world: Path, models: Path, size: DemoSize, steps: _St
     steps.run(
         "ingest",
         asdict(ingest),
-        lambda: run_ingest(ws, ingest, lambda n, file: progress(f"ingest {file.path.name}", n, 0)),
+        lambda: run_ingest(ws, ingest, lambda what, done, total: progress(f"ingest {what}", done, total)),
         _funnel_line,
     )
     trace = TraceConfig(sorted(str(p) for p in (world / "references").glob("*.parquet")))

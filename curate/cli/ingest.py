@@ -6,15 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from curate.cli.common import WorkspaceArg, console, parse_map
-from curate.ingest import IngestConfig, run_ingest
 from curate.ingest.presets import PRESETS
 from curate.ingest.records import WHERE_COLUMNS
 from curate.workspace import Workspace
-from curate.workspace.progress import err_console
+from curate.workspace.progress import stage_progress
 
 DAMAGED_EXIT_CODE = 3  # the run finished, but a source file was damaged
 
@@ -89,6 +87,8 @@ def ingest(
     damage, is recorded as a `corrupt_file` reject, and the other files go on; the command
     then exits with status 3. The run's rows appear in the pool only when it ends.
     """
+    from curate.ingest import IngestConfig, run_ingest  # the stage, when it runs (not for --help)
+
     ws = Workspace.open(workspace)
     config = IngestConfig(
         sources=[str(s) for s in sources],
@@ -102,14 +102,7 @@ def ingest(
         max_record_bytes=max_record_bytes,
         verdict=verdict,
     )
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
-    ) as progress:
-        task = progress.add_task("reading")
-
-        def report(records: int, file) -> None:
-            progress.update(task, description=f"{file.path.name}: {records:,} records")
-
+    with stage_progress(unit="bytes") as report:
         stats = run_ingest(ws, config, progress=report)
     _print_ingest_summary(ws, stats)
     if stats["damaged_files"]:
@@ -140,4 +133,10 @@ def _print_ingest_summary(ws: Workspace, stats: dict) -> None:
     if stats["instructions_stripped"]:
         table.add_row("instruction suffixes stripped", f"{stats['instructions_stripped']:,}")
     console.print(table)
+    for path in stats["empty_files"]:
+        console.print(f"empty (no records): {path}", markup=False, highlight=False, soft_wrap=True)
+    for skipped in stats["skipped_files"]:
+        console.print(
+            f"skipped ({skipped['reason']}): {skipped['path']}", markup=False, highlight=False, soft_wrap=True
+        )
     console.print(f"run folder: {ws.run_dir('ingest', stats['run_id'])}")

@@ -9,8 +9,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from curate.cli.common import WorkspaceArg, console
-from curate.select import SelectConfig, load_select_config, run_select
-from curate.select.config import ALIASES
+from curate.select.config import ALIASES, SelectConfig, load_select_config
 from curate.workspace import Workspace
 from curate.workspace.configfile import field_help, preset_names
 from curate.workspace.progress import err_console
@@ -46,6 +45,8 @@ def select(
     The same config over the same tables gives the same version (and the same
     data.parquet); a version that exists already is reported, never rewritten.
     """
+    from curate.select import run_select  # the stage, when it runs (not for --help)
+
     ws = Workspace.open(workspace)
     selection = load_select_config(config, set_ or [])
     with Progress(

@@ -32,9 +32,10 @@ def init(workspace: WorkspaceArg) -> None:
 def status(workspace: WorkspaceArg) -> None:
     """Row counts per table, the stage runs with their config fingerprints (a run without
     results is 'running', or 'killed' when its process is gone: a killed ingest added
-    nothing; a killed verify or score kept its whole parts, which its rerun skips), and
-    the temporary files of unfinished writes ('stale' ones, left by a killed run, are
-    removed by the next writer of their folder)."""
+    nothing; a killed verify or score kept its whole parts, which its rerun skips), the
+    temporary files of unfinished writes ('stale' ones, left by a killed run, are removed
+    by the next writer of their folder), files in the tables' folders that no table reads,
+    and whether the catalog file waits for a process."""
     info = Workspace.open(workspace).status()
     tables = Table(title=f"workspace {info['root']}")
     tables.add_column("table")
@@ -49,6 +50,17 @@ def status(workspace: WorkspaceArg) -> None:
         for entry in info["unfinished_writes"]:
             unfinished.add_row(entry["path"], entry["state"])
         console.print(unfinished)
+    if info["stray_files"]:
+        console.print(
+            f"{len(info['stray_files'])} file(s) in the tables' folders are not oxa parts and no table reads them "
+            "(move them out of the workspace):",
+            markup=False,
+            soft_wrap=True,
+        )
+        for path in info["stray_files"]:
+            console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
+    if info["catalog"]:
+        console.print(f"catalog: {info['catalog']}", markup=False, highlight=False, soft_wrap=True)
     if not info["runs"]:
         console.print("no stage runs yet")
         return
@@ -76,7 +88,12 @@ def sql(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
 ) -> None:
-    """Run SQL against the workspace catalog (read-only)."""
+    """Run one SQL query against the workspace's views (read-only).
+
+    Only queries run (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN): no COPY,
+    EXPORT, ATTACH, INSTALL or SET; files are read only inside the workspace, extensions
+    are neither installed nor loaded. Save a result with -o (not into pool/, answers/,
+    verify/, scores/, subsets/ or runs/). Works while another program holds catalog.duckdb."""
     if list_queries:
         for name, what in named_queries().items():
             console.print(f"[bold]{name}[/]: {what}")

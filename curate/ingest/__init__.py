@@ -3,8 +3,12 @@ the workspace's problems, samples and given answers.
 
 Reading files and mapping their columns (`sources`, `presets`) live here because tracing
 and the trainer's benchmark loader read their own files the same way.
+
+The stage is imported on first use, so that the CLI reads the presets without it.
 """
 
-from curate.ingest.ingest import IngestConfig, run_ingest
+from curate.lazy import lazy_exports
 
-__all__ = ["IngestConfig", "run_ingest"]
+_EXPORTS = {"IngestConfig": "curate.ingest.ingest", "run_ingest": "curate.ingest.ingest"}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,13 +21,13 @@ named by content (the config and the sources' bytes), not by paths or times.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate import __version__
 from curate.ingest.presets import (
@@ -67,12 +67,11 @@ from curate.ingest.sources import (
 )
 from curate.text.normalize import is_placeholder
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, atomic_write_json, duckdb_path, file_sha256, fingerprint
+from curate.workspace.parts import PartWriter, atomic_write_json, file_sha256, fingerprint, part_glob
+from curate.workspace.progress import ProgressFn
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import ANSWERS, GIVEN, PROBLEMS, REJECTS, SAMPLES, SCORES, VERIFY
-
-ProgressFn = Callable[[int, SourceFile], None]
 
 GIVEN_VERDICTS = ("correct", "incorrect")
 
@@ -235,7 +234,7 @@ class _Ingest:
             tuple(r)
             for r in self.con.execute(
                 "SELECT problem_id, answer_source, gold_answer FROM read_parquet(?, union_by_name=true)",
-                [duckdb_path(ws.root / "answers") + "/*.parquet"],
+                [part_glob(ws.root / "answers")],
             ).fetchall()
         }
         self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
@@ -249,11 +248,12 @@ class _Ingest:
         self.instructions_stripped = 0
         self.files: list[dict] = []
         self.damaged: list[dict] = []
+        self.skipped_files: list[dict] = []  # what the source folders hold that is not read
 
     def _existing(self, folder: str, column: str) -> set[str]:
         rows = self.con.sql(
             f"SELECT {column} FROM read_parquet($glob, union_by_name=true)",
-            params={"glob": duckdb_path(self.ws.root / folder) + "/*.parquet"},
+            params={"glob": part_glob(self.ws.root / folder)},
         ).to_arrow_table()
         return set(rows.column(column).to_pylist())
 
@@ -554,9 +554,13 @@ class _Ingest:
     def stats(self) -> dict:
         f = self.funnel
         assert f["read"] == f["accepted"] + f["duplicate"] + f["rejected"] + f["filtered"], f
+        empty = [file["path"] for file in self.files if file["records"] == 0 and not file.get("damaged")]
         summary = (
             f"read {f['read']}: accepted {f['accepted']}, duplicate {f['duplicate']}, "
             f"rejected {f['rejected']}, filtered {f['filtered']}"
+        )
+        summary += "".join(
+            f"; {n} {what}" for n, what in ((len(self.skipped_files), "files skipped"), (len(empty), "empty")) if n
         )
         if self.damaged:
             summary += f"; {len(self.damaged)} damaged file(s), their rows before the damage kept"
@@ -575,6 +579,8 @@ class _Ingest:
             "added": dict(self.added),
             "instructions_stripped": self.instructions_stripped,
             "files": self.files,
+            "empty_files": empty,
+            "skipped_files": self.skipped_files,
         }
 
 
@@ -582,6 +588,36 @@ def _with_preview(rows: pa.Table) -> pa.Table:
     return rows.append_column(
         "_preview", pc.utf8_slice_codeunits(pc.coalesce(rows["problem"], rows["response"]), 0, 200)
     )
+
+
+class _SourceProgress:
+    """Ingest's progress in bytes of the sources: the files done, plus the share of the
+    file being read (a parquet file's by its rows, from its footer; other formats count
+    when they are done), with the file's number and its records read so far."""
+
+    def __init__(self, files: list[SourceFile], progress: ProgressFn | None) -> None:
+        self.files, self.progress = files, progress
+        self.sizes = [file.path.stat().st_size for file in files]
+        self.total = sum(self.sizes)
+        self.done_files = self.done_bytes = 0
+        self._rows: int | None = None
+
+    def read(self, file: SourceFile, records: int) -> None:
+        if self.progress is None:
+            return
+        if self._rows is None:
+            self._rows = pq.ParquetFile(file.path).metadata.num_rows if file.format == "parquet" else 0
+        share = int(self.sizes[self.done_files] * min(1.0, records / self._rows)) if self._rows else 0
+        what = f"file {self.done_files + 1}/{len(self.files)} {file.path.name}: {records:,} records"
+        self.progress(what, self.done_bytes + share, self.total)
+
+    def finished(self, file: SourceFile, records: int) -> None:
+        self.done_bytes += self.sizes[self.done_files]
+        self.done_files += 1
+        self._rows = None
+        if self.progress is not None:
+            what = f"{self.done_files}/{len(self.files)} files ({file.path.name}: {records:,} records)"
+            self.progress(what, self.done_bytes, self.total)
 
 
 def _in_morsels(table: pa.Table, rows: int = 4096) -> pa.Table:
@@ -600,7 +636,8 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
     if config.scores_tag:
         ws.check_score_tag(config.scores_tag)
     given_tag = config.scores_tag
-    files = discover(config.sources)
+    skipped: list[dict] = []
+    files = discover(config.sources, skipped)
     damaged_at_start = _damaged_at_start(files)
     readable = [f for f in files if f not in damaged_at_start]
     chosen = dict(zip(readable, resolve_presets(config, readable)))
@@ -614,6 +651,8 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
         try:
             state = _Ingest(ws, run, config)
             state.validate_filters(list(chosen.values()))
+            state.skipped_files = skipped
+            tracker = _SourceProgress(files, progress)
             for file, preset in zip(files, presets):
                 records, damaged = 0, damaged_at_start.get(file)
                 if preset is not None:
@@ -622,8 +661,7 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
                             damaged = batch
                             break
                         records += state.process(batch, preset)
-                        if progress:
-                            progress(records, file)
+                        tracker.read(file, records)
                 if damaged is not None:
                     state.record_damage(damaged)
                 state.files.append(
@@ -635,6 +673,7 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
                         "damaged": damaged is not None,
                     }
                 )
+                tracker.finished(file, records)
             state.close(_content_fingerprint(config, files, presets, [h.result() for h in hashes]))
             return run.finish(state.stats())
         except BaseException as exc:

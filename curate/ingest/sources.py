@@ -141,8 +141,10 @@ def classify(path: Path) -> SourceFile | None:
     return SourceFile(path, fmt, compressed)
 
 
-def discover(sources: list[str | Path]) -> list[SourceFile]:
-    """Expand the user's sources into files, in a deterministic order."""
+def discover(sources: list[str | Path], skipped: list[dict] | None = None) -> list[SourceFile]:
+    """Expand the user's sources into files, in a deterministic order. What a folder holds
+    that is not read goes into `skipped` as {path, reason}: a file of another type, or a
+    hidden file or folder (named once, not file by file)."""
     files: list[SourceFile] = []
     for source in sources:
         path = Path(source).expanduser().resolve()
@@ -157,17 +159,31 @@ def discover(sources: list[str | Path]) -> list[SourceFile]:
                 )
             files.append(found)
             continue
-        folder_files = _hf_dataset_files(path) or [
-            f for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, path) if (f := classify(p)) is not None
-        ]
+        folder_files = _hf_dataset_files(path) or _folder_files(path, skipped if skipped is not None else [])
         if not folder_files:
             raise OxaError(f"found no readable files (.jsonl, .json, .parquet, .arrow) under {source}")
         files.extend(folder_files)
     return files
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _folder_files(folder: Path, skipped: list[dict]) -> list[SourceFile]:
+    files, hidden = [], set()
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        first_hidden = next((i for i, part in enumerate(parts) if part.startswith(".")), None)
+        if first_hidden is not None:
+            entry = folder.joinpath(*parts[: first_hidden + 1])
+            if entry not in hidden:
+                hidden.add(entry)
+                skipped.append({"path": str(entry), "reason": "hidden"})
+        elif path.is_file():
+            if (found := classify(path)) is not None:
+                files.append(found)
+            else:
+                skipped.append(
+                    {"path": str(path), "reason": f"not a readable type ({''.join(path.suffixes) or 'no suffix'})"}
+                )
+    return files
 
 
 def _hf_dataset_files(folder: Path) -> list[SourceFile]:

@@ -42,7 +42,7 @@ from curate.score.modelinfo import (
 from curate.score.shards import Shard, claim_folder, retry_busy
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError, Workspace, check_tag
-from curate.workspace.parts import PartWriter, duckdb_path, fingerprint
+from curate.workspace.parts import PartWriter, fingerprint, part_glob
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import SCORES
@@ -114,7 +114,7 @@ class _Score:
         try:
             con.register("done", done)
             try:
-                glob = duckdb_path(self.ws.table_folder("samples")) + "/*.parquet"
+                glob = part_glob(self.ws.table_folder("samples"))
                 rows = con.sql(query, params={"glob": glob}).to_arrow_table()
             except Exception as exc:  # a bad --where is the usual cause
                 raise OxaError(f"selecting samples failed: {exc}; check --where {self.config.where!r}") from exc

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.workspace import OxaError, WorkspaceBusy
-from curate.workspace.parts import SCHEMA_PART, atomic_write_json
+from curate.workspace.parts import SCHEMA_PART, atomic_write_json, part_files
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def claim_folder(
     `check_only`, refuse or return without changing anything (before the model loads)."""
     path = folder / "manifest.json"
     old = json.loads(path.read_text()) if path.exists() else None
-    others = [p for p in folder.glob("*.parquet") if p.name != SCHEMA_PART and not p.name.startswith(part_prefix)]
+    others = [p for p in part_files(folder) if p.name != SCHEMA_PART and not p.name.startswith(part_prefix)]
     if (old is None or old["fingerprint"] == manifest["fingerprint"]) and not others:
         if old is None and not check_only:
             folder.mkdir(parents=True, exist_ok=True)

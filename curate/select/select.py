@@ -354,7 +354,7 @@ def _select_and_publish(
     ws: Workspace, config: SelectConfig, run: StageRun, resolved: dict, tags: list[str], report: ProgressFn
 ) -> dict:
     name, version = config.name, resolved["version"]
-    con = ws.connect(read_only=True)
+    con = ws.connect()
     try:
         results = []
         for label, loss_type, part in config.parts():
@@ -377,18 +377,7 @@ def _select_and_publish(
         folder = publish(ws, name, version, fill)
     finally:
         con.close()
-    rows = sum(r.funnel["selected"] for r in results)
-    ws.record_subset(
-        {
-            "name": name,
-            "version": version,
-            "created_at": created_at.replace(tzinfo=None),
-            "strategy": config.strategy,
-            "n_rows": rows,
-            "run_id": run.run_id,
-            "description": config.description,
-        }
-    )
+    rows = sum(r.funnel["selected"] for r in results)  # the catalog's subsets table reads the card
     return {
         "summary": f"{name}/{version}: {rows:,} {results[0].unit}",
         "name": name,

@@ -1,18 +1,20 @@
 """`oxa subsets` and `oxa export`: immutable, versioned subset folders, their data cards
 and plots, and the trainers' formats they are exported to.
 
-Selection writes through this folder; nothing here knows how rows were selected.
+Selection writes through this folder; nothing here knows how rows were selected. The
+modules are imported on first use.
 """
 
-from curate.subsets.export import ExportConfig, run_export
-from curate.subsets.subsets import check_checksums, diff_subsets, list_subsets, load_card, resolve_subset
+from curate.lazy import lazy_exports
 
-__all__ = [
-    "ExportConfig",
-    "check_checksums",
-    "diff_subsets",
-    "list_subsets",
-    "load_card",
-    "resolve_subset",
-    "run_export",
-]
+_EXPORTS = {
+    "ExportConfig": "curate.subsets.export",
+    "run_export": "curate.subsets.export",
+    "check_checksums": "curate.subsets.subsets",
+    "diff_subsets": "curate.subsets.subsets",
+    "list_subsets": "curate.subsets.subsets",
+    "load_card": "curate.subsets.subsets",
+    "resolve_subset": "curate.subsets.subsets",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

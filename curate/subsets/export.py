@@ -36,8 +36,6 @@ from curate.workspace.schema import VERL_PROMPTS
 
 FORMATS = ("trl", "alpaca", "verl", "hf")
 EXPORT_MARKER = "oxa_export.json"  # in every hf export folder: what --overwrite may replace
-# the workspace's folders that oxa reads as data (views over their parquet) or owns
-_WORKSPACE_DATA = ("pool", "answers", "verify", "scores", "subsets", "runs", ".locks", "catalog.duckdb")
 _BATCH_ROWS = 1000
 
 
@@ -107,11 +105,7 @@ def _check_target(ws: Workspace, config: ExportConfig, output: Path) -> None:
     if root.is_relative_to(output) or Path.cwd().resolve().is_relative_to(output):
         what = "the workspace or a folder holding it" if root.is_relative_to(output) else "the working directory"
         raise OxaError(f"--output {output} is {what}; export to a file or folder of its own")
-    if output.is_relative_to(root) and output.relative_to(root).parts[0] in _WORKSPACE_DATA:
-        raise OxaError(
-            f"--output {output} is inside the workspace's {output.relative_to(root).parts[0]}/ folder, which oxa "
-            f"reads as data; export outside it (e.g. {root}/exports/)"
-        )
+    ws.check_outside_data(output, "--output")
     if not (output.exists() or output.is_symlink()):
         return
     if not config.overwrite:

@@ -23,7 +23,15 @@ import duckdb
 
 from curate import __version__
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import atomic_target, duckdb_path, file_sha256, fingerprint, remove_stale_temp_files
+from curate.workspace.parts import (
+    SCHEMA_PART,
+    atomic_target,
+    duckdb_path,
+    file_sha256,
+    fingerprint,
+    part_files,
+    remove_stale_temp_files,
+)
 from curate.workspace.resources import sql_text
 
 CHECKSUMS = "checksums.sha256"
@@ -38,7 +46,7 @@ def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
     folders.update({f"scores/{tag}": ws.scores_folder(tag) for tag in sorted(score_tags)})
     result = {}
     for table, folder in folders.items():
-        listing = sorted(p.name for p in folder.glob("*.parquet"))
+        listing = [p.name for p in part_files(folder) if p.name != SCHEMA_PART]  # what the views read
         result[table] = fingerprint(listing, 16)
     return result
 

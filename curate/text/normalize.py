@@ -13,8 +13,11 @@ fold that drift, vectorized over a whole batch:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported by the callers that build these expressions
+    import polars as pl
 
 # Characters that NFKC leaves alone but that differ between copies of the same text.
 _LOOKALIKES = {
@@ -82,6 +85,8 @@ def answer_key(answer: pl.Expr) -> pl.Expr:
 
 def answer_keys(answers: Sequence[str | None]) -> list[str | None]:
     """`answer_key` of each answer (for callers that hold a few Python strings)."""
+    import polars as pl
+
     return pl.select(answer_key(pl.Series("a", list(answers), pl.String))).to_series().to_list()
 
 
@@ -93,9 +98,13 @@ PLACEHOLDERS = (
 )  # fmt: skip
 
 
-_PLACEHOLDER_KEYS = frozenset(k.lower() for k in answer_keys(list(PLACEHOLDERS)))
+@cache
+def placeholder_keys(placeholders: tuple[str, ...] = PLACEHOLDERS) -> frozenset[str]:
+    """The placeholders after answer_key and lower-casing ('see solution' is 'seesolution')."""
+    return frozenset(k.lower() for k in answer_keys(list(placeholders)))
 
 
 def is_placeholder(answers: Sequence[str | None]) -> list[bool]:
     """Whether each answer says there is none (a PLACEHOLDERS form, after answer_key)."""
-    return [key is not None and key.lower() in _PLACEHOLDER_KEYS for key in answer_keys(answers)]
+    keys = placeholder_keys()
+    return [key is not None and key.lower() in keys for key in answer_keys(answers)]

@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,7 +36,7 @@ from curate.ingest.presets import (
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, peek_columns
 from curate.text.extract import last_boxed
 from curate.text.instructions import strip_instruction_suffixes
-from curate.text.normalize import answer_keys, match_key, match_text
+from curate.text.normalize import answer_keys, match_key, match_text, placeholder_keys
 from curate.workspace import OxaError
 from curate.workspace.schema import REJECTS
 
@@ -108,11 +107,12 @@ class ReferenceReader:
     _next_ref: int = 0
 
     def __post_init__(self) -> None:
-        self._placeholder_keys = frozenset(k.lower() for k in answer_keys(list(self.placeholders)))
+        self._placeholder_keys = placeholder_keys(tuple(self.placeholders))
 
     def stage(self, batch: DictBatch | ArrowBatch, preset: Preset, rank: int) -> tuple[pa.Table, pa.Table]:
         """(rows to match, rejected rows) of one batch. Every record read is in exactly
         one of: kept and usable, kept but unusable (also in rejects), rejected."""
+
         file = batch.file
         unreadable = batch.unreadable if isinstance(batch, DictBatch) else []
         if isinstance(batch, DictBatch):
@@ -163,6 +163,8 @@ class ReferenceReader:
     ) -> pa.Table:
         """REFERENCE_ROWS of the matchable rows; `answers` holds each one's (forms,
         answer_key), both None where the row has no usable answer."""
+        import polars as pl
+
         n = kept.num_rows
         stripped, _ = strip_instruction_suffixes(kept["problem"])
         self.con.register("texts", pa.table({"t": stripped if preset.strip_instruction else kept["problem"]}))

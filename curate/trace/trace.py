@@ -40,7 +40,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -111,6 +110,8 @@ class TraceConfig:
 
 def keyed_problems(problem_ids: pa.Array, problems: pa.Array) -> pa.Table:
     """(problem_id, match_text, match_key) of pool problems."""
+    import polars as pl
+
     stripped, _ = strip_instruction_suffixes(problems)
     frame = pl.DataFrame({"problem_id": problem_ids, "p": stripped}).select(
         "problem_id", match_text(pl.col("p")).alias("match_text")

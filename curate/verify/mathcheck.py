@@ -4,6 +4,8 @@
 math-verify's own signal-based timeouts work there as a first line of defence; the
 pool's outside deadline is what guarantees progress. Gold answers are parsed once per
 worker and kept. The gold is passed first to `verify` (it is not symmetric).
+math-verify (and sympy under it, a second or more to import) is imported where pairs are
+judged, so that importing this module for VerifierSettings costs nothing.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -46,7 +45,7 @@ from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, atomic_target, duckdb_path
+from curate.workspace.parts import PartWriter, atomic_target, duckdb_path, part_files, part_glob
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import GIVEN, PAIR_VERDICTS, VERIFY
@@ -102,7 +101,7 @@ class PairCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.entries: dict[str, tuple[str, str | None, str | None]] = {}
-        for part in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        for part in part_files(folder):
             table = pq.read_table(part)
             values = zip(*(table[c].to_pylist() for c in ("verdict", "reason", "pred_answer")))
             self.entries.update(zip(table["key"].to_pylist(), values))
@@ -134,7 +133,7 @@ class PairCache:
     def compact(self) -> None:
         """Merge the cache's parts into one when they have become many."""
         self.flush()
-        parts = sorted(self.folder.glob("*.parquet")) if self.folder.is_dir() else []
+        parts = part_files(self.folder)
         if len(parts) > self.COMPACT_PARTS:
             merged = self._write([(k, *v) for k, v in sorted(self.entries.items())])
             for part in parts:
@@ -196,7 +195,7 @@ class _Verify:
             "FROM read_parquet($glob, union_by_name = true) "
             "WHERE (settings_hash = $hash AND NOT list_contains($retry, verdict)) OR settings_hash = $given",
             {
-                "glob": duckdb_path(ws.table_folder("verify")) + "/*.parquet",
+                "glob": part_glob(ws.table_folder("verify")),
                 "hash": self.settings_hash,
                 "retry": list(config.retry),
                 "given": GIVEN,
@@ -223,7 +222,7 @@ class _Verify:
     # -- reading ----------------------------------------------------------------------
 
     def run(self) -> None:
-        files = sorted(self.ws.table_folder("samples").glob("*.parquet"))
+        files = part_files(self.ws.table_folder("samples"))
         self.total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         for path in files:
             todo = self.con.sql(sql_text("verify/todo.sql"), params={"file": duckdb_path(path)}).to_arrow_table()
@@ -503,7 +502,7 @@ def drop_superseded(folder: Path) -> int:
     and the next run finishes the job."""
     con = duckdb.connect()
     try:
-        stale = con.sql(sql_text("verify/superseded.sql"), params={"glob": duckdb_path(folder) + "/*.parquet"})
+        stale = con.sql(sql_text("verify/superseded.sql"), params={"glob": part_glob(folder)})
         by_part: dict[str, set[tuple[str, str]]] = {}
         for filename, sample_id, settings_hash in stale.fetchall():
             by_part.setdefault(filename, set()).add((sample_id, settings_hash))
@@ -523,6 +522,8 @@ def drop_superseded(folder: Path) -> int:
 def simple_verdicts(answers: list[str | None], forms: list[tuple | None]) -> list[str]:
     """The simple verdict per row: bad_gold without a gold, no_answer without a box,
     else correct when the box's answer_key equals one of the gold forms' keys."""
+    import polars as pl
+
     frame = pl.DataFrame(
         {"answer": answers, "forms": [None if f is None else list(f) for f in forms]},
         schema={"answer": pl.String, "forms": pl.List(pl.String)},

@@ -8,6 +8,10 @@ of its ids, so the same rows written twice get the same name and nothing collide
 A temporary name carries its writer's host (a digest) and pid (`.<name>.<random>~<host>~<pid>.partial`):
 the next writer of a folder removes the ones whose writer is dead (killed runs), never
 those of a live writer on this host or of any writer on another host.
+
+Readers take only files named as oxa names its parts (`<prefix>-<16 hex digits>.parquet`,
+PART_GLOB): a file dropped into a data folder by hand, or written there by a query,
+never enters a table; `stray_files` lists such files so that `oxa status` can say so.
 """
 
 from __future__ import annotations
@@ -29,9 +33,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_PART = "_schema.parquet"
 _TMP_SUFFIX = ".partial"
 _OWNER = re.compile(r"~(?P<host>[^~/]+)~(?P<pid>[0-9]+)(?=\.partial$|-|$)")
+_DIGEST_GLOB = "[0-9a-f]" * 16
+PART_GLOB = f"*-{_DIGEST_GLOB}.parquet"  # DuckDB and pathlib globs alike
+_PART_NAME = re.compile(r".*-[0-9a-f]{16}\.parquet")
+# a zero-row part named like the others, so that one glob matches it and the data parts
+SCHEMA_PART = "_schema-0000000000000000.parquet"
+_OLD_SCHEMA_PART = "_schema.parquet"  # its name in workspaces made before oxa read parts by name
 
 
 def duckdb_path(path: Path | str) -> str:
@@ -39,6 +48,28 @@ def duckdb_path(path: Path | str) -> str:
     a folder named `run[1]` would match `run1` and not itself. `[`, `*` and `?` in the path
     become one-character classes (`[[]`, `[*]`, `[?]`); a pattern appended after stays one."""
     return re.sub(r"([\[*?])", r"[\1]", str(path))
+
+
+def part_glob(folder: Path) -> str:
+    """The DuckDB glob of a folder's parts (its schema part among them)."""
+    return f"{duckdb_path(folder)}/{PART_GLOB}"
+
+
+def part_files(folder: Path) -> list[Path]:
+    """A folder's parts, schema part included, in name order (none if it does not exist)."""
+    return sorted(folder.glob(PART_GLOB)) if folder.is_dir() else []
+
+
+def stray_files(folder: Path, known: tuple[str, ...] = ()) -> list[Path]:
+    """Files in a data folder that no reader takes: not a part, not a part being written
+    (hidden, `.partial`), and not one of the `known` names (a manifest)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not _PART_NAME.fullmatch(p.name) and p.name not in known
+    )
 
 
 def fingerprint(config: Any, length: int = 12) -> str:
@@ -160,9 +191,11 @@ def write_schema_part(folder: Path, schema: pa.Schema) -> None:
     (DuckDB's read_parquet fails on a glob that matches nothing)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / SCHEMA_PART
+    if (folder / _OLD_SCHEMA_PART).is_file() and not target.exists():
+        os.replace(folder / _OLD_SCHEMA_PART, target)
     if not target.exists():
         tmp = temp_path(target)
-        pq.write_table(schema.empty_table(), tmp)
+        pq.write_table(pa.Table.from_batches([], schema=schema), tmp)  # (empty_table() imports pandas)
         os.replace(tmp, target)
 
 

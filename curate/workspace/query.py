@@ -1,4 +1,12 @@
-"""`oxa sql`: run SQL against the workspace catalog and print or save the result."""
+"""`oxa sql`: run SQL against the workspace catalog and print or save the result.
+
+Read-only in fact, not by convention: one query statement runs (SELECT, WITH, FROM,
+VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN; COPY, EXPORT, ATTACH, INSTALL, LOAD, SET and
+the rest are refused), in an in-memory DuckDB holding the workspace's views
+(Workspace.connect) whose settings are then locked: files are read only inside the
+workspace, and no extension is installed or loaded on demand (so no network either). A
+result reaches a file only through -o, never inside the workspace's data.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ from curate.workspace.resources import resource_dir, sql_text
 from curate.workspace.workspace import Workspace
 
 FORMATS = ("table", "csv", "json", "parquet")
+_QUERY_STATEMENTS = ("SELECT", "EXPLAIN")
+_BATCH_ROWS = 10_000
 
 
 def named_queries() -> dict[str, str]:
@@ -41,20 +51,33 @@ def run_query(
         raise OxaError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise OxaError("--format parquet needs an output file: -o FILE.parquet")
-    con = ws.connect(read_only=True)
+    if output is not None:
+        ws.check_outside_data(output, "--output")
+    con = ws.connect()
     try:
+        _lock_down(con, ws)
         try:
+            statements = con.extract_statements(query)
+            if len(statements) != 1:
+                raise OxaError(f"oxa sql runs one query at a time; got {len(statements)} statements")
+            kind = statements[0].type.name
+            if kind not in _QUERY_STATEMENTS:
+                raise OxaError(
+                    f"oxa sql is read-only: it runs queries (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); "
+                    f"{kind} statements are refused. To save a result use -o FILE"
+                )
             relation = con.sql(query)
         except duckdb.Error as exc:
             raise OxaError(f"SQL error: {exc}") from exc
-        if relation is None:
-            raise OxaError("the statement returned no result; oxa sql runs queries (SELECT ...)")
         if output is not None:
             output = Path(output)
-            if fmt in ("table", "csv"):
-                relation.write_csv(str(output))
-            elif fmt == "parquet":
-                relation.write_parquet(str(output), compression="zstd")
+            if fmt in ("table", "csv", "parquet"):
+                # the locked connection may not write files: its rows stream to another one that does
+                rows = duckdb.connect().from_arrow(relation.to_arrow_reader(_BATCH_ROWS))
+                if fmt == "parquet":
+                    rows.write_parquet(str(output), compression="zstd")
+                else:
+                    rows.write_csv(str(output))
             else:
                 output.write_text(_json_text(relation), encoding="utf-8")
             return None
@@ -67,6 +90,15 @@ def run_query(
         return relation.columns, relation.fetchall()
     finally:
         con.close()
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    """No file outside the workspace, no extension installed or loaded, and settings that
+    the query cannot change back (DuckDB's own switches)."""
+    con.execute("SET allowed_directories = $dirs", {"dirs": [f"{ws.root}/"]})
+    for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
+        con.execute(f"SET {setting} = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _json_text(relation: duckdb.DuckDBPyRelation) -> str:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from curate.workspace.errors import WorkspaceBusy
 from curate.workspace.parts import PartWriter, atomic_write_json, fingerprint, owner_tag
+from curate.workspace.progress import warn
 from curate.workspace.schema import REJECTS
 from curate.workspace.workspace import Workspace
 
@@ -27,6 +29,9 @@ class StageRun:
     started_at: datetime = field(default_factory=_now)
 
     def __post_init__(self) -> None:
+        held = self.ws.check_catalog(self.stage)  # before any work: a held catalog is named now
+        if held:
+            warn(held)
         self.fingerprint = fingerprint(self.config)
         stamp = self.started_at.strftime("%Y%m%dT%H%M%SZ")
         run_id = f"{stamp}-{self.fingerprint[:8]}"
@@ -51,7 +56,9 @@ class StageRun:
         return self.dir / "rejects"
 
     def finish(self, stats: dict, status: str = "done") -> dict:
-        """Close the rejects, write stats.json and record the run in the catalog."""
+        """Close the rejects, write stats.json (the run's record) and bring the catalog up
+        to date; a catalog that another process holds now gets the run from the next oxa
+        command, and the run is still done."""
         self.rejects.close()
         finished = _now()
         stats = {
@@ -63,17 +70,13 @@ class StageRun:
             **stats,
         }
         atomic_write_json(self.dir / "stats.json", stats)
-        self.ws.record_run(
-            {
-                "run_id": self.run_id,
-                "stage": self.stage,
-                "config_fingerprint": self.fingerprint,
-                "started_at": self.started_at.replace(tzinfo=None),
-                "finished_at": finished.replace(tzinfo=None),
-                "status": status,
-                "stats": stats,
-            }
-        )
+        try:
+            self.ws.sync_catalog(f"record run {self.run_id}")
+        except WorkspaceBusy as exc:
+            warn(
+                f"{exc}; run {self.run_id} is done and recorded in {self.dir}, and enters the catalog "
+                "with the next oxa command once it is free"
+            )
         return stats
 
     def fail(self, error: BaseException) -> None:

@@ -2,10 +2,16 @@
 catalog (DESIGN.md §2).
 
 The catalog (catalog.duckdb) holds views over the parquet parts, with absolute paths so
-that `duckdb WS/catalog.duckdb` works from any directory. It records the root it was
-written for; when oxa opens a workspace that has moved, or whose score tags changed, it
-rewrites the views. Writers take a per-scope lock file (flock), so a second writer fails
-at once with a message naming the first, and a killed writer never leaves a stale lock.
+that `duckdb WS/catalog.duckdb` works from any directory, and the runs and subsets
+tables. It is a copy for the user's shell: the run folders (stats.json) and subset
+folders (card.json) are the record, and oxa itself reads through an in-memory DuckDB
+holding the same views and tables (`connect`), so a shell that holds the catalog never
+stops oxa from reading. oxa rewrites the catalog when it differs from the workspace (moved,
+score tags changed, a run or subset added); when another process holds it, the rewrite
+waits for the next oxa command. Writers take a per-scope lock file (flock), so a second
+writer fails at once with a message naming the first, and a killed writer never leaves a
+stale lock; oxa opens the catalog file only while holding the 'catalog' lock, so a
+DuckDB lock on it that no oxa process explains is another program's, named at once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +31,16 @@ import duckdb
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import duckdb_path, fingerprint, owner_state, temp_files, write_schema_part
+from curate.workspace.parts import (
+    PART_GLOB,
+    atomic_write_text,
+    duckdb_path,
+    fingerprint,
+    owner_state,
+    stray_files,
+    temp_files,
+    write_schema_part,
+)
 from curate.workspace.resources import sql_text
 from curate.workspace.schema import SCORES, TABLE_FOLDERS
 
@@ -32,8 +48,11 @@ CATALOG = "catalog.duckdb"
 # Written in a storage format that DuckDB 1.x shells can read too (DuckDB 2 would
 # otherwise write one that only 2.x opens).
 _CATALOG_STORAGE = {"storage_compatibility_version": "v1.0.0"}
+# what oxa reads as data (views over the parquet parts) or owns: never an output's place
+DATA_ENTRIES = ("pool", "answers", "verify", "scores", "subsets", "runs", ".locks", CATALOG)
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_LOCK_WAIT_SECONDS = 10.0
+_LOCK_WAIT_SECONDS = 10.0  # how long to wait for another oxa process writing the catalog
+_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
 
 
 def _sql_string(value: str) -> str:
@@ -52,6 +71,24 @@ def check_tag(tag: str) -> str:
 
 def score_view_name(tag: str) -> str:
     return "scores_" + re.sub(r"[^A-Za-z0-9_]", "_", tag)
+
+
+def _utc_naive(stamp: str) -> datetime:
+    """An ISO time with its offset as the naive UTC TIMESTAMP the catalog tables hold."""
+    return datetime.fromisoformat(stamp).astimezone(UTC).replace(tzinfo=None)
+
+
+def _holder(exc: Exception) -> str:
+    """The process DuckDB's lock error names (its PID), with its command line."""
+    match = _HOLDER_PID.search(str(exc))
+    if not match:
+        return str(exc)
+    pid = match.group(1)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    return f"pid {pid}" + (f" (`{command[:200]}`)" if command else "")
 
 
 def _same_names(tag: str, other: str) -> bool:
@@ -82,7 +119,7 @@ class Workspace:
             write_schema_part(ws.root / folder, schema)
         for name in ("scores", "runs", "subsets"):
             (ws.root / name).mkdir(exist_ok=True)
-        with ws.lock("catalog", "oxa init"):
+        with ws.lock("catalog", "oxa init", wait_seconds=_LOCK_WAIT_SECONDS):
             ws._write_catalog(force=True)
         return ws
 
@@ -128,27 +165,47 @@ class Workspace:
         write_schema_part(folder, SCORES)
         return folder
 
+    def check_outside_data(self, output: Path, option: str) -> None:
+        """Refuse an output path inside the folders oxa reads as data or owns (a file there
+        would be taken for a part, or clobber one); elsewhere in the workspace is fine."""
+        output = Path(output).expanduser().resolve()
+        inside = output.relative_to(self.root).parts if output.is_relative_to(self.root) else ()
+        if inside and inside[0] in DATA_ENTRIES:
+            what = (
+                f"the workspace's {CATALOG}" if inside[0] == CATALOG else f"inside the workspace's {inside[0]}/ folder"
+            )
+            raise OxaError(
+                f"{option} {output} is {what}, which oxa reads as data; write it outside (e.g. {self.root}/exports/)"
+            )
+
     def run_dir(self, stage: str, run_id: str) -> Path:
         return self.root / "runs" / stage / run_id
 
     # -- locking ----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, scope: str, purpose: str) -> Iterator[None]:
-        """Hold the writer lock of `scope` ('pool', 'catalog', ...) or fail at once."""
+    def lock(self, scope: str, purpose: str, wait_seconds: float = 0.0) -> Iterator[None]:
+        """Hold the writer lock of `scope` ('pool', 'catalog', ...), waiting at most
+        `wait_seconds` for another holder, then failing with a message naming it."""
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(exist_ok=True)
         path = lock_dir / f"{scope}.lock"
+        deadline = time.monotonic() + wait_seconds
         with open(path, "a+", encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise WorkspaceBusy(
-                    f"workspace {self.root} is being written ({scope}) by {holder}; "
-                    "wait for it to finish, or use another workspace"
-                ) from None
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise WorkspaceBusy(
+                        f"workspace {self.root} is being written ({scope}) by {holder}; "
+                        "wait for it to finish, or use another workspace"
+                    ) from None
             handle.seek(0)
             handle.truncate()
             started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -180,46 +237,95 @@ class Workspace:
         joins = "".join(f"\nLEFT JOIN {score_view_name(t)} USING (sample_id)" for t in tags)
         parts = [sql_text("catalog_tables.sql"), sql_text("macros.sql")]
         for tag in tags:
-            parts.append(
-                sql_text("score_view.sql")
-                .replace("{view}", score_view_name(tag))
-                .replace("{tag}", tag)
-                .replace("{ws}", ws)
-            )
-        parts.append(
-            sql_text("views.sql")
-            .replace("{ws}", ws)
-            .replace("{score_columns}", columns)
-            .replace("{score_joins}", joins)
-        )
-        return "\n".join(parts)
+            parts.append(sql_text("score_view.sql").replace("{view}", score_view_name(tag)).replace("{tag}", tag))
+        parts.append(sql_text("views.sql").replace("{score_columns}", columns).replace("{score_joins}", joins))
+        return "\n".join(parts).replace("{ws}", ws).replace("{parts}", PART_GLOB)
 
-    def _connect_raw(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-        while True:
-            try:
-                config = {} if self.catalog_path.exists() else _CATALOG_STORAGE
-                return duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise OxaError(f"cannot open the catalog {self.catalog_path}: {exc}") from exc
-                if time.monotonic() > deadline:
-                    raise WorkspaceBusy(
-                        f"the catalog {self.catalog_path} is held by another process "
-                        f"({exc}); wait for it to finish and retry"
-                    ) from exc
-                time.sleep(0.1)
-
-    def _write_catalog(self, force: bool = False) -> None:
-        script = self._catalog_script()
-        digest = fingerprint(script, 16)
-        for folder, schema in TABLE_FOLDERS.values():  # a table added since the workspace was made
+    def _ensure_schema_parts(self) -> None:
+        """Every view's folder holds its zero-row part (a workspace made by an older oxa
+        has it under its old name; one removed by hand comes back)."""
+        for folder, schema in TABLE_FOLDERS.values():
             write_schema_part(self.root / folder, schema)
-        con = self._connect_raw(read_only=False)
+        for tag in self.score_tags():
+            write_schema_part(self.root / "scores" / tag, SCORES)
+
+    def _records(self) -> tuple[list[tuple], list[tuple]]:
+        """The rows of the runs and subsets tables, read from the folders that are their
+        record: each finished run's stats.json and config.json, each subset's card.json."""
+        runs = []
+        for stats_path in sorted(self.root.glob("runs/*/*/stats.json")):
+            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+            if "finished_at" not in stats:  # a failed run: its stats.json says why
+                continue
+            config = json.loads((stats_path.parent / "config.json").read_text(encoding="utf-8"))
+            runs.append(
+                (
+                    stats_path.parent.name,
+                    stats_path.parent.parent.name,
+                    config.get("fingerprint"),
+                    _utc_naive(stats["started_at"]),
+                    _utc_naive(stats["finished_at"]),
+                    stats.get("status", "done"),
+                    json.dumps(stats, sort_keys=True),
+                )
+            )
+        subsets = []
+        for card_path in sorted(self.root.glob("subsets/*/*/card.json")):
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+            subsets.append(
+                (
+                    card["name"],
+                    card["version"],
+                    _utc_naive(card["created_at"]),
+                    card["selection"]["strategy"],
+                    card["rows"],
+                    card["run_id"],
+                    card["description"],
+                )
+            )
+        return runs, subsets
+
+    def _fill(self, con: duckdb.DuckDBPyConnection, script: str, runs: list[tuple], subsets: list[tuple]) -> None:
+        """Views, macros and the runs and subsets tables, in the catalog or in memory."""
+        con.execute(script)
+        con.execute("DELETE FROM runs")
+        con.execute("DELETE FROM subsets")
+        if runs:
+            con.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", runs)
+        if subsets:
+            con.executemany("INSERT INTO subsets VALUES (?, ?, ?, ?, ?, ?, ?)", subsets)
+
+    def _open_catalog(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """The catalog file, opened with the 'catalog' lock held: no oxa process has it
+        open then, so a DuckDB lock on it is another program's, named at once."""
         try:
-            if not force and self._stored_digest(con) == digest:
-                return
-            con.execute(script)
+            config = {} if self.catalog_path.exists() else _CATALOG_STORAGE
+            return duckdb.connect(str(self.catalog_path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise OxaError(f"cannot open the catalog {self.catalog_path}: {exc}") from exc
+            how = "open for writing" if read_only else "open"  # readers share the file; a writer needs it alone
+            raise WorkspaceBusy(f"the catalog {self.catalog_path} is {how} in another process: {_holder(exc)}") from exc
+
+    def _state(self) -> tuple[str, list[tuple], list[tuple]]:
+        """What the catalog holds: the view script, the runs rows, the subsets rows."""
+        return self._catalog_script(), *self._records()
+
+    def _write_catalog(self, force: bool = False, state: tuple | None = None) -> bool:
+        """Bring the catalog file up to date (with the 'catalog' lock held); False when it was."""
+        script, runs, subsets = state or self._state()
+        digest = fingerprint([script, runs, subsets], 16)
+        written = self._digest_path
+        if not force and self.catalog_path.exists():
+            if self._written_digest() == digest:
+                return False
+            with closing(self._open_catalog(read_only=True)) as con:
+                if self._stored_digest(con) == digest:
+                    atomic_write_text(written, digest)
+                    return False
+        with closing(self._open_catalog(read_only=False)) as con:
+            con.execute("BEGIN")
+            self._fill(con, script, runs, subsets)
             wanted = {score_view_name(tag) for tag in self.score_tags()}
             for (view,) in con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal AND starts_with(view_name, 'scores_')"
@@ -228,8 +334,19 @@ class Workspace:
                     con.execute(f'DROP VIEW "{view}"')
             meta = {"root": self.root.as_posix(), "catalog_digest": digest, "oxa_version": __version__}
             con.executemany("INSERT OR REPLACE INTO oxa_meta VALUES (?, ?)", list(meta.items()))
-        finally:
-            con.close()
+            con.execute("COMMIT")
+        atomic_write_text(written, digest)
+        return True
+
+    @property
+    def _digest_path(self) -> Path:
+        """The digest last written into the catalog, kept beside its lock: most commands
+        find the catalog current without opening (or locking) it."""
+        return self.root / ".locks" / "catalog.digest"
+
+    def _written_digest(self) -> str | None:
+        path = self._digest_path
+        return path.read_text(encoding="utf-8") if path.is_file() else None
 
     @staticmethod
     def _stored_digest(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -239,71 +356,81 @@ class Workspace:
             return None
         return row[0] if row else None
 
-    def refresh_catalog(self) -> None:
-        """Rewrite the views if the workspace moved or its score tags changed."""
-        con = self._connect_raw(read_only=True)
+    def sync_catalog(self, purpose: str) -> None:
+        """Rewrite the catalog file where it differs from the workspace (moved, score tags,
+        runs or subsets added), waiting for another oxa process writing it; WorkspaceBusy
+        names a process that holds it."""
+        with self.lock("catalog", purpose, wait_seconds=_LOCK_WAIT_SECONDS):
+            self._write_catalog()
+
+    def refresh_catalog(self, state: tuple | None = None) -> str | None:
+        """sync_catalog if the catalog is free now; if not, why it has to wait for a later
+        oxa command (the folders hold the record meanwhile). A workspace that this user
+        may not write (another team's, shared read-only) is read all the same."""
+        state = state or self._state()
+        if self.catalog_path.exists() and self._written_digest() == fingerprint(list(state), 16):
+            return None
         try:
-            current = self._stored_digest(con) == fingerprint(self._catalog_script(), 16)
-        finally:
-            con.close()
-        if not current:
-            with self.lock("catalog", "refresh catalog views"):
-                self._write_catalog()
+            with self.lock("catalog", "refresh the catalog"):
+                self._write_catalog(state=state)
+        except WorkspaceBusy as exc:
+            return f"{exc}; it is brought up to date by the next oxa command once free"
+        except PermissionError as exc:
+            return f"the catalog {self.catalog_path} is not brought up to date: {exc}"
+        return None
 
-    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        """A connection to the catalog with current views."""
-        self.refresh_catalog()
-        return self._connect_raw(read_only=read_only)
-
-    def record_run(self, row: dict) -> None:
-        """Add a finished run to the catalog's runs table."""
-        with self.lock("catalog", f"record run {row['run_id']}"):
-            self._write_catalog()
-            con = self._connect_raw(read_only=False)
+    def check_catalog(self, stage: str) -> str | None:
+        """Before a stage starts: a catalog open for writing in another process stops it
+        at once (it could not record its run); one open read-only only delays the record,
+        and the returned warning says so."""
+        with self.lock("catalog", f"check the catalog for oxa {stage}", wait_seconds=_LOCK_WAIT_SECONDS):
             try:
-                con.execute(
-                    "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        row["run_id"],
-                        row["stage"],
-                        row["config_fingerprint"],
-                        row["started_at"],
-                        row["finished_at"],
-                        row["status"],
-                        json.dumps(row["stats"], sort_keys=True),
-                    ],
-                )
-            finally:
-                con.close()
-
-    def record_subset(self, row: dict) -> None:
-        """Add a published subset version to the catalog's subsets table."""
-        with self.lock("catalog", f"record subset {row['name']}/{row['version']}"):
-            self._write_catalog()
-            con = self._connect_raw(read_only=False)
+                self._open_catalog(read_only=True).close()
+            except WorkspaceBusy as exc:
+                raise WorkspaceBusy(
+                    f"{exc}; oxa {stage} could not record its run: close that process (query with `oxa sql`, "
+                    "or `duckdb -readonly`) and run again"
+                ) from exc
             try:
-                con.execute(
-                    "INSERT OR REPLACE INTO subsets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        row["name"],
-                        row["version"],
-                        row["created_at"],
-                        row["strategy"],
-                        row["n_rows"],
-                        row["run_id"],
-                        row["description"],
-                    ],
+                self._open_catalog(read_only=False).close()
+            except WorkspaceBusy as exc:
+                return (
+                    f"{exc}; the run is kept in its folder under {self.root / 'runs'} and enters the catalog "
+                    "once that process closes it"
                 )
-            finally:
-                con.close()
+        return None
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with the catalog's views, macros and tables, read from the
+        workspace itself: it works while another process holds catalog.duckdb. The
+        catalog file is brought up to date on the way when it is free."""
+        self._ensure_schema_parts()
+        state = self._state()
+        self.refresh_catalog(state)
+        return self._memory_connection(state)
+
+    def _memory_connection(self, state: tuple) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        self._fill(con, *state)
+        return con
+
+    def stray_files(self) -> list[Path]:
+        """Files in the tables' folders that no view reads (not written by oxa)."""
+        folders = [self.root / folder for folder, _ in TABLE_FOLDERS.values()]
+        folders += [self.root / "scores" / tag for tag in self.score_tags()]
+        return sorted(path for folder in folders for path in stray_files(folder, known=("manifest.json",)))
 
     # -- status -------------------------------------------------------------------
 
     def status(self) -> dict:
         """Row counts per table and score tag, the stage runs with fingerprints (a run
-        without stats.json is 'running', or 'killed' when its process is gone), and the
-        temporary files of unfinished writes."""
-        con = self.connect()
+        without stats.json is 'running', or 'killed' when its process is gone), the
+        temporary files of unfinished writes, files in the tables' folders that no table
+        reads, and why the catalog file waits, if it does."""
+        self._ensure_schema_parts()
+        state = self._state()
+        catalog = self.refresh_catalog(state)
+        con = self._memory_connection(state)
         try:
             counts = dict(con.execute(sql_text("queries/table_counts.sql")).fetchall())
             for tag in self.score_tags():
@@ -331,7 +458,15 @@ class Workspace:
                     "summary": stats.get("summary", "") if stats else "",
                 }
             )
-        return {"root": str(self.root), "tables": counts, "runs": runs, "unfinished_writes": self.unfinished_writes()}
+        stray = [str(path.relative_to(self.root)) for path in self.stray_files()]
+        return {
+            "root": str(self.root),
+            "tables": counts,
+            "runs": runs,
+            "unfinished_writes": self.unfinished_writes(),
+            "stray_files": stray,
+            "catalog": catalog,
+        }
 
     def unfinished_writes(self) -> list[dict]:
         """Temporary files and folders in the workspace's data folders: parts being

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.workspace.progress import stage_progress
-from train.eval.report import with_interval
 
 console = Console()
 
@@ -44,6 +43,8 @@ def demo(
 
 
 def _print_demo_summary(summary: dict) -> None:
+    from train.eval.report import with_interval  # brings polars: only once there is a summary
+
     console.rule("summary")
     table = Table("step", "what it did", title="funnels")
     for step, line in summary["funnels"].items():

@@ -4,7 +4,7 @@ benchmark sets; the benchmark loader and the answer judge are shared with GRPO.
 The entry points are imported on first use, like the other trainer packages.
 """
 
-from train.lazy import lazy_exports
+from curate.lazy import lazy_exports
 
 _EXPORTS = {
     "EvalConfig": "train.eval.evaluate",

@@ -32,7 +32,6 @@ from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
 from train.eval.benchmarks import BUILTIN, PromptSet, load_prompt_set, resolve_sets
 from train.eval.choice import CHOICE_INSTRUCTION, judge_letters
 from train.eval.judge import AnswerJudge
-from train.eval.report import write_report
 from train.eval.sampling import ProgressFn, entropy_means, generate_set, load_chat_tokenizer
 
 SAMPLES = pa.schema(
@@ -250,6 +249,8 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
             b.close()
     if (out / ".generated").is_dir() and not any((out / ".generated").iterdir()):
         (out / ".generated").rmdir()
+    from train.eval.report import write_report  # polars: for the report only
+
     report = write_report(out, [s.name for s in sets])
     return {"out": str(out), "sets": status, "report": report}
 

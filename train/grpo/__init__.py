@@ -3,7 +3,7 @@
 The entry points are imported on first use, so the reward needs no TRL.
 """
 
-from train.lazy import lazy_exports
+from curate.lazy import lazy_exports
 
 _EXPORTS = {
     "OxaGRPOConfig": "train.grpo.grpo",

@@ -4,7 +4,7 @@
 The entry points are imported on first use, so `train.sft.loss` needs torch alone.
 """
 
-from train.lazy import lazy_exports
+from curate.lazy import lazy_exports
 
 _EXPORTS = {
     "OXAConfig": "train.sft.config",

@@ -4,7 +4,7 @@ built and trained on the CPU from a synthetic world.
 The entry points are imported on first use: the config needs no torch, the build does.
 """
 
-from train.lazy import lazy_exports
+from curate.lazy import lazy_exports
 
 _EXPORTS = {
     "TinyModelConfig": "train.tiny.config",

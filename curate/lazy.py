@@ -1,8 +1,9 @@
 """Package attributes imported on first use (PEP 562), as TRL and transformers do.
 
-The SFT and GRPO packages name their entry points (`from train.sft import OXATrainer`)
-without importing TRL when a light module of theirs is wanted: `oxa --help`, the preset
-resolver and the loss alone start fast and run where TRL is not installed.
+The stage packages name their entry points (`from curate.ingest import run_ingest`,
+`from train.sft import OXATrainer`) without importing them when a light module of theirs
+is wanted: `oxa --help` reads the ingest presets without the ingest stage, the preset
+resolver and the loss start without TRL and run where it is not installed.
 """
 
 from __future__ import annotations
