@@ -179,3 +179,6 @@ def test_a_workspace_whose_path_holds_glob_characters(tmp_path):
     run_select(ws, SelectConfig(name="g", strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=3))
     stats = run_export(ws, ExportConfig(subset="g", format="trl", output=str(root / "g.parquet")))
     assert stats["rows"] == 3 and pq.read_table(root / "g.parquet").num_rows == 3
+    # datasets reads its input path as a glob pattern too
+    hf = run_export(ws, ExportConfig(subset="g", format="hf", output=str(root / "g-hf")))
+    assert hf["rows"] == 3 and (root / "g-hf" / "oxa_export.json").is_file()

@@ -196,7 +196,11 @@ def _write_hf(params: dict, tmp: Path, output: Path) -> int:
     except ImportError:
         raise MissingExtra("--format hf needs the `datasets` library: pip install 'oxa[train]'") from None
     with tempfile.TemporaryDirectory(prefix="oxa-export-") as cache:
-        dataset = datasets.Dataset.from_parquet(params["data"], cache_dir=cache)
+        # datasets reads its path as a glob pattern: a link with a plain name keeps a
+        # workspace under run[1]/ from matching nothing
+        data = Path(cache) / "data.parquet"
+        data.symlink_to(Path(params["data"]).resolve())
+        dataset = datasets.Dataset.from_parquet(str(data), cache_dir=str(Path(cache) / "cache"))
         dataset.save_to_disk(str(tmp))
         return dataset.num_rows
 
