@@ -21,7 +21,7 @@ TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the wo
 EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)
     "none": "correct",
     "equivalent_form": "correct",
-    "missing_think_close": "correct",
+    "missing_think_close": "no_answer",  # the paper's rule, oxa verify's default: no </think>, no answer
     "wrong_answer": "incorrect",
     "missing_box": "no_answer",
     "truncated": "no_answer",
@@ -55,7 +55,7 @@ def test_verdicts_follow_the_worlds_composition(demo):
             want = EXPECTED_VERDICT[sample["flaw"]]
         elif case in ("placeholder", "missing"):
             want = "bad_gold"
-        else:  # conflict: the first source's answer, which may be the other one
+        else:  # conflict: settled by the teacher responses' consensus, which may side with a wrong answer
             assert verdicts[sample["sample_id"]] in ("correct", "incorrect", "no_answer")
             continue
         assert verdicts[sample["sample_id"]] == want, sample
