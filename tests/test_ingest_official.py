@@ -2,6 +2,7 @@
 without --map; PPL values that cannot be PPLs; verdicts the source vouches for; and the
 whole path from such a file to a subset with a shipped preset."""
 
+import json
 import math
 
 import pyarrow as pa
@@ -90,13 +91,22 @@ def test_map_takes_dotted_column_names_and_refuses_missing_columns(ws, tmp_path)
         ingest(ws, src, mapping={"problem": "q", "response": "a.b", "ppl": PPL}, scores_tag="t")
 
 
-def test_an_invalid_ppl_drops_the_score_not_the_sample(ws, tmp_path):
-    lines = [
-        f'{{"query": "Q one?", "{RESPONSES}": ["\\\\boxed{{1}}", "\\\\boxed{{2}}", "\\\\boxed{{3}}"], '
-        f'"{PPL}": [NaN, 1.5, Infinity], "{LENGTHS}": [10, 20, 30]}}',
+@pytest.mark.parametrize("layout", ["jsonl", "json"])
+def test_an_invalid_ppl_drops_the_score_not_the_sample(ws, tmp_path, layout):
+    rows = [  # Python's json and pandas write NaN and Infinity as bare tokens, in lines and in arrays
+        {
+            "query": "Q one?",
+            RESPONSES: ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}"],
+            PPL: [math.nan, 1.5, math.inf],
+            LENGTHS: [10, 20, 30],
+        },
         {"query": "Q two?", RESPONSES: ["\\boxed{1}", "\\boxed{2}"], PPL: [0.5, 1.2], LENGTHS: [10, 2.5]},
     ]
-    stats = ingest(ws, write_jsonl(tmp_path / "bad.jsonl", lines))
+    src = tmp_path / f"bad.{layout}"
+    text = "\n".join(json.dumps(r) for r in rows) if layout == "jsonl" else json.dumps(rows)
+    assert "NaN" in text and "Infinity" in text
+    src.write_text(text)
+    stats = ingest(ws, src)
     assert stats["funnel"] == {"read": 5, "accepted": 5, "duplicate": 0, "rejected": 0, "filtered": 0}
     assert stats["scores_dropped"] == {"invalid_n_tokens": 1, "invalid_ppl": 3}
     assert stats["added"]["scores"] == 1

@@ -26,12 +26,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ijson
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from curate.ingest.json_array import MalformedJSON, iter_json_array
 from curate.workspace import OxaError
 
 JSON_BATCH_ROWS = 8_192
@@ -394,7 +394,7 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
     with _open_binary(source) as handle:
         if handle.read(len(_BOM)) != _BOM:
             handle.seek(0)
-        items = ijson.items(handle, "item", use_float=True)
+        items = iter_json_array(handle)
         while True:
             try:
                 obj = next(items)
@@ -405,7 +405,7 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
                     yield batch
                 yield Damaged.at(source, row, None, exc)
                 return
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
+            except (MalformedJSON, UnicodeDecodeError) as exc:
                 # A broken array cannot be resynchronized: what follows is one unreadable record.
                 batch.unreadable.append(
                     Unreadable(row, "malformed_json", f"{exc} (the rest of the array is unreadable)", "")
