@@ -12,9 +12,8 @@ echo "== scoring, packed rows, budget 16384";  timeout 120 python3 bench/gpu_sco
 echo "== scoring, padded rows, budget 16384";  timeout 120 python3 bench/gpu_score.py --budget 16384 --padded
 echo "== scoring vs the naive loop, budget 65536"; timeout 180 python3 bench/gpu_score.py --budget 65536 --naive
 echo "== OXA_Full train step vs plain SFT";    timeout 180 python3 bench/gpu_train_step.py
-# GRPO with vLLM generation (issue: never run on a GPU). Needs vllm and trl, which the
-# device machine lacks: carry their wheels (README, "GRPO with vLLM") and install them
-# first, e.g. `pip install --no-index --find-links wheels/ vllm trl`; skipped otherwise.
+# GRPO with vLLM generation on a GPU (it runs on the CPU in .venv-vllm; never yet on a GPU).
+# Needs vllm and trl installed on the GPU machine (vLLM's wheel is ~320 MiB); skipped otherwise.
 if python3 -c "import vllm, trl" 2>/dev/null; then
     echo "== GRPO: two steps with colocated vLLM generation"
     timeout 600 python3 -m pytest -q -p no:cacheprovider tests/vllm/test_vllm_grpo.py

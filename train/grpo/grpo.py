@@ -41,6 +41,7 @@ from train.eval.benchmarks import PromptSet, load_prompt_set
 from train.grpo.covariance import COV_MODES, select_clip_cov, select_kl_cov, token_covariance
 from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward
+from train.grpo.vllm_sync import reload_into_cpu_engine, vllm_runs_on_cpu
 from train.sft.presets import as_args, load_preset, presets_dir, world_size
 
 BACKENDS = ("auto", "vllm", "transformers")
@@ -147,6 +148,12 @@ class OxaGRPOTrainer(GRPOTrainer):
     with Clip-Cov or KL-Cov in the policy loss when cov_mode asks for it."""
 
     _cov_batch: dict | None = None  # the micro-batch whose loss is being computed, while cov_mode is on
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.use_vllm and self.args.vllm_mode == "colocate" and vllm_runs_on_cpu():
+            generation = self.vllm_generation
+            generation.sync_weights = lambda: reload_into_cpu_engine(generation.llm, generation._iter_named_params())
 
     def _compute_loss(self, model, inputs):
         if self.args.cov_mode == "none":
