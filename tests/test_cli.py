@@ -1,13 +1,14 @@
 """The oxa command line, as a user runs it."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from curate.cli import app
+from curate.cli import _unwrap_paragraph, app
 from tests.conftest import REAL_DATA, write_jsonl
 
 runner = CliRunner()
@@ -90,6 +91,23 @@ def test_help_explains_the_commands():
         assert command in top
     ingest_help = oxa("ingest", "--help").output
     assert "acereason" in ingest_help and "oxa-lists" in ingest_help and "--where" in ingest_help
+
+
+def test_help_text_wraps_to_the_terminal_not_to_the_source():
+    """Through the entry point at 80 columns: a docstring's source line breaks are joined (typer keeps them,
+    and a narrower terminal broke each line again); lines meant one per line stay apart."""
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    verify = subprocess.run(
+        [sys.executable, "-m", "curate.cli", "verify", "--help"], capture_output=True, text=True, env=env
+    )
+    assert verify.returncode == 0, verify.stderr
+    text = " ".join(line.strip() for line in verify.stdout.splitlines())
+    assert "each with a reason, and beside them a simple verdict" in text
+    lines = [line.strip() for line in verify.stdout.splitlines()]
+    assert not any(line in ("reason,", "Each", "in", "one after") for line in lines), lines[:20]
+    assert _unwrap_paragraph("A long line that\nwraps here. A list:\n- one;\n- two.\nNext: x") == (
+        "A long line that wraps here. A list:\n- one;\n- two.\nNext: x"
+    )
 
 
 HEAVY = ("polars", "sympy", "math_verify", "torch", "matplotlib", "transformers")

@@ -36,8 +36,32 @@ for _plugin in _PLUGINS:
 
 
 def main() -> None:
+    command = typer.main.get_command(app)
+    _unwrap_help(command)
     try:
-        app()
+        command()
     except OxaError as exc:
         typer.echo(f"error: {exc}", err=True)  # plain, unwrapped: paths and SQL stay whole
         sys.exit(2)
+
+
+def _unwrap_help(command) -> None:
+    """Join the source-wrapped lines of every command's help: typer keeps a docstring's line
+    breaks, and a terminal narrower than the source then breaks each line once more."""
+    if command.help:
+        command.help = "\n\n".join(_unwrap_paragraph(p) for p in command.help.split("\n\n"))
+    for sub in getattr(command, "commands", {}).values():
+        _unwrap_help(sub)
+
+
+def _unwrap_paragraph(paragraph: str) -> str:
+    """A line ending a sentence or a lead-in (., :), and one before an option or an indented line, keeps
+    its break: those are lists and statements written one per line."""
+    lines = paragraph.split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        if out[-1].rstrip().endswith((".", ":")) or line.startswith(("-", " ")):
+            out.append(line)
+        else:
+            out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+    return "\n".join(out)

@@ -30,7 +30,9 @@ def init(workspace: WorkspaceArg) -> None:
 
 
 def status(workspace: WorkspaceArg) -> None:
-    """Row counts per table, the stage runs with their config fingerprints (a run without
+    """Row counts, stage runs, unfinished writes and stray files of a workspace.
+
+    Row counts per table, the stage runs with their config fingerprints (a run without
     results is 'running', or 'killed' when its process is gone: a killed ingest added
     nothing; a killed verify or score kept its whole parts, which its rerun skips), the
     temporary files of unfinished writes ('stale' ones, left by a killed run, are removed
