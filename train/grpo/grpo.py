@@ -145,7 +145,8 @@ class OxaGRPOConfig(GRPOConfig):
 
 class OxaGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose evaluation samples at eval_temperature / eval_top_p (TRL has one setting for both),
-    with Clip-Cov or KL-Cov in the policy loss when cov_mode asks for it."""
+    with Clip-Cov or KL-Cov in the policy loss when cov_mode asks for it, and whose colocated vLLM engine
+    on a CPU receives the weights through vLLM's in-place reload (train/grpo/vllm_sync.py)."""
 
     _cov_batch: dict | None = None  # the micro-batch whose loss is being computed, while cov_mode is on
 
