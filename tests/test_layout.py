@@ -5,6 +5,7 @@ curation core imports without torch."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,11 +147,35 @@ def test_package_entry_points_resolve():
             assert getattr(package, name) is not None, (module, name)
 
 
+GPU_MACHINE_LACKS = ("duckdb", "polars", "pyarrow", "trl", "datasets", "accelerate", "math_verify")
+
+
+def as_on_the_gpu_machine(code: str) -> subprocess.CompletedProcess:
+    """Run Python code with the libraries a lent GPU machine lacks made unimportable."""
+    blocked = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in GPU_MACHINE_LACKS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", blocked + code], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
 def test_gpu_benchmarks_need_only_torch_and_transformers():
     """bench/gpu_*.py run on a GPU machine that has torch and transformers alone: the
     modules they import must not reach DuckDB, Polars, PyArrow, TRL or math-verify."""
-    blocked = ("duckdb", "polars", "pyarrow", "trl", "datasets", "accelerate", "math_verify")
-    code = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
-    code += "import curate.backends.base, curate.backends.hf, curate.backends.token_logprobs, train.sft.loss\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    code = "import curate.backends.base, curate.backends.hf, curate.backends.token_logprobs, train.sft.loss\n"
+    result = as_on_the_gpu_machine(code)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "last_line"),
+    [
+        ("gpu_train_step.py", ["--quick"], "OXA / plain: step time x"),
+        ("gpu_score.py", ["--quick", "--naive"], "naive one-at-a-time loop"),
+    ],
+)
+def test_gpu_benchmarks_run_their_quick_configuration(script, args, last_line):
+    """Each GPU check's smoke run on the CPU, so that a device session's few minutes are not lost to an API
+    change (transformers 5.20 renamed gradient_checkpointing_enable and its keyword)."""
+    code = f"import runpy\nsys.argv = [{script!r}, *{args!r}]\nrunpy.run_path('bench/{script}', run_name='__main__')\n"
+    result = as_on_the_gpu_machine(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line in result.stdout, result.stdout[-2000:]
