@@ -53,7 +53,6 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
-from datetime import datetime  # noqa: E402
 
 import duckdb  # noqa: E402
 import numpy as np  # noqa: E402
@@ -64,7 +63,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from bench.ingest import run_measured  # noqa: E402
 
 GEN_VERSION = 1  # bump when the generated candidates change
-WS_VERSION = 1  # bump when the workspace or the script's input change
+WS_VERSION = 2  # bump when the workspace or the script's input change
 PAPER = {
     "mu": 3.0,
     "sigma": 0.25,
@@ -80,6 +79,7 @@ FILLS = {  # side suffix -> (fill, d)
     "-rr": ("round_robin", 10),
 }
 MASK = 2**64 - 1
+BENCH_PART = "bench-0000000000000001.parquet"  # named as oxa names parts: the views read only those
 
 
 def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
@@ -193,6 +193,7 @@ def build_workspace(data: Path, wd: Path) -> tuple[Path, Path]:
     'bench', and the same pool as the released script reads it (one JSON line per query
     with its response, PPL and length lists); reused while the candidates are the same."""
     from curate.workspace import Workspace
+    from curate.workspace.runs import StageRun
     from curate.workspace.schema import PROBLEMS, SAMPLES, SCORES
 
     root, jsonl = wd / "ws", wd / "released-input.jsonl"
@@ -217,11 +218,11 @@ def build_workspace(data: Path, wd: Path) -> tuple[Path, Path]:
         "'teacher' AS origin, 'bench' AS generator, 'bench' AS source FROM candidates"
     ).to_arrow_table()
     samples = samples.append_column("n_chars", pc.utf8_length(samples["response"]).cast(pa.int64()))
-    pq.write_table(_conform(problems, PROBLEMS), ws.table_folder("problems") / "bench.parquet")
-    pq.write_table(_conform(samples, SAMPLES), ws.table_folder("samples") / "bench.parquet")
+    pq.write_table(_conform(problems, PROBLEMS), ws.table_folder("problems") / BENCH_PART)
+    pq.write_table(_conform(samples, SAMPLES), ws.table_folder("samples") / BENCH_PART)
     scores = con.sql("SELECT sample_id, n_tokens, ppl, false AS truncated FROM candidates").to_arrow_table()
     folder = ws.ensure_scores_folder("bench")
-    pq.write_table(_conform(scores, SCORES), folder / "bench.parquet")
+    pq.write_table(_conform(scores, SCORES), folder / BENCH_PART)
     (folder / "manifest.json").write_text(json.dumps({"tag": "bench", "model": "bench", "max_tokens": 32768}))
     catalog = ws.connect()
     verify = catalog.sql(
@@ -230,19 +231,8 @@ def build_workspace(data: Path, wd: Path) -> tuple[Path, Path]:
         "FROM samples AS s LEFT JOIN gold AS g USING (problem_id)"
     ).to_arrow_table()
     catalog.close()
-    pq.write_table(verify, ws.table_folder("verify") / "bench.parquet")
-    now = datetime.now()
-    ws.record_run(
-        {
-            "run_id": "verify-bench",
-            "stage": "verify",
-            "config_fingerprint": "bench",
-            "started_at": now,
-            "finished_at": now,
-            "status": "done",
-            "stats": {"settings_hash": "bench", "summary": "bench verdicts"},
-        }
-    )
+    pq.write_table(verify, ws.table_folder("verify") / BENCH_PART)
+    StageRun(ws, "verify", {"bench": True}).finish({"settings_hash": "bench", "summary": "bench verdicts"})
     con.register("problems", problems)
     con.register("samples", samples)
     con.execute(
@@ -382,6 +372,7 @@ def main() -> None:
             "digest": runs[0]["digest"],
         }
     whole = run_whole(data, args.workdir, args.repeat)
+    version_inputs = time_version_inputs(args.workdir, max(args.repeat, 3))
     print(
         f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
         f"DuckDB {duckdb.__version__}, NumPy {np.__version__}, pyarrow {pa.__version__}"
@@ -409,6 +400,13 @@ def main() -> None:
     print(
         f"script/oxa select {script['seconds'] / oxa['seconds']:.2f}x (target > 1); the script's output holds "
         f"{script['selected'] - script['distinct']:,} repeated rows (its later passes append taken rows again)"
+    )
+    failed |= oxa["selected"] == 0  # the workspace's parts went unread
+    print(
+        f"subset version inputs: the rows of the views {version_inputs['rows of the views']:.2f} s "
+        f"({version_inputs['rows of the views'] / oxa['seconds']:.0%} of the whole oxa select), files on disk "
+        f"{version_inputs['files on disk'] * 1000:.1f} ms x 2; the part names (before) "
+        f"{version_inputs['part names'] * 1000:.1f} ms x 2"
     )
     if failed:
         sys.exit(1)
@@ -443,6 +441,31 @@ def run_whole(data: Path, wd: Path, repeat: int) -> dict:
             runs.append({"seconds": wall, "rss": rss, **counts})
         whole[side] = {**min(runs, key=lambda r: r["seconds"]), "rss": max(r["rss"] for r in runs)}
     return whole
+
+
+def time_version_inputs(wd: Path, repeat: int) -> dict[str, float]:
+    """Seconds (best of `repeat`) for what a subset version costs `oxa select`: the rows of
+    each view it reads (input_fingerprints, once per select) and the files' stat listing
+    compared before and after selecting (inputs_on_disk), against the names of the
+    tables' parts, which is what versions hashed before."""
+    from curate.subsets.subsets import input_fingerprints, inputs_on_disk
+    from curate.workspace import Workspace
+    from curate.workspace.parts import fingerprint, part_files
+
+    ws = Workspace.open(wd / "ws")
+    folders = [ws.table_folder(t) for t in ("problems", "samples", "answers", "verify")] + [ws.scores_folder("bench")]
+    sides = {
+        "rows of the views": lambda: input_fingerprints(ws, ["bench"]),
+        "files on disk": lambda: inputs_on_disk(ws, ["bench"]),
+        "part names": lambda: [fingerprint([p.name for p in part_files(folder)], 16) for folder in folders],
+    }
+    times = {side: [] for side in sides}
+    for _ in range(repeat):
+        for side, measure in sides.items():
+            t0 = time.perf_counter()
+            measure()
+            times[side].append(time.perf_counter() - t0)
+    return {side: min(seconds) for side, seconds in times.items()}
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.select import SelectConfig, run_select
 from curate.subsets.subsets import check_checksums, diff_subsets, file_sha256, list_subsets, resolve_subset
-from curate.workspace import Workspace
+from curate.workspace import OxaError, Workspace
+from curate.workspace.schema import VERIFY
 from tests.conftest import query
 from tests.pools import STRATEGY_POOL, TAG, add_pool, write_verify
 
@@ -52,12 +54,15 @@ def test_same_inputs_same_version_and_bytes(ws, tmp_path):
     assert (moved.root / "subsets" / "oxa-mle" / first["version"] / "data.parquet").read_bytes() == data
 
 
-def test_changes_that_make_a_new_version(ws):
+def test_changes_that_make_a_new_version(ws, tmp_path):
     first = run_select(ws, gaussian_config())["version"]
     wider = run_select(ws, gaussian_config(n=3))["version"]
     assert wider != first
-    write_verify(ws, [])  # a new verify part: the inputs changed
-    assert run_select(ws, gaussian_config())["version"] not in (first, wider)
+    write_verify(ws, [])  # a new verify part and run that change no row: the same version
+    same = run_select(ws, gaussian_config())
+    assert same["existing"] and same["version"] == first
+    add_pool(ws, tmp_path, [{"problem": "Problem 99: find x.", "response": "<think>new</think> \\boxed{1}"}])
+    assert run_select(ws, gaussian_config())["version"] not in (first, wider)  # a new sample: the inputs changed
     versions = [s["version"] for s in list_subsets(ws, "oxa-mle")]
     assert len(versions) == 3 and versions[:2] == [first, wider]
     assert resolve_subset(ws, "oxa-mle").name == versions[-1]
@@ -149,3 +154,18 @@ def test_cli_select_subsets_export(ws, tmp_path):
     out = tmp_path / "lp.jsonl"
     assert oxa("export", ws.root, "lp", "--format", "trl", "-o", out).exit_code == 0
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_a_part_written_while_selecting_fails_the_run(ws):
+    """Another process writing an input part mid-selection: the version computed at the
+    start may no longer match the rows selected, so nothing is published."""
+
+    def write_a_part(message: str) -> None:
+        if message.startswith("selecting"):
+            empty = pa.Table.from_pylist([], schema=VERIFY)
+            pq.write_table(empty, ws.table_folder("verify") / "verify-other-00000000000000aa.parquet")
+
+    with pytest.raises(OxaError, match="changed while selecting"):
+        run_select(ws, gaussian_config(), progress=write_a_part)
+    assert not (ws.root / "subsets" / "oxa-mle").exists() or not list((ws.root / "subsets" / "oxa-mle").iterdir())
+    assert not run_select(ws, gaussian_config())["existing"]  # the next run selects over the new rows

@@ -39,7 +39,7 @@ from curate.select.config import SelectConfig, Selection
 from curate.select.gaussian import GaussianParams, select_gaussian_bins
 from curate.select.sampling import IdColumn, ProblemCap, RowOrder
 from curate.subsets.cards import write_card
-from curate.subsets.subsets import input_fingerprints, publish, subset_dir, subset_version
+from curate.subsets.subsets import input_fingerprints, inputs_on_disk, publish, subset_dir, subset_version
 from curate.workspace import OxaError, Workspace
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
@@ -110,14 +110,18 @@ class PartResult:
 # -- reading candidates -------------------------------------------------------------------
 
 
+def check_scores_tag(ws: Workspace, sel: Selection, label: str) -> None:
+    if sel.scores_tag and sel.scores_tag not in ws.score_tags():
+        raise OxaError(
+            f"{label}: no scores for tag {sel.scores_tag!r} in {ws.root / 'scores'}; "
+            f"tags: {', '.join(ws.score_tags()) or 'none yet (score the pool first)'}"
+        )
+
+
 def load_candidates(ws: Workspace, con: duckdb.DuckDBPyConnection, sel: Selection, label: str) -> Candidates:
     """The candidates that pass `sel.where`, with ppl and n_tokens under `sel.scores_tag`."""
     tag = sel.scores_tag
-    if tag and tag not in ws.score_tags():
-        raise OxaError(
-            f"{label}: no scores for tag {tag!r} in {ws.root / 'scores'}; "
-            f"tags: {', '.join(ws.score_tags()) or 'none yet (score the pool first)'}"
-        )
+    check_scores_tag(ws, sel, label)
     ppl, n_tokens = (f'"ppl_{tag}"', f'"n_tokens_{tag}"') if tag else ("NULL::DOUBLE", "NULL::BIGINT")
     con.execute(sql_text("select/scored_candidates.sql").replace("{ppl}", ppl).replace("{n_tokens}", n_tokens))
     query = sql_text("select/candidate_metadata.sql").replace("{where}", sel.where or "true")
@@ -324,8 +328,11 @@ def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None 
     """Select `config`'s subset; returns the run's stats (also in stats.json). A version
     that exists already is reported, never rewritten."""
     config.validate()
+    for label, _, part in config.parts():
+        check_scores_tag(ws, part, label)
     tags = sorted({part.scores_tag for _, _, part in config.parts() if part.scores_tag})
     with ws.lock("subsets", f"oxa select {config.name}"):
+        on_disk = inputs_on_disk(ws, tags)
         inputs = input_fingerprints(ws, tags)
         version = subset_version(config.resolved(), inputs)
         resolved = {
@@ -344,14 +351,21 @@ def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None 
                 summary = f"{config.name}/{version} exists already; nothing written"
                 stats = {"name": config.name, "version": version, "path": str(folder), "existing": True}
                 return run.finish({"summary": summary, **stats})
-            return run.finish(_select_and_publish(ws, config, run, resolved, tags, progress or (lambda message: None)))
+            report = progress or (lambda message: None)
+            return run.finish(_select_and_publish(ws, config, run, resolved, tags, on_disk, report))
         except BaseException as exc:
             run.fail(exc)
             raise
 
 
 def _select_and_publish(
-    ws: Workspace, config: SelectConfig, run: StageRun, resolved: dict, tags: list[str], report: ProgressFn
+    ws: Workspace,
+    config: SelectConfig,
+    run: StageRun,
+    resolved: dict,
+    tags: list[str],
+    on_disk: list[tuple],
+    report: ProgressFn,
 ) -> dict:
     name, version = config.name, resolved["version"]
     con = ws.connect()
@@ -361,7 +375,7 @@ def _select_and_publish(
             report(f"selecting {label} ({part.strategy})")
             results.append(select_candidates(load_candidates(ws, con, part, label), part, label, loss_type))
         _check_disjoint(results)
-        if input_fingerprints(ws, tags) != resolved["inputs"]:
+        if inputs_on_disk(ws, tags) != on_disk:
             raise OxaError(
                 "the workspace's tables changed while selecting (another process wrote parts); run select again"
             )

@@ -299,7 +299,7 @@ def _distributions_md(card: dict) -> str:
 
 def _provenance_md(card: dict) -> str:
     prov = card["provenance"]
-    inputs = _table(["table", "fingerprint (part names and sizes)"], [[k, f"`{v}`"] for k, v in prov["inputs"].items()])
+    inputs = _table(["table", "fingerprint (its rows, order-free)"], [[k, f"`{v}`"] for k, v in prov["inputs"].items()])
     libraries = ", ".join(f"{k} {v}" for k, v in prov["libraries"].items())
     files = [
         [f"`{run['run_id']}`", f"`{f['path']}`", f.get("preset"), f.get("records")]

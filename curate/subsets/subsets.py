@@ -1,13 +1,15 @@
 """Versioned, immutable subsets: WS/subsets/<name>/<version>/ (DESIGN.md §5).
 
 A version is the content hash of the selection (only the fields its strategy reads;
-name, description and owner are cosmetic), the fingerprints of the workspace tables it
-read, and the oxa version. Parts are immutable and named by content (the writing
-stage's content fingerprint, never a path or a time, and a digest of their ids), so a
-table's fingerprint is the hash of its part names: adding, removing or replacing a part
-changes it, reading it costs nothing, and the same source bytes ingested from another
-path, or after a `touch`, give the same fingerprint. The same inputs give the same version,
-and a version folder, once renamed into place whole, is never written again.
+name, description and owner are cosmetic), the fingerprints of the views it read, and
+the oxa version. A view's fingerprint is an order-free digest of its rows as selection
+sees them (sql/subsets/table_fingerprint.sql): how the rows are split into parts (by
+shard, batch or a resumed run) does not change it, and whatever changes the rows does,
+the verify run whose settings the view follows included. Where a row came from (its
+source path and row number, an ingest run) is left out, so the same source bytes
+ingested from another path, or after a `touch`, give the same version. The same inputs
+give the same version, and a version folder, once renamed into place whole, is never
+written again.
 
 A subset folder: data.parquet, card.json, card.md and README.md (the same card: the
 Hugging Face Hub reads README.md), plots/*.png, and checksums.sha256 (`sha256sum -c`).
@@ -24,7 +26,6 @@ import duckdb
 from curate import __version__
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import (
-    SCHEMA_PART,
     atomic_target,
     duckdb_path,
     file_sha256,
@@ -33,22 +34,56 @@ from curate.workspace.parts import (
     remove_stale_temp_files,
 )
 from curate.workspace.resources import sql_text
+from curate.workspace.schema import GIVEN
+from curate.workspace.workspace import score_view_name
 
 CHECKSUMS = "checksums.sha256"
-_INPUT_TABLES = ("problems", "samples", "answers", "verify")
+_INPUT_VIEWS = ("problems", "samples", "answers", "verify")
+# Left out of a view's fingerprint: where a row came from (a path and a row number that
+# differ between two workspaces holding the same data), and the response text, which
+# sample_id already hashes (reading every response of a large pool would take minutes).
+_PROVENANCE = frozenset({"source_file", "source_row", "source_index"})
+_LEFT_OUT = {"samples": _PROVENANCE | {"response"}}
 
 
 def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
-    """Per input table (and scores/<tag>), the hash of its parquet parts' names. Not their
-    sizes: parts carry provenance (the absolute source_file) that differs between two
-    workspaces holding the same data."""
-    folders = {table: ws.table_folder(table) for table in _INPUT_TABLES}
-    folders.update({f"scores/{tag}": ws.scores_folder(tag) for tag in sorted(score_tags)})
-    result = {}
-    for table, folder in folders.items():
-        listing = [p.name for p in part_files(folder) if p.name != SCHEMA_PART]  # what the views read
-        result[table] = fingerprint(listing, 16)
-    return result
+    """Per input view (and scores/<tag>), the fingerprint of its rows (see the module's
+    docstring); the DuckDB version is part of it, since the row hash is DuckDB's."""
+    views = {table: table for table in _INPUT_VIEWS}
+    views.update({f"scores/{tag}": score_view_name(tag) for tag in sorted(score_tags)})
+    con = ws.connect()
+    try:
+        return {table: _view_fingerprint(con, view, _LEFT_OUT.get(table, _PROVENANCE)) for table, view in views.items()}
+    finally:
+        con.close()
+
+
+def inputs_on_disk(ws: Workspace, score_tags: list[str]) -> list[tuple]:
+    """What the input views read, as files: each part's name, size and modification time,
+    and the verify runs that finished (the verify view follows the last). Cheap, and
+    different whenever input_fingerprints may be: a run compares it before and after."""
+    folders = [ws.table_folder(table) for table in _INPUT_VIEWS]
+    folders += [ws.scores_folder(tag) for tag in sorted(score_tags)]
+    files = [p for folder in folders for p in part_files(folder)]
+    files += sorted((ws.root / "runs" / "verify").glob("*/stats.json"))
+    return [(p.relative_to(ws.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def _view_fingerprint(con: duckdb.DuckDBPyConnection, view: str, left_out: frozenset[str]) -> str:
+    names = sorted(row[0] for row in con.sql(f'DESCRIBE "{view}"').fetchall() if row[0] not in left_out)
+    given_reason = view == "verify" and "reason" in names  # a given verdict's reason names its ingest run
+    columns = [
+        'CASE WHEN settings_hash = $given THEN NULL ELSE "reason" END'
+        if given_reason and name == "reason"
+        else f'"{name}"'
+        for name in names
+    ]
+    query = sql_text("subsets/table_fingerprint.sql").replace("{columns}", ", ".join(columns))
+    params = {"given": GIVEN} if given_reason else {}
+    [(n_rows, row_hash_sum)] = con.execute(query.replace("{view}", f'"{view}"'), params).fetchall()
+    return fingerprint(
+        {"columns": names, "rows": n_rows, "row_hash_sum": row_hash_sum, "duckdb": duckdb.__version__}, 16
+    )
 
 
 def subset_version(selection: dict, inputs: dict[str, str]) -> str:
