@@ -121,6 +121,96 @@ def zero3_child(out: Path, tokenizer) -> None:
         torch.save(updates, out / "zero3-updates.pt")
 
 
+def fsdp_objective(model, batch: dict, rows: slice, counts, normalization: str):
+    """The OXA objective's share of `rows` of a padded batch (OXATrainer.compute_loss without the trainer)."""
+    from train.sft.loss import TermCounts, oxa_loss
+
+    labels, index, loss_type = batch["labels"][rows], batch["sequence_index"][rows], batch["loss_type"][rows]
+    index = torch.where(index >= 0, index - rows.start, index)  # sequence numbers within these rows
+    logprobs, mask = model(input_ids=batch["input_ids"][rows], attention_mask=batch["attention_mask"][rows],
+                           labels=labels, oxa_logprobs=True)  # fmt: skip
+    parts = oxa_loss(
+        logprobs.logp, logprobs.log_complement, index[:, 1:][mask], loss_type, TermCounts(counts), 1.0, normalization
+    )
+    return parts.loss
+
+
+def fsdp_child(out: Path, tokenizer) -> None:
+    """Under torchrun: the OXA objective of one padded global batch of 8 (2 negatives), each rank its 4 rows,
+    through a model sharded by FSDP2 (fully_shard per decoder layer and the root) or FSDP1 (decoder layers
+    auto-wrapped, use_orig_params); rank 0 saves each case's loss and full gradients beside those of an
+    unsharded copy run on the whole batch in the same process."""
+    import copy
+    import functools
+
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel, fully_shard
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
+    from tests.test_oxa_trainer import make_trainer
+    from train.sft.loss import count_terms
+    from train.sft.trainer import add_oxa_head
+
+    torch.distributed.init_process_group("gloo")
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    prepared = make_trainer(tokenizer, DATA, output_dir=str(out / "trainer"))  # TRL's tokenization and collator
+    batch = prepared.data_collator([prepared.train_dataset[i] for i in range(8)])
+    counts = count_terms(batch["labels"], batch["sequence_index"], batch["loss_type"])
+    mine = slice(4 * rank, 4 * rank + 4)
+    results = {}
+    for sharding in ("fsdp2", "fsdp1"):
+        for tied in (True, False):
+            for normalization in ("sequence", "token"):
+                model = zero3_case_model(tokenizer, tied)
+                add_oxa_head(model, chunk_size=5)  # several chunks per rank
+                reference = copy.deepcopy(model)
+                whole = fsdp_objective(reference, batch, slice(0, 8), counts, normalization)
+                whole.backward()
+                if sharding == "fsdp2":
+                    mesh = init_device_mesh("cpu", (world,))
+                    for layer in model.model.layers:
+                        fully_shard(layer, mesh=mesh)
+                    fully_shard(model, mesh=mesh)
+                else:
+                    policy = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Qwen2DecoderLayer})
+                    model = FullyShardedDataParallel(
+                        model, auto_wrap_policy=policy, use_orig_params=True, device_id=torch.device("cpu")
+                    )
+                share = fsdp_objective(model, batch, mine, counts, normalization)
+                share.backward()  # FSDP averages the ranks' gradients: the global objective's, over world
+                loss = share.detach().clone()
+                torch.distributed.all_reduce(loss)
+                if sharding == "fsdp2":
+                    sharded = {n: p for n, p in model.named_parameters()}
+                    grads = {n: p.grad.full_tensor() * world for n, p in sharded.items()}
+                    kinds = sorted({type(p).__name__ for p in sharded.values()})
+                    units = sum(isinstance(m, FSDPModule) for m in model.modules())
+                    held = sum(p.to_local().numel() for p in sharded.values())
+                else:
+                    kinds = sorted({type(p).__name__ for p in model.parameters()})
+                    units = len(FullyShardedDataParallel.fsdp_modules(model))
+                    held = sum(f.numel() for unit in FullyShardedDataParallel.fsdp_modules(model) for f in unit.params)
+                    with FullyShardedDataParallel.summon_full_params(model, with_grads=True):
+                        grads = {
+                            n.replace("_fsdp_wrapped_module.", ""): p.grad.clone() * world
+                            for n, p in model.named_parameters()
+                        }
+                name = f"{sharding} tied={tied} {normalization}"
+                results[name] = {
+                    "loss": loss.item(),
+                    "reference_loss": whole.item(),
+                    "kinds": kinds,
+                    "units": units,
+                    "held": held / sum(p.numel() for p in reference.parameters()),  # this rank's share
+                    "grads": grads,
+                    "reference_grads": {n: p.grad.clone() for n, p in reference.named_parameters()},
+                }
+    if rank == 0:
+        torch.save(results, out / "fsdp.pt")
+    torch.distributed.destroy_process_group()
+
+
 def child(out: Path, tokenizer_dir: str, mode: str) -> None:
     """Under torchrun: every case on 2 ranks x per-device 2 x accumulation 2; rank 0 saves the updates."""
     from transformers import AutoTokenizer
@@ -128,6 +218,8 @@ def child(out: Path, tokenizer_dir: str, mode: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if mode == "zero3":
         return zero3_child(out, tokenizer)
+    if mode == "fsdp":
+        return fsdp_child(out, tokenizer)
     rank = int(os.environ["RANK"])
     log, updates = {}, {}
     for normalization, padding_free in CASES:
@@ -229,6 +321,34 @@ def test_train_sft_cli_on_two_processes_matches_one(tmp_path):
     print(f"oxa train sft: max |weights(2 processes) - weights(1 process)| = {worst:.3g}")
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=0, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_fsdp_sharded_objective_equals_the_unsharded_one(tmp_path):
+    """The chunked OXA head reads the lm-head weight inside a call of its module, so FSDP (2, and 1 with
+    use_orig_params) has it unsharded there: 2 ranks' loss and gradients equal one process's, tied and untied."""
+    from transformers import AutoTokenizer
+
+    build_tokenizer().save_pretrained(tmp_path / "tokenizer")
+    AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
+    done = torchrun("-m", "tests.test_oxa_multirank", tmp_path, tmp_path / "tokenizer", "fsdp")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    results = torch.load(tmp_path / "fsdp.pt")
+    assert len(results) == 8
+    for name, r in results.items():
+        assert r["kinds"] == (["DTensor"] if name.startswith("fsdp2") else ["Parameter"]), name
+        assert r["units"] == 3, name  # the 2 decoder layers and the root (embeddings, norm, lm head)
+        assert 0.45 < r["held"] < 0.55, (name, r["held"])  # each rank holds about half of the weights
+        assert set(r["grads"]) == set(r["reference_grads"]) and len(r["grads"]) in (26, 27)
+        assert r["loss"] == pytest.approx(r["reference_loss"], rel=1e-6), name
+        worst = max((r["grads"][p] - r["reference_grads"][p]).abs().max().item() for p in r["grads"])
+        largest = max(g.abs().max().item() for g in r["reference_grads"].values())
+        print(
+            f"{name}: loss {r['loss']:.6f} vs {r['reference_loss']:.6f}; max |grad diff| {worst:.3g} of {largest:.3g}"
+        )
+        for p, reference in r["reference_grads"].items():
+            assert reference.abs().max() > 0, (name, p)
+            torch.testing.assert_close(r["grads"][p], reference, rtol=1e-5, atol=1e-6, msg=f"{name} {p}")
 
 
 @pytest.mark.slow

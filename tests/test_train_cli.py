@@ -186,3 +186,25 @@ def _without_loss_type(tmp_path, good):
     path = tmp_path / "no_type.jsonl"
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "loss_type"}) + "\n" for r in good))
     return path
+
+
+def test_the_shipped_accelerate_configs_load_as_accelerate_reads_them():
+    """`accelerate launch --config_file configs/accelerate/NAME.yaml` reads each one as meant."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from curate.workspace.resources import resource_dir
+
+    folder = resource_dir("configs") / "accelerate"
+    loaded = {path.stem: load_config_from_file(str(path)) for path in sorted(folder.glob("*.yaml"))}
+    kinds = {name: config.distributed_type.value for name, config in loaded.items()}
+    assert kinds == {
+        "fsdp2": "FSDP",
+        "multi_gpu": "MULTI_GPU",
+        "single_gpu": "NO",
+        "zero2": "DEEPSPEED",
+        "zero3": "DEEPSPEED",
+    }
+    fsdp = loaded["fsdp2"].fsdp_config
+    assert (fsdp["fsdp_version"], fsdp["fsdp_state_dict_type"]) == (2, "FULL_STATE_DICT")
+    for name in ("zero2", "zero3"):  # named relative to the repository root, where the README launches them
+        assert (folder.parents[1] / loaded[name].deepspeed_config["deepspeed_config_file"]).is_file()
