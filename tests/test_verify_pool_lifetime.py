@@ -131,3 +131,58 @@ def _grandchildren(pid: int) -> set[int]:
     parents = _parents()
     children = {child for child, parent in parents.items() if parent == pid}
     return {child for child, parent in parents.items() if parent in children}
+
+
+UNGUARDED_SCRIPT = """
+from curate.ingest import IngestConfig, run_ingest
+from curate.verify import VerifyConfig, run_verify
+from curate.workspace import Workspace
+
+ws = Workspace.init({root!r})
+run_ingest(ws, IngestConfig([{pool!r}], mapping={{"problem": "q", "response": "a", "gold_answer": "gold"}}))
+print(run_verify(ws, VerifyConfig(workers=1))["summary"])
+"""
+
+SPAWNED_STAGE = """
+import multiprocessing
+from curate.ingest import IngestConfig, run_ingest
+from curate.workspace import Workspace
+
+def ingest(root, pool):
+    run_ingest(Workspace.init(root), IngestConfig([pool], mapping={{"problem": "q", "response": "a"}}))
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=ingest, args=({root!r}, {pool!r}))
+    child.start()
+    child.join()
+    print("exit code", child.exitcode)
+"""
+
+
+def _run_script(tmp_path: Path, text: str) -> tuple[subprocess.CompletedProcess, Path]:
+    pool = write_jsonl(
+        tmp_path / "pool.jsonl", [{"q": "What is 1 + 1?", "a": "<think>x</think> \\boxed{2}", "gold": "2"}]
+    )
+    root = tmp_path / "ws"
+    script = tmp_path / "script.py"
+    script.write_text(text.format(root=str(root), pool=str(pool)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    return done, root
+
+
+def test_a_script_without_a_main_guard_runs_its_stages_once(tmp_path):
+    """The fork server imports the main module; without the guard the script's ingest ran a second
+    time there. Now that run stops at its first oxa call with the fix, and the script goes on."""
+    done, root = _run_script(tmp_path, UNGUARDED_SCRIPT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 verified (1 correct)" in done.stdout
+    assert 'top-level calls under `if __name__ == "__main__":`' in done.stderr
+    assert len(list((root / "runs" / "ingest").iterdir())) == 1
+
+
+def test_a_stage_in_a_spawned_process_target_runs(tmp_path):
+    """Only the import of the main module is refused, not a process's target function."""
+    done, root = _run_script(tmp_path, SPAWNED_STAGE)
+    assert done.returncode == 0 and "exit code 0" in done.stdout, done.stderr[-3000:]
+    assert len(list((root / "runs" / "ingest").iterdir())) == 1

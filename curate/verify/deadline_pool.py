@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from curate.workspace.errors import refuse_in_a_rerun_main
 from curate.workspace.parts import owner_is_dead, owner_tag, process_alive
 
 
@@ -205,6 +206,7 @@ class DeadlinePool:
         memory_limit_mb: int | None = None,
         chunk_size: int = 8,
     ) -> None:
+        refuse_in_a_rerun_main("a pool of oxa workers")
         self.fn, self.initializer, self.initargs = fn, initializer, initargs
         self.deadline_s = deadline_s
         self.max_items_per_worker = max_items_per_worker

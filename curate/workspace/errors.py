@@ -11,3 +11,30 @@ class WorkspaceBusy(OxaError):
 
 class MissingExtra(OxaError):
     """A model-backed feature was asked for without the extra that brings its libraries."""
+
+
+def refuse_in_a_rerun_main(action: str) -> None:
+    """Fail when this process is multiprocessing running the parent's main module again.
+
+    oxa's verification and judging workers come from a fork server, and Python's
+    multiprocessing imports the parent's main module there first (as `__mp_main__`). A
+    script whose calls are not under `if __name__ == "__main__":` would run them a second
+    time in that process: ingest and select again, load models, start pools of its own.
+    The test is Python's own (multiprocessing.spawn's `_check_not_importing_main`): the
+    `_inheriting` mark, set only while the main module is imported that way, so a stage
+    started by a process's target function runs as usual.
+    """
+    import sys
+
+    if "multiprocessing" not in sys.modules:  # no process of this kind: nothing to check
+        return
+    from multiprocessing import process
+
+    if getattr(process.current_process(), "_inheriting", False):
+        main = sys.modules.get("__mp_main__")
+        script = getattr(main, "__file__", None) or "the main module"
+        raise OxaError(
+            f"{action} was called while Python's multiprocessing ran {script} again in an oxa worker process "
+            "(workers import the main module); put the script's top-level calls under "
+            '`if __name__ == "__main__":`'
+        )

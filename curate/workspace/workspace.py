@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from curate import __version__
-from curate.workspace.errors import OxaError, WorkspaceBusy
+from curate.workspace.errors import OxaError, WorkspaceBusy, refuse_in_a_rerun_main
 from curate.workspace.parts import (
     PART_GLOB,
     atomic_write_text,
@@ -187,6 +187,7 @@ class Workspace:
     def lock(self, scope: str, purpose: str, wait_seconds: float = 0.0) -> Iterator[None]:
         """Hold the writer lock of `scope` ('pool', 'catalog', ...), waiting at most
         `wait_seconds` for another holder, then failing with a message naming it."""
+        refuse_in_a_rerun_main(f"oxa ({purpose}) on {self.root}")
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(exist_ok=True)
         path = lock_dir / f"{scope}.lock"

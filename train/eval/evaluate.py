@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifierSettings
 from curate.workspace import OxaError
+from curate.workspace.errors import refuse_in_a_rerun_main
 from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
 from train.eval.benchmarks import BUILTIN, PromptSet, load_prompt_set, resolve_sets
 from train.eval.choice import CHOICE_INSTRUCTION, judge_letters
@@ -167,6 +168,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
     """Evaluate `config.model` on every set; returns what was done and the report."""
     from curate.backends.base import SamplingSettings
 
+    refuse_in_a_rerun_main("run_eval")
     config.check()
     progress = progress or (lambda what, done, total: None)
     model, out = Path(config.model).expanduser().resolve(), Path(config.out).expanduser().resolve()

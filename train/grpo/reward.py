@@ -1,6 +1,6 @@
 """The GRPO reward: math-verify accuracy, judged exactly as `oxa verify` judges a sample.
 
-Completions are judged by train/eval_judge.AnswerJudge, as `oxa eval` judges its
+Completions are judged by train/eval/judge.py's AnswerJudge, as `oxa eval` judges its
 samples: the answer extracted by curate/text/extract.py (the last `\\boxed{}` after the last
 `</think>`), each distinct (gold, answer) pair judged once by curate/verify/mathcheck.py's
 `judge` in a DeadlinePool, whose every item has a wall-clock deadline enforced from
