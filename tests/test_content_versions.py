@@ -5,15 +5,20 @@ views show differently (another verify run's settings) give another."""
 
 import os
 import shutil
+from pathlib import Path
 
 import pyarrow.parquet as pq
+from typer.testing import CliRunner
 
+from curate.cli import app
 from curate.ingest import IngestConfig, run_ingest
 from curate.select import SelectConfig, run_select
-from curate.subsets.subsets import input_fingerprints
+from curate.subsets.subsets import input_fingerprints, inputs_changed_since, load_card
 from curate.trace import TraceConfig, run_trace
 from curate.workspace import Workspace
 from tests.conftest import query, write_jsonl
+
+WIDE = {"COLUMNS": "200"}
 
 
 def gold(i: int) -> str | None:
@@ -114,6 +119,17 @@ def test_a_verify_run_that_changes_the_verdicts_gives_another_version(tmp_path):
     assert not strict["existing"]
     assert strict["version"] != lenient["version"]
     assert (lenient["rows"], strict["rows"]) == (8, 4)
+    # `oxa subsets show` says which of a subset's inputs are no longer the workspace's rows
+    cards = {name: load_card(Path(s["path"])) for name, s in (("lenient", lenient), ("strict", strict))}
+    assert inputs_changed_since(ws, cards["lenient"]) == ["verify"]
+    assert inputs_changed_since(ws, cards["strict"]) == []
+    shown = CliRunner().invoke(app, ["subsets", "show", str(ws.root), f"correct/{lenient['version']}"], env=WIDE)
+    assert shown.exit_code == 0, shown.output
+    assert "CHANGED since: verify" in shown.output
+    shown = CliRunner().invoke(app, ["subsets", "show", str(ws.root), f"correct/{strict['version']}"], env=WIDE)
+    assert "the rows it was selected from, unchanged" in shown.output
+    del cards["strict"]["provenance"]["inputs_fingerprint"]  # a card made by an older oxa
+    assert inputs_changed_since(ws, cards["strict"]) is None
 
 
 def test_the_same_rows_split_into_other_parts_give_one_version(tmp_path):

@@ -13,6 +13,7 @@ from curate.subsets import (
     ExportConfig,
     check_checksums,
     diff_subsets,
+    inputs_changed_since,
     list_subsets,
     load_card,
     resolve_subset,
@@ -58,13 +59,16 @@ def subsets_show(
     subset: SubsetArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole card.json.")] = False,
 ) -> None:
-    """A subset's card: what it holds, how it was selected, and whether its files are intact."""
-    folder = resolve_subset(Workspace.open(workspace), subset)
+    """A subset's card: what it holds, how it was selected, whether its files are intact, and whether
+    the workspace's rows it was selected from are still the same."""
+    ws = Workspace.open(workspace)
+    folder = resolve_subset(ws, subset)
     card = load_card(folder)
     if as_json:
         console.print_json(data=card)
         return
     changed = check_checksums(folder)
+    since = inputs_changed_since(ws, card)
     table = Table(title=f"{card['name']}/{card['version']}", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
@@ -73,6 +77,13 @@ def subsets_show(
     table.add_row("created", f"{card['created_at']} (run {card['run_id']})")
     table.add_row("description", card["description"] or "-")
     table.add_row("checksums", "OK" if not changed else "CHANGED: " + ", ".join(changed))
+    if since is None:
+        inputs = f"not compared: fingerprinted by oxa {card['provenance']['oxa_version']} another way"
+    elif since:
+        inputs = f"CHANGED since: {', '.join(since)} (select again for a version over the rows of today)"
+    else:
+        inputs = "the rows it was selected from, unchanged"
+    table.add_row("workspace inputs", inputs)
     for part in card["parts"]:
         table.add_row(
             f"{part['label']} (loss_type {part['loss_type']})",

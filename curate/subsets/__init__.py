@@ -12,6 +12,7 @@ _EXPORTS = {
     "run_export": "curate.subsets.export",
     "check_checksums": "curate.subsets.subsets",
     "diff_subsets": "curate.subsets.subsets",
+    "inputs_changed_since": "curate.subsets.subsets",
     "list_subsets": "curate.subsets.subsets",
     "load_card": "curate.subsets.subsets",
     "resolve_subset": "curate.subsets.subsets",

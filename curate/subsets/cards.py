@@ -23,7 +23,7 @@ import yaml
 
 from curate import __version__
 from curate.subsets.plots import plot_lengths, plot_pass_rates, plot_ppl
-from curate.subsets.subsets import file_sha256
+from curate.subsets.subsets import INPUTS_FINGERPRINT, file_sha256
 from curate.workspace import Workspace
 from curate.workspace.parts import atomic_write_json, duckdb_path
 from curate.workspace.resources import resource_dir, sql_text
@@ -59,6 +59,7 @@ def write_card(
         "provenance": {
             "oxa_version": __version__,
             "inputs": facts["inputs"],
+            "inputs_fingerprint": INPUTS_FINGERPRINT,
             "libraries": _library_versions(),
             "ingest_runs": _ingest_runs(ws),
         },

@@ -38,6 +38,9 @@ from curate.workspace.schema import GIVEN
 from curate.workspace.workspace import score_view_name
 
 CHECKSUMS = "checksums.sha256"
+# How the inputs' fingerprints in a card were made (card.json provenance.inputs_fingerprint):
+# cards without it hashed part names, which cannot be compared with the rows of today.
+INPUTS_FINGERPRINT = "rows"
 _INPUT_VIEWS = ("problems", "samples", "answers", "verify")
 # Left out of a view's fingerprint: where a row came from (a path and a row number that
 # differ between two workspaces holding the same data), and the response text, which
@@ -56,6 +59,17 @@ def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
         return {table: _view_fingerprint(con, view, _LEFT_OUT.get(table, _PROVENANCE)) for table, view in views.items()}
     finally:
         con.close()
+
+
+def inputs_changed_since(ws: Workspace, card: dict) -> list[str] | None:
+    """The input views whose rows differ now from when the subset was selected (empty:
+    none; a scores tag since removed counts), or None when the card's fingerprints were
+    made another way (by an older oxa) and cannot be compared."""
+    provenance = card["provenance"]
+    if provenance.get("inputs_fingerprint") != INPUTS_FINGERPRINT:
+        return None
+    now = input_fingerprints(ws, [tag for tag in card["scorers"] if tag in ws.score_tags()])
+    return sorted(table for table, then in provenance["inputs"].items() if now.get(table) != then)
 
 
 def inputs_on_disk(ws: Workspace, score_tags: list[str]) -> list[tuple]:
