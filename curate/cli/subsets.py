@@ -78,7 +78,11 @@ def subsets_show(
     table.add_row("description", card["description"] or "-")
     table.add_row("checksums", "OK" if not changed else "CHANGED: " + ", ".join(changed))
     if since is None:
-        inputs = f"not compared: fingerprinted by oxa {card['provenance']['oxa_version']} another way"
+        made = card["provenance"]
+        inputs = (
+            f"not compared: fingerprinted by oxa {made['oxa_version']} under DuckDB "
+            f"{made['libraries'].get('duckdb')}, in another way or with another row hash"
+        )
     elif since:
         inputs = f"CHANGED since: {', '.join(since)} (select again for a version over the rows of today)"
     else:

@@ -64,9 +64,11 @@ def input_fingerprints(ws: Workspace, score_tags: list[str]) -> dict[str, str]:
 def inputs_changed_since(ws: Workspace, card: dict) -> list[str] | None:
     """The input views whose rows differ now from when the subset was selected (empty:
     none; a scores tag since removed counts), or None when the card's fingerprints were
-    made another way (by an older oxa) and cannot be compared."""
+    made another way (by an older oxa, or under another DuckDB) and cannot be compared."""
     provenance = card["provenance"]
     if provenance.get("inputs_fingerprint") != INPUTS_FINGERPRINT:
+        return None
+    if provenance["libraries"].get("duckdb") != duckdb.__version__:  # the row hash is DuckDB's
         return None
     now = input_fingerprints(ws, [tag for tag in card["scorers"] if tag in ws.score_tags()])
     return sorted(table for table, then in provenance["inputs"].items() if now.get(table) != then)
