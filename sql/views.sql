@@ -1,4 +1,4 @@
--- The catalog's views over the workspace's parquet parts (DESIGN.md §2-3).
+-- The catalog's views over the workspace's parquet parts (docs/architecture.md §2-3).
 -- oxa writes this file into WS/catalog.duckdb with {ws} replaced by the workspace's
 -- absolute path (DuckDB resolves a view's relative paths against the reader's working
 -- directory, so relative paths would break `duckdb WS/catalog.duckdb` run elsewhere);

@@ -78,7 +78,7 @@ def test_verdicts_follow_the_worlds_composition(demo):
 
 
 def test_perplexity_follows_the_styles(demo):
-    """The world's mechanism (README, the test bed): under the base model, the styles it was
+    """The world's mechanism (docs/test-bed.md): under the base model, the styles it was
     pretrained on score the lowest perplexity, the unfamiliar strategies more, noise the most."""
     workdir, _ = demo
     manifest = json.loads((workdir / "world" / "manifest.json").read_text())

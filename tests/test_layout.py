@@ -110,7 +110,7 @@ def test_no_import_cycles_between_stage_folders():
     for module, targets in GRAPH.items():
         folders.setdefault(_stage(module), set()).update(_stage(t) for t in targets if _stage(t) != _stage(module))
     assert _cycle(folders) is None
-    # and the folders are the ones the README draws
+    # and the folders are the ones docs/architecture.md draws
     assert {"curate.workspace", "curate.ingest", "curate.trace", "curate.verify", "curate.score"} <= set(folders)
     assert {"train.sft", "train.grpo", "train.eval", "train.tiny", "train.cli"} <= set(folders)
 

@@ -223,7 +223,7 @@ def test_near_certain_negatives_in_bf16_stay_within_the_stated_bound(tokenizer):
     """A bf16 model (weights and activations) against the fp64 reference of the same weights.
     Measured: the loss within 2.2e-4 relative, the logged ul_loss 5.4e-4, every gradient
     within 1.7e-2 (max norm), from the bf16 body; the bound here is about 10x that (and
-    3x for the gradients); README, OXATrainer."""
+    3x for the gradients); docs/oxa-trainer.md."""
     trainer, batch, examples = near_certain_batch(tokenizer, dtype=torch.bfloat16, ul_alpha=1.0)
     model = trainer.model.train()
     loss = trainer.compute_loss(model, dict(batch))
@@ -239,7 +239,7 @@ def test_near_certain_negatives_in_bf16_stay_within_the_stated_bound(tokenizer):
 
 
 def test_which_tokens_are_trained_in_chat_and_plain_text_rows(tokenizer):
-    """The label rule (README, OXATrainer): a conversational row trains its completion, the
+    """The label rule (docs/oxa-trainer.md): a conversational row trains its completion, the
     template's end-of-turn token and the newline after it, with no end-of-sequence token
     added; a plain-text row trains every token, and TRL appends the end-of-sequence token."""
     chat = make_trainer(tokenizer, rows(2, 1)).train_dataset[0]

@@ -1,6 +1,6 @@
 """The learnable world (drills in strategy styles): every equation a response writes is
 the arithmetic it claims, except the one slip of a wrong answer; each style writes what
-the README says; problems with the same numbers read apart; held-out problems are new."""
+docs/test-bed.md says; problems with the same numbers read apart; held-out problems are new."""
 
 import json
 import re

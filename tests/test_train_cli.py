@@ -206,5 +206,5 @@ def test_the_shipped_accelerate_configs_load_as_accelerate_reads_them():
     }
     fsdp = loaded["fsdp2"].fsdp_config
     assert (fsdp["fsdp_version"], fsdp["fsdp_state_dict_type"]) == (2, "FULL_STATE_DICT")
-    for name in ("zero2", "zero3"):  # named relative to the repository root, where the README launches them
+    for name in ("zero2", "zero3"):  # named relative to the repository root, where docs/train.md launches them
         assert (folder.parents[1] / loaded[name].deepspeed_config["deepspeed_config_file"]).is_file()

@@ -4,6 +4,8 @@ and the chunked lm-head log-probs (token_logprobs.py), which the trainer's loss 
 They sit on the curation side because `oxa score` and `oxa generate` need them (imports run
 train -> curate). `load_backend("hf" | "vllm", model_path, **options)` builds one; torch and
 vLLM are imported only then, so the CPU environment never needs vLLM.
+
+Guide: docs/score-generate.md.
 """
 
 from __future__ import annotations

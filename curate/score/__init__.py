@@ -3,6 +3,8 @@ model and the model's own samples in the pool.
 
 They share sharding, model fingerprints and prompts (here) and the inference backends
 (`curate.backends`, which the trainer uses too); torch is imported only inside a run.
+
+Guide: docs/score-generate.md.
 """
 
 from curate.score.generate import GenerateConfig, run_generate

@@ -1,6 +1,8 @@
 """`oxa select`: training subsets from the candidates view (Gaussian-guided PPL sampling,
 Algorithm 1, and the paper's baselines), published through `curate.subsets`. The stage is
 imported on first use, so that the CLI reads the config's fields without it.
+
+Guide: docs/select.md.
 """
 
 from curate.lazy import lazy_exports

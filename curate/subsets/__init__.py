@@ -3,6 +3,8 @@ and plots, and the trainers' formats they are exported to.
 
 Selection writes through this folder; nothing here knows how rows were selected. The
 modules are imported on first use.
+
+Guides: docs/select.md, docs/exports.md.
 """
 
 from curate.lazy import lazy_exports

@@ -1,4 +1,4 @@
-"""A subset's data card, rendered from recorded facts only (DESIGN.md §5).
+"""A subset's data card, rendered from recorded facts only (docs/architecture.md §5).
 
 card.json holds every fact: provenance (input fingerprints, the ingest runs and their
 files, library versions), the selection and each part's funnel and per-bin targets,

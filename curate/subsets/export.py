@@ -1,4 +1,4 @@
-"""`oxa export`: a published subset in the format a trainer reads (DESIGN.md §5).
+"""`oxa export`: a published subset in the format a trainer reads (docs/architecture.md §5).
 
 - trl: TRL conversational prompt/completion rows with `loss_type` (.parquet or .jsonl).
 - alpaca: LLaMA-Factory alpaca JSON (instruction = problem + instruction, input "",

@@ -1,4 +1,4 @@
-"""Versioned, immutable subsets: WS/subsets/<name>/<version>/ (DESIGN.md §5).
+"""Versioned, immutable subsets: WS/subsets/<name>/<version>/ (docs/architecture.md §5).
 
 A version is the content hash of the selection (only the fields its strategy reads;
 name, description and owner are cosmetic), the fingerprints of the views it read, and

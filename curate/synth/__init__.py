@@ -5,4 +5,6 @@
 controlled flaws), `references` writes the answer sources that tracing must search, and
 `world` puts it all in a folder with a manifest of what is where. The tiny models built
 on this world live in `train.tiny.models`.
+
+Guide: docs/test-bed.md.
 """

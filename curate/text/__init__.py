@@ -3,4 +3,6 @@ the instruction suffixes of prompts.
 
 They read no files and import no other part of oxa, so ingest, trace, verify, the model
 stages and the trainer's reward all share one definition of each rule.
+
+Guide: docs/trace-verify.md.
 """

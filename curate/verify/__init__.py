@@ -2,6 +2,8 @@
 
 The math-verify calls and the worker pool with wall-clock deadlines live here; tracing
 (equal answers) and the trainer's judge and reward use them from this folder.
+
+Guide: docs/trace-verify.md.
 """
 
 from curate.verify.mathcheck import VerifierSettings

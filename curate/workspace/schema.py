@@ -1,4 +1,4 @@
-"""The canonical tables' Arrow schemas (DESIGN.md §3).
+"""The canonical tables' Arrow schemas (docs/architecture.md §3).
 
 Later stages may add columns; the catalog's views read parts with union_by_name, so an
 added column shows up as NULL in older parts.

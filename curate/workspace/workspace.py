@@ -1,5 +1,5 @@
 """The workspace: one folder holding a pool, every stage's parts, the runs and the
-catalog (DESIGN.md §2).
+catalog (docs/architecture.md §2).
 
 The catalog (catalog.duckdb) holds views over the parquet parts, with absolute paths so
 that `duckdb WS/catalog.duckdb` works from any directory, and the runs and subsets

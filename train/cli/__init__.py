@@ -1,6 +1,8 @@
 """The trainer's `oxa` commands: train sft, train grpo, model prepare, eval (and eval
 entropy), demo and synth model. `register` is the `oxa.cli` entry point (pyproject.toml)
 through which curate's command line takes them in; model libraries load inside commands.
+
+Guide: docs/cli.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 benchmark sets; the benchmark loader and the answer judge are shared with GRPO.
 
 The entry points are imported on first use, like the other trainer packages.
+
+Guide: docs/eval.md.
 """
 
 from curate.lazy import lazy_exports

@@ -1,6 +1,8 @@
 """`oxa train grpo`: RLVR with TRL's GRPOTrainer and a math-verify accuracy reward.
 
 The entry points are imported on first use, so the reward needs no TRL.
+
+Guide: docs/grpo.md.
 """
 
 from curate.lazy import lazy_exports

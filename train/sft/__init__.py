@@ -2,6 +2,8 @@
 (OXA_Full), its config, loss, k-negatives sampler, subset data and runs.
 
 The entry points are imported on first use, so `train.sft.loss` needs torch alone.
+
+Guides: docs/train.md, docs/oxa-trainer.md.
 """
 
 from curate.lazy import lazy_exports

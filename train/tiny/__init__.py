@@ -2,6 +2,8 @@
 built and trained on the CPU from a synthetic world.
 
 The entry points are imported on first use: the config needs no torch, the build does.
+
+Guide: docs/test-bed.md.
 """
 
 from curate.lazy import lazy_exports
