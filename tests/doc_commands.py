@@ -589,19 +589,29 @@ def option_problems(root, args: list[str], program: str = "oxa") -> list[str]:
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 
 
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """The lines of a page outside its fenced blocks (the fences too), numbered from 1."""
+    in_fence = {n for block in fenced_blocks(path) for n in range(block.first_line - 1, _block_end(block) + 1)}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [(number, line) for number, line in enumerate(lines, 1) if number not in in_fence]
+
+
+def headings(path: Path) -> list[str]:
+    """The text of a page's Markdown headings, in order."""
+    return [match.group(1) for _, line in prose_lines(path) if (match := _HEADING.match(line))]
+
+
 def inline_commands(path: Path) -> list[tuple[int, str]]:
     """The code spans of a page's prose (outside fences) that are an `oxa` command with at
     least one word after `oxa`, each with its line; a span may wrap across lines, and a
     table's `\\|` is a `|`."""
-    in_fence = {n for block in fenced_blocks(path) for n in range(block.first_line - 1, _block_end(block) + 1)}
     found: list[tuple[int, str]] = []
     paragraph: list[tuple[int, str]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in [*enumerate(lines, 1), (len(lines) + 1, "")]:
-        if number in in_fence or not line.strip():
+    for number, line in [*prose_lines(path), (-1, "")]:
+        if not line.strip() or (paragraph and number != paragraph[-1][0] + 1):  # a blank line or a fence between
             found += _spans(paragraph)
             paragraph = []
-        else:
+        if line.strip():
             paragraph.append((number, line))
     return found
 

@@ -15,31 +15,16 @@ import pytest
 
 from curate.workspace import Workspace
 from curate.workspace.query import named_queries, run_query
-from tests.doc_commands import DOC_FILES, fenced_blocks, logical_lines, oxa_invocations
+from tests.doc_commands import DOC_FILES, fenced_blocks, headings, logical_lines, oxa_invocations, prose_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 CODE_DIRS = ("curate", "train", "sql", "tests", "bench", "configs")
 
-_FENCE = re.compile(r"^(`{3,}|~{3,})")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _REPO_PATH = re.compile(r"^(?:curate|train|sql|configs|bench|tests|data_cards|docs|\.ci)/[\w.\-/*]*$")
-
-
-def prose_lines(path: Path) -> list[tuple[int, str]]:
-    """The lines of a Markdown file outside fenced code blocks, numbered from 1."""
-    lines, fence = [], None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        opening = _FENCE.match(line.strip())
-        if opening and (fence is None or opening.group(1)[0] * 3 == fence[:3]):
-            fence = None if fence else opening.group(1)
-            continue
-        if fence is None:
-            lines.append((number, line))
-    return lines
 
 
 def github_slug(heading: str) -> str:
@@ -52,15 +37,13 @@ def github_slug(heading: str) -> str:
 
 def anchors(path: Path) -> set[str]:
     found: set[str] = set()
-    for _, line in prose_lines(path):
-        match = _HEADING.match(line)
-        if match:
-            slug = base = github_slug(match.group(2))
-            suffix = 0
-            while slug in found:  # GitHub numbers repeated headings
-                suffix += 1
-                slug = f"{base}-{suffix}"
-            found.add(slug)
+    for heading in headings(path):
+        slug = base = github_slug(heading)
+        suffix = 0
+        while slug in found:  # GitHub numbers repeated headings
+            suffix += 1
+            slug = f"{base}-{suffix}"
+        found.add(slug)
     return found
 
 
