@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.doc_commands import ROOT, prose_lines
+
 FAQ = ROOT / "docs" / "faq.md"
 MIN_PIECE = 4  # shorter literal pieces (": ", "(of") would match anywhere
 
@@ -32,7 +32,7 @@ def source_text() -> str:
 def faq_entries() -> list[tuple[str, list[str]]]:
     """(heading line, body lines) for every `###` heading, the body running to the next heading."""
     entries: list[tuple[str, list[str]]] = []
-    for line in FAQ.read_text(encoding="utf-8").splitlines():
+    for _, line in prose_lines(FAQ):  # a `#` in a code block is no heading
         if line.startswith("#"):
             if line.startswith("### "):
                 entries.append((line, []))
