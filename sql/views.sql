@@ -68,6 +68,32 @@ WHERE v.settings_hash = (
   AND v.gold_key IS NOT DISTINCT FROM oxa_gold_key(g.gold_answer, g.gold_alternatives)
   AND v.sample_id NOT IN (SELECT sample_id FROM given);
 
+-- decontamination_run: the last finished `oxa decontaminate` run (no row: none yet), with
+-- the fingerprint of its settings and benchmark files, which the two views below follow.
+CREATE OR REPLACE VIEW decontamination_run AS
+SELECT run_id, finished_at, json_extract_string(stats, '$.fingerprint') AS fingerprint, stats
+FROM runs
+WHERE stage = 'decontaminate' AND status = 'done'
+ORDER BY finished_at DESC, TRY_CAST(json_extract_string(stats, '$.finished_ns') AS BIGINT) DESC NULLS LAST,
+         run_id DESC
+LIMIT 1;
+
+-- contamination: the pool problems (and responses) that the last finished
+-- `oxa decontaminate` run found to hold a benchmark problem, one row per (pool text,
+-- benchmark problem): method 'exact', 'contained' or 'near' (contaminated) or 'template'
+-- (the benchmark problem with other numbers or expressions). Rows of a killed run or of
+-- other settings stay in contamination/ but out of this view.
+CREATE OR REPLACE VIEW contamination AS
+SELECT * FROM read_parquet('{ws}/contamination/{parts}', union_by_name = true)
+WHERE fingerprint = (SELECT fingerprint FROM decontamination_run);
+
+-- contamination_checked: what that run checked (field 'problem': every pool problem at
+-- the time; 'response': every response, with --responses). A problem ingested since is
+-- not in it until `oxa decontaminate` runs again.
+CREATE OR REPLACE VIEW contamination_checked AS
+SELECT * FROM read_parquet('{ws}/contamination/checked/{parts}', union_by_name = true)
+WHERE fingerprint = (SELECT fingerprint FROM decontamination_run);
+
 -- candidates: samples with their problem, gold answer, verdict and PPL under every
 -- scoring model (columns ppl_<tag>, n_tokens_<tag>). Selection reads only this view.
 CREATE OR REPLACE VIEW candidates AS

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from curate.benchmarks.sets import load_prompt_set, resolve_sets
 from curate.cli import app
 from curate.workspace import OxaError
-from train.eval.benchmarks import load_prompt_set, resolve_sets
 from train.eval.evaluate import SAMPLES, EvalConfig, run_eval
 from train.eval.report import write_report
 from train.eval.sampling import load_chat_tokenizer

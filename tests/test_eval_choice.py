@@ -11,10 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from curate.cli import app
-from curate.workspace import OxaError
-from train.eval.benchmarks import load_prompt_set, problem_seed, resolve_sets
-from train.eval.choice import (
+from curate.benchmarks.choice import (
     MMLU_STEM,
     ChoiceQuestion,
     extract_letter,
@@ -22,6 +19,9 @@ from train.eval.choice import (
     render,
     shuffle_options,
 )
+from curate.benchmarks.sets import load_prompt_set, problem_seed, resolve_sets
+from curate.cli import app
+from curate.workspace import OxaError
 from train.eval.evaluate import SAMPLES
 from train.eval.report import write_report
 

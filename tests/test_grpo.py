@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("trl")
 
+from curate.benchmarks.sets import load_prompt_set  # noqa: E402
 from curate.cli import app  # noqa: E402
 from curate.select import (
     SelectConfig,  # noqa: E402
@@ -26,7 +27,6 @@ from curate.workspace import (
 )
 from curate.workspace.resources import resource_dir  # noqa: E402
 from tests.pools import TAG, add_pool  # noqa: E402
-from train.eval.benchmarks import load_prompt_set  # noqa: E402
 from train.grpo.grpo import (  # noqa: E402
     RECORD,
     GRPORun,

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+from curate.benchmarks.sets import load_prompt_set  # noqa: E402
 from curate.cli import app  # noqa: E402
 from curate.workspace import OxaError  # noqa: E402
-from train.eval.benchmarks import load_prompt_set  # noqa: E402
 from train.grpo.covariance import select_clip_cov, token_covariance  # noqa: E402
 from train.grpo.grpo import (  # noqa: E402
     GRPORun,

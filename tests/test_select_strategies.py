@@ -47,6 +47,7 @@ def test_lowest_ppl(pool):
         "input": 15,
         "dropped": {
             "filtered_out": 5,
+            "contaminated": 0,  # no decontamination run
             "missing_ppl": 1,  # i
             "invalid_ppl": 2,  # g (NaN), h (inf)
             "over_problem_cap": 0,
@@ -67,6 +68,7 @@ def test_interval_longest_first(pool):
     assert labels(result, ids) == ["k", "b", "j"]  # a (300 tokens) is capped behind b (500)
     assert result.funnel["dropped"] | {"selected": result.funnel["selected"]} == {
         "filtered_out": 5,
+        "contaminated": 0,
         "missing_ppl": 1,
         "invalid_ppl": 2,
         "missing_n_tokens": 0,
@@ -181,10 +183,16 @@ def test_pass_rate(tmp_path):
     assert funnel == {
         "unit": "problems",
         "input": 6,
-        "dropped": {"fewer_than_k_samples": 1, "pass_rate_out_of_range": 2, "beyond_target": 1},
+        "dropped": {"contaminated": 0, "fewer_than_k_samples": 1, "pass_rate_out_of_range": 2, "beyond_target": 1},
         "selected": 2,
     }
-    assert stats["parts"][0]["details"]["samples"] == {"candidates": 49, "filtered_out": 1, "unjudged": 2, "judged": 46}
+    assert stats["parts"][0]["details"]["samples"] == {
+        "candidates": 49,
+        "filtered_out": 1,
+        "contaminated": 0,
+        "unjudged": 2,
+        "judged": 46,
+    }
     with pytest.raises(OxaError, match=r"n = 4 but only 3 problems have a pass rate in \[0.2, 0.8\]"):
         run_select(ws, SelectConfig(name="rl", strategy="pass_rate", where="origin = 'self'", n=4))
 

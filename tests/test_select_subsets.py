@@ -101,7 +101,15 @@ def test_card_and_folder(ws):
     assert card["scorers"][TAG]["model"] == "tiny-test-model"
     assert card["distributions"]["responses_per_problem"] == {"1": 4}
     assert card["distributions"]["n_tokens"]["loss_type_0"]["max"] == 700
-    assert set(card["provenance"]["inputs"]) == {"problems", "samples", "answers", "verify", f"scores/{TAG}"}
+    assert set(card["provenance"]["inputs"]) == {
+        "problems",
+        "samples",
+        "answers",
+        "verify",
+        "contamination",
+        "contamination_checked",
+        f"scores/{TAG}",
+    }
     assert card["files"]["data.parquet"]["sha256"] == file_sha256(folder / "data.parquet")
     assert check_checksums(folder) == []
     assert query(ws, "SELECT name, version, strategy, n_rows FROM subsets") == [

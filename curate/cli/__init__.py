@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from curate.cli import ingest, score, select, subsets, synth, trace, verify, workspace
+from curate.cli import decontaminate, ingest, score, select, subsets, synth, trace, verify, workspace
 from curate.workspace import OxaError
 
 PLUGIN_GROUP = "oxa.cli"  # entry points: callables taking the app, adding commands to it
@@ -31,7 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _commands in (workspace, ingest, trace, verify, score, select, subsets, synth):
+for _commands in (workspace, ingest, trace, verify, decontaminate, score, select, subsets, synth):
     _commands.register(app)
 for _plugin in _PLUGINS:
     _plugin.load()(app)

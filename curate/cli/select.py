@@ -12,7 +12,7 @@ from curate.cli.common import WorkspaceArg, console
 from curate.select.config import ALIASES, SelectConfig, load_select_config
 from curate.workspace import Workspace
 from curate.workspace.configfile import field_help, preset_names
-from curate.workspace.progress import err_console
+from curate.workspace.progress import err_console, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -73,3 +73,10 @@ def select(
             table.add_row("PPL bins short of target", f"{len(short)} of {len(part['bins'])}")
         console.print(table)
     console.print(f"subset [bold]{stats['name']}/{stats['version']}[/]: {stats['rows']:,} rows in {stats['path']}")
+    decontamination = stats["decontamination"]
+    if decontamination["run_id"]:
+        names = ", ".join(b["name"] for b in decontamination["benchmarks"])
+        dropped = sum(decontamination["dropped"].values())
+        console.print(f"checked against {names}: {dropped:,} contaminated candidates left out")
+    for line in stats["warnings"]:
+        warn(line)

@@ -22,6 +22,8 @@ STRATEGIES = ("gaussian", "lowest_ppl", "random", "interval", "long_low_ppl", "p
 # The paper's symbols (Algorithm 1, appendix A.3), accepted as keys and in --set.
 ALIASES = {"N": "n", "d": "max_per_problem", "w": "bin_width"}
 COSMETIC = ("name", "description", "owner")
+# Subset-wide keys, read whatever the strategy: which decontamination matches to leave out.
+SUBSET_FIELDS = ("exclude_contaminated", "drop_templates")
 _SAMPLE_FIELDS = ("strategy", "where", "n", "scores_tag", "max_per_problem", "seed", "allow_shortfall")
 STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "gaussian": (*_SAMPLE_FIELDS, "mu", "sigma", "p_min", "p_max", "bin_width", "rounding", "fill", "redistribute"),
@@ -171,6 +173,22 @@ class SelectConfig(Selection):
     negatives: Selection | None = field(
         **_help("mix: the selection trained with loss_type 1 (unlikelihood)", default=None)
     )
+    exclude_contaminated: bool = field(
+        **_help(
+            "leave out candidates that `oxa decontaminate` found to hold a benchmark problem (methods exact, "
+            "contained, near); false keeps them, and the card says how many rows it kept",
+            default=True,
+        )
+    )
+    drop_templates: bool = field(
+        **_help("also leave out template matches: a benchmark problem with other numbers or expressions", default=False)
+    )
+
+    def dropped_methods(self) -> list[str]:
+        """The contamination methods whose candidates this subset leaves out."""
+        from curate.decontaminate.matching import CONTAMINATED
+
+        return [*(CONTAMINATED if self.exclude_contaminated else ()), *(("template",) if self.drop_templates else ())]
 
     def parts(self) -> list[tuple[str, int, Selection]]:
         """(label, loss_type, selection) for each part of the subset."""
@@ -180,9 +198,10 @@ class SelectConfig(Selection):
         return [("selection", 0, self)]
 
     def resolved(self) -> dict:
+        subset = {name: getattr(self, name) for name in SUBSET_FIELDS}
         if self.strategy == "mix":
-            return {"strategy": "mix", **{label: part.resolved() for label, _, part in self.parts()}}
-        return super().resolved()
+            return {"strategy": "mix", **{label: part.resolved() for label, _, part in self.parts()}, **subset}
+        return {**super().resolved(), **subset}
 
     def validate(self, where: str = "config") -> None:
         if not _NAME.match(self.name):
@@ -224,7 +243,7 @@ def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
 def load_select_config(ref: str | Path, overrides: list[str] | None = None) -> SelectConfig:
     """A validated SelectConfig from a TOML/YAML file or a preset name, with `--set` overrides."""
     data = apply_overrides(load_config_file(ref), overrides or [])
-    _check_keys(data, COSMETIC, "config")
+    _check_keys(data, COSMETIC + SUBSET_FIELDS, "config")
     for label in ("positives", "negatives"):
         if isinstance(data.get(label), dict):
             _check_keys(data[label], (), label)

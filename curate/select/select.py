@@ -23,6 +23,7 @@ Every order breaks ties by a seeded key, and every sample strategy caps rows per
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ class Candidates:
 
     table: pa.Table  # sample_id, problem_id, verdict, ppl, n_tokens
     total: int  # candidates before the filter
+    contaminated: int = 0  # candidates that pass the filter but hold a benchmark problem (left out of table)
+    contaminated_problems: pa.Array | None = None  # their distinct problem_ids
 
     def __post_init__(self) -> None:
         self.ids_at = IdColumn(self.table["sample_id"], "sample_id")
@@ -118,29 +121,41 @@ def check_scores_tag(ws: Workspace, sel: Selection, label: str) -> None:
         )
 
 
-def load_candidates(ws: Workspace, con: duckdb.DuckDBPyConnection, sel: Selection, label: str) -> Candidates:
-    """The candidates that pass `sel.where`, with ppl and n_tokens under `sel.scores_tag`."""
+def load_candidates(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, sel: Selection, label: str, dropped_methods: list[str] = ()
+) -> Candidates:
+    """The candidates that pass `sel.where`, with ppl and n_tokens under `sel.scores_tag`,
+    less those the contamination view matches by one of `dropped_methods`."""
     tag = sel.scores_tag
     check_scores_tag(ws, sel, label)
     ppl, n_tokens = (f'"ppl_{tag}"', f'"n_tokens_{tag}"') if tag else ("NULL::DOUBLE", "NULL::BIGINT")
     con.execute(sql_text("select/scored_candidates.sql").replace("{ppl}", ppl).replace("{n_tokens}", n_tokens))
     query = sql_text("select/candidate_metadata.sql").replace("{where}", sel.where or "true")
     try:
-        table = con.sql(query).to_arrow_table()
+        table = con.sql(query, params={"methods": list(dropped_methods)}).to_arrow_table()
     except duckdb.Error as exc:
         columns = con.sql("SELECT * FROM scored_candidates LIMIT 0").columns
         raise OxaError(
             f"{label}: the filter `{sel.where}` fails on the candidates view: {exc}\n"
             f"columns you can use: {', '.join(columns)}"
         ) from None
-    kept = table.filter(table["kept"]).drop_columns(["kept"])
+    passing = table.filter(table["kept"])
+    contaminated = passing.filter(passing["contaminated"])
+    kept = passing.filter(pc.invert(passing["contaminated"])).drop_columns(["kept", "contaminated"])
+    if kept.num_rows == 0 and contaminated.num_rows:
+        raise OxaError(
+            f"{label}: every one of the {contaminated.num_rows:,} candidates that pass the filter "
+            f"`{sel.where or 'true'}` holds a benchmark problem (`SELECT * FROM contamination`); "
+            "check the pool, or keep them with exclude_contaminated = false"
+        )
     if kept.num_rows == 0:
         raise OxaError(
             f"{label}: no candidates pass the filter `{sel.where or 'true'}` (of {table.num_rows:,} candidates)"
             + ("; ppl and n_tokens are NULL without a scores_tag" if not tag else "")
             + '; check it with `oxa sql WS "SELECT verdict, origin, count(*) FROM candidates GROUP BY ALL"`'
         )
-    return Candidates(kept, table.num_rows)
+    problems = pc.unique(contaminated["problem_id"].combine_chunks()) if contaminated.num_rows else None
+    return Candidates(kept, table.num_rows, contaminated.num_rows, problems)
 
 
 _DATA_DROPS = ("missing_ppl", "invalid_ppl", "missing_n_tokens", "invalid_n_tokens")
@@ -189,7 +204,7 @@ def _sample_part(
 ) -> PartResult:
     """Every strategy that selects responses: drops, the strategy's own rows and order, the walk."""
     usable, bad_data, invalid = _usable(c, needs_ppl, needs_length)
-    drops = {"filtered_out": c.total - c.table.num_rows, **bad_data}
+    drops = {"filtered_out": c.total - c.table.num_rows - c.contaminated, "contaminated": c.contaminated, **bad_data}
     cap = ProblemCap(c.problems_at, sel.max_per_problem)
     ppl, length = c.ppl, c.length
     bins, bin_of, details = None, None, {}
@@ -277,12 +292,21 @@ def _pass_rate_part(label: str, sel: Selection, c: Candidates) -> PartResult:
     details = {
         "samples": {
             "candidates": c.total,
-            "filtered_out": c.total - c.table.num_rows,
+            "filtered_out": c.total - c.table.num_rows - c.contaminated,
+            "contaminated": c.contaminated,
             "unjudged": samples - int(judged.sum()),
             "judged": int(judged.sum()),
         }
     }
-    funnel = _funnel("problems", rates.num_rows, {**drops, "beyond_target": len(rows) - len(chosen)}, len(chosen))
+    # problems whose every candidate held a benchmark problem: in the funnel's input, dropped first
+    gone = 0
+    if c.contaminated_problems is not None:
+        gone = int(
+            pc.sum(pc.invert(pc.is_in(c.contaminated_problems, value_set=rates["problem_id"].combine_chunks()))).as_py()
+            or 0
+        )
+    dropped = {"contaminated": gone, **drops, "beyond_target": len(rows) - len(chosen)}
+    funnel = _funnel("problems", rates.num_rows + gone, dropped, len(chosen))
     return PartResult(label, 0, sel, table, "problems", sel.n, funnel, None, details)
 
 
@@ -373,7 +397,8 @@ def _select_and_publish(
         results = []
         for label, loss_type, part in config.parts():
             report(f"selecting {label} ({part.strategy})")
-            results.append(select_candidates(load_candidates(ws, con, part, label), part, label, loss_type))
+            candidates = load_candidates(ws, con, part, label, config.dropped_methods())
+            results.append(select_candidates(candidates, part, label, loss_type))
         _check_disjoint(results)
         if inputs_on_disk(ws, tags) != on_disk:
             raise OxaError(
@@ -392,6 +417,7 @@ def _select_and_publish(
     finally:
         con.close()
     rows = sum(r.funnel["selected"] for r in results)  # the catalog's subsets table reads the card
+    decontamination = json.loads((folder / "card.json").read_text(encoding="utf-8"))["decontamination"]
     return {
         "summary": f"{name}/{version}: {rows:,} {results[0].unit}",
         "name": name,
@@ -400,7 +426,29 @@ def _select_and_publish(
         "existing": False,
         "rows": rows,
         "parts": [r.facts() for r in results],
+        "decontamination": decontamination,
+        "warnings": decontamination_warnings(decontamination),
     }
+
+
+def decontamination_warnings(facts: dict) -> list[str]:
+    """One line for each way a subset may hold evaluation problems unknowingly."""
+    if facts["run_id"] is None:
+        return [
+            "no `oxa decontaminate` run in this workspace: the subset was not checked against any benchmark "
+            "(its card says so); run `oxa decontaminate WS` and select again"
+        ]
+    warnings = []
+    if facts["rows_unchecked"]:
+        warnings.append(
+            f"{facts['rows_unchecked']:,} rows' problems were ingested after the last decontamination and were "
+            "not checked; run `oxa decontaminate WS` again (it checks only what is new) and select again"
+        )
+    kept = {m: n for m, n in facts["rows_matched"].items() if n and m != "template"}
+    if kept:
+        listed = ", ".join(f"{m} {n:,}" for m, n in kept.items())
+        warnings.append(f"the subset keeps rows that hold a benchmark problem ({listed}): exclude_contaminated = false")
+    return warnings
 
 
 def _check_disjoint(results: list[PartResult]) -> None:

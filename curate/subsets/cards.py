@@ -65,6 +65,7 @@ def write_card(
         },
         "tracing": _tracing(ws, con),
         "verification": _verification(ws, con),
+        "decontamination": decontamination_facts(con, data, unit, facts["selection"], parts),
         "scorers": {tag: _manifest(ws, tag) for tag in facts["score_tags"]},
         "distributions": _distributions(data, unit),
         "files": {
@@ -130,6 +131,31 @@ def _verification(ws: Workspace, con: duckdb.DuckDBPyConnection) -> dict:
     return {"verdicts": _rows(con, sql_text("cards/workspace_verdicts.sql")), "latest_run": runs[-1] if runs else None}
 
 
+def decontamination_facts(
+    con: duckdb.DuckDBPyConnection, data: Path, unit: str, selection: dict, parts: list[dict]
+) -> dict:
+    """What the subset was checked against (the last `oxa decontaminate` run: benchmarks,
+    settings, fingerprint), what its selection left out, and what it holds that the run
+    matched or never checked."""
+    runs = _rows(con, "SELECT run_id, stats FROM decontamination_run")
+    query = sql_text("cards/subset_contamination.sql").replace(
+        "{sample_id}", "sample_id" if unit == "samples" else "NULL::VARCHAR"
+    )
+    found = {r["what"]: r["rows"] for r in _rows(con, query, {"data": duckdb_path(data)})}
+    stats = json.loads(runs[0]["stats"]) if runs else {}
+    return {
+        "run_id": runs[0]["run_id"] if runs else None,
+        "fingerprint": stats.get("fingerprint"),
+        "benchmarks": stats.get("benchmarks", []),
+        "settings": stats.get("settings"),
+        "exclude_contaminated": selection["exclude_contaminated"],
+        "drop_templates": selection["drop_templates"],
+        "dropped": {p["label"]: p["funnel"]["dropped"].get("contaminated", 0) for p in parts},
+        "rows_matched": {m: found.get(m, 0) for m in ("exact", "contained", "near", "template")},
+        "rows_unchecked": found.get("unchecked", 0),
+    }
+
+
 def _manifest(ws: Workspace, tag: str) -> dict | None:
     path = ws.scores_folder(tag) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -190,6 +216,7 @@ def render_markdown(card: dict) -> str:
         provenance=_provenance_md(card),
         tracing=_tracing_md(card),
         verification=_verification_md(card),
+        decontamination=_decontamination_md(card),
         scorers=_scorers_md(card),
         files=_table(
             ["file", "bytes", "sha256"],
@@ -336,6 +363,33 @@ def _verification_md(card: dict) -> str:
     else:
         table = "No verdicts recorded in verify/."
     return f"Verdicts over the pool\n\n{table}\n\n" + _latest_run_md("verify", verification["latest_run"])
+
+
+def _decontamination_md(card: dict) -> str:
+    facts = card.get("decontamination")
+    if facts is None:
+        return "This card was written by an oxa that recorded no decontamination."
+    if facts["run_id"] is None:
+        return (
+            "**Not checked against any benchmark**: the workspace had no `oxa decontaminate` run when this "
+            "subset was selected, so nothing here says whether it holds evaluation problems."
+        )
+    sets = _table(
+        ["benchmark", "problems", "file", "sha256"],
+        [[b["name"], b["problems"], f"`{b['path']}`", f"`{b['sha256'][:16]}`"] for b in facts["benchmarks"]],
+    )
+    settings = ", ".join(f"{k} {v}" for k, v in facts["settings"].items())
+    left_out = "contaminated candidates (exact, contained, near)" if facts["exclude_contaminated"] else "nothing"
+    if facts["drop_templates"]:
+        left_out += " and template matches" if facts["exclude_contaminated"] else "template matches only"
+    dropped = ", ".join(f"{label} {n:,}" for label, n in facts["dropped"].items())
+    kept = _table(["matched by", "rows in this subset"], [[m, n] for m, n in facts["rows_matched"].items()])
+    return (
+        f"Checked against, by `oxa decontaminate` run `{facts['run_id']}` (settings fingerprint "
+        f"`{facts['fingerprint']}`; {settings}):\n\n{sets}\n\nThis selection left out {left_out}: "
+        f"{dropped} candidates dropped as contaminated.\n\n{kept}\n\nRows whose problem that run did not "
+        f"check (ingested after it): {facts['rows_unchecked']:,}."
+    )
 
 
 def _scorers_md(card: dict) -> str:

@@ -41,7 +41,9 @@ CHECKSUMS = "checksums.sha256"
 # How the inputs' fingerprints in a card were made (card.json provenance.inputs_fingerprint):
 # cards without it hashed part names, which cannot be compared with the rows of today.
 INPUTS_FINGERPRINT = "rows"
-_INPUT_VIEWS = ("problems", "samples", "answers", "verify")
+# contamination and contamination_checked: what the last `oxa decontaminate` found and
+# checked, each row carrying its settings' fingerprint (benchmarks and method)
+_INPUT_VIEWS = ("problems", "samples", "answers", "verify", "contamination", "contamination_checked")
 # Left out of a view's fingerprint: where a row came from (a path and a row number that
 # differ between two workspaces holding the same data), and the response text, which
 # sample_id already hashes (reading every response of a large pool would take minutes).
@@ -76,12 +78,13 @@ def inputs_changed_since(ws: Workspace, card: dict) -> list[str] | None:
 
 def inputs_on_disk(ws: Workspace, score_tags: list[str]) -> list[tuple]:
     """What the input views read, as files: each part's name, size and modification time,
-    and the verify runs that finished (the verify view follows the last). Cheap, and
+    and the verify and decontaminate runs that finished (their views follow the last). Cheap, and
     different whenever input_fingerprints may be: a run compares it before and after."""
     folders = [ws.table_folder(table) for table in _INPUT_VIEWS]
     folders += [ws.scores_folder(tag) for tag in sorted(score_tags)]
     files = [p for folder in folders for p in part_files(folder)]
     files += sorted((ws.root / "runs" / "verify").glob("*/stats.json"))
+    files += sorted((ws.root / "runs" / "decontaminate").glob("*/stats.json"))
     return [(p.relative_to(ws.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
 
 

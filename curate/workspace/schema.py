@@ -201,10 +201,41 @@ VERL_PROMPTS = pa.schema(
 )
 
 # Part folders of the workspace and the schema each one holds.
+# One row per (pool problem or response, benchmark problem) that `oxa decontaminate`
+# matched (curate/decontaminate/matching.py).
+CONTAMINATION = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_id", pa.string()),  # the response's, where field = 'response'; else NULL
+        ("field", pa.string()),  # 'problem' | 'response': the text that holds the benchmark problem
+        ("benchmark", pa.string()),  # the set's name (aime24, or a file's name)
+        ("benchmark_problem", pa.int64()),  # the benchmark problem's 0-based row in its file
+        ("benchmark_problem_id", pa.string()),  # its problem_id (the same hash as the pool's)
+        ("method", pa.string()),  # 'exact' | 'contained' | 'near' | 'template'
+        ("score", pa.float64()),  # share of the benchmark problem's tokens covered by shared n-grams
+        ("shared_ngrams", pa.int64()),  # distinct masked n-grams the two texts share
+        ("evidence", pa.string()),  # the longest shared run, or what differs (template)
+        ("fingerprint", pa.string()),  # the decontamination settings and benchmark files
+    ]
+)
+
+# What `oxa decontaminate` has checked: every pool problem (and with --responses every
+# response), under the settings' fingerprint, so a rerun checks only what is new.
+CONTAMINATION_CHECKED = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("sample_id", pa.string()),
+        ("field", pa.string()),
+        ("fingerprint", pa.string()),
+    ]
+)
+
 TABLE_FOLDERS: dict[str, tuple[str, pa.Schema]] = {
     "problems": ("pool/problems", PROBLEMS),
     "samples": ("pool/samples", SAMPLES),
     "answers": ("answers", ANSWERS),
     "trace_conflicts": ("answers/conflicts", TRACE_CONFLICTS),
     "verify": ("verify", VERIFY),
+    "contamination": ("contamination", CONTAMINATION),
+    "contamination_checked": ("contamination/checked", CONTAMINATION_CHECKED),
 }

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curate.benchmarks.sets import load_prompt_set, resolve_sets
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_json
-from train.eval.benchmarks import load_prompt_set, resolve_sets
 from train.eval.sampling import ProgressFn, entropy_means, generate_set, load_chat_tokenizer
 
 

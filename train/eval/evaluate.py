@@ -6,7 +6,7 @@ from the generation backend (vllm or hf) -> OUT/.generated/<set>.parquet (the to
 -> the policy's entropy at every generated token (the hf backend's score with context =
 prompt) and a verdict per completion (the extraction and math-verify judging of `oxa
 verify`, each answer under a wall-clock deadline; for a multiple-choice set, the letter
-judge of train/eval/choice.py) -> OUT/samples/<set>.parquet. Then
+judge of curate/benchmarks/choice.py) -> OUT/samples/<set>.parquet. Then
 train/eval/report.py turns the samples into the table and the plot.
 
 Resume: a set whose samples (or generations) carry the run's fingerprint (model files,
@@ -25,13 +25,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.benchmarks.choice import CHOICE_INSTRUCTION, judge_letters
+from curate.benchmarks.sets import BUILTIN, PromptSet, load_prompt_set, resolve_sets
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifierSettings
 from curate.workspace import OxaError
 from curate.workspace.errors import refuse_in_a_rerun_main
 from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
-from train.eval.benchmarks import BUILTIN, PromptSet, load_prompt_set, resolve_sets
-from train.eval.choice import CHOICE_INSTRUCTION, judge_letters
 from train.eval.judge import AnswerJudge
 from train.eval.sampling import ProgressFn, entropy_means, generate_set, load_chat_tokenizer
 

@@ -10,7 +10,7 @@ Written to OUT: table.md (like the paper's Table 1), metrics.parquet (one row pe
 and the average), pass_at_k.parquet (the curves, long form) and pass_at_k.png (the
 curves with their intervals, as the paper's Fig. 3).
 
-Multiple-choice sets (kind 'choice', train/eval/choice.py) get the same numbers, Pass@1
+Multiple-choice sets (kind 'choice', curate/benchmarks/choice.py) get the same numbers, Pass@1
 being their accuracy; table.md lists them in their own section, with a table per
 subject (MMLU) or domain (GPQA) whose accuracy has the same bootstrap interval over
 that subject's questions (also in subjects.parquet). The average row is over the math

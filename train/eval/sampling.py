@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from curate.benchmarks.sets import PromptSet, problem_seed
 from curate.workspace import OxaError
-from train.eval.benchmarks import PromptSet, problem_seed
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 

@@ -9,7 +9,7 @@
   generation batch is prompts_per_step x num_generations completions, one optimizer step,
   and gradient accumulation = that / (per_device_train_batch_size x processes).
 - Prompts: a verl parquet, a subset folder, or a benchmark-layout JSON/JSONL, read by
-  train/eval/benchmarks.py (known instruction suffixes stripped there; the configured
+  curate/benchmarks/sets.py (known instruction suffixes stripped there; the configured
   instruction is appended here, so every prompt carries exactly one). A row without a
   gold answer is an error naming the file and row.
 - `OxaGRPOTrainer` changes two things: evaluation generates at the validation sampling
@@ -33,11 +33,11 @@ from pathlib import Path
 from transformers import HfArgumentParser
 from trl import GRPOConfig, GRPOTrainer
 
+from curate.benchmarks.sets import PromptSet, load_prompt_set
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifierSettings
 from curate.workspace import MissingExtra, OxaError
 from curate.workspace.configfile import apply_overrides
-from train.eval.benchmarks import PromptSet, load_prompt_set
 from train.grpo.covariance import COV_MODES, select_clip_cov, select_kl_cov, token_covariance
 from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward

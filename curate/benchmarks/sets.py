@@ -1,11 +1,11 @@
-"""Evaluation prompt sets: the six shipped benchmarks by name, or files and folders by path.
+"""Benchmark sets: the six shipped benchmarks by name, or files and folders by path.
 
 A set is read with ingest's readers and presets (curate/ingest/sources.py, curate/ingest/presets.py):
 `benchmark` (JSON lists of {problem, answer}; an answer list gives accepted forms) and
 `verl` (RL prompt parquet; the instruction suffix of the prompt is stripped, as at
 ingest), or a published subset folder (its data.parquet's problem and gold_answer).
 Problems get the catalog's problem_id and repeated problems are evaluated once.
-A file in a multiple-choice layout (GPQA csv or parquet, MMLU parquet; train/eval/choice.py)
+A file in a multiple-choice layout (GPQA csv or parquet, MMLU parquet; curate/benchmarks/choice.py)
 is a set of kind 'choice': its problems are the questions with shuffled, lettered options,
 and the gold is the correct letter.
 """
@@ -21,6 +21,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from curate.benchmarks.choice import (
+    GPQA_COLUMNS,
+    choice_layout,
+    keep_subjects,
+    parse_subjects,
+    question_key,
+    read_choice_questions,
+    render,
+    shuffle_options,
+)
 from curate.ingest.presets import (
     PRESETS,
     Preset,
@@ -35,16 +45,6 @@ from curate.ingest.sources import ArrowBatch, SourceFile, arrow_schema, discover
 from curate.text.instructions import strip_instruction_suffixes
 from curate.workspace import OxaError
 from curate.workspace.resources import benchmarks_dir, sql_text
-from train.eval.choice import (
-    GPQA_COLUMNS,
-    choice_layout,
-    keep_subjects,
-    parse_subjects,
-    question_key,
-    read_choice_questions,
-    render,
-    shuffle_options,
-)
 
 BUILTIN = ("aime24", "aime25", "brumo25", "cmimc25", "hmmt25", "minerva")
 # a subset's data.parquet, or its `oxa export --format hf` folder: the catalog's columns
@@ -66,6 +66,7 @@ class Problem:
     subject: str | None = None  # multiple choice: the question's subject (MMLU) or domain (GPQA)
     choices: tuple[str, ...] = ()  # multiple choice: the options in the order shown, lettered A, B, ...
     shuffle_seed: int | None = None  # multiple choice: the seed that shuffled the options
+    question: str | None = None  # multiple choice: the question without its options (decontamination reads it)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def _read_choice_problems(file: SourceFile, layout: str, seed: int, mmlu_subject
                 question.subject,
                 shuffled.options,
                 shuffled.seed,
+                question.question,
             )
         )
     return problems

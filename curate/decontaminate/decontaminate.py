@@ -1,0 +1,290 @@
+"""`oxa decontaminate`: find the pool problems (and, with --responses, the responses) that
+hold a benchmark problem, so that selection can keep them out of training data.
+
+Reading: each benchmark set as `oxa eval` reads it (curate/benchmarks/: the built-in
+names, benchmark-layout files, verl parquet, GPQA and MMLU files; a multiple-choice
+question is matched on its question, without the options), indexed by its masked token
+n-grams (curate/decontaminate/ngrams.py). Matching: the pool's problems stream through
+in batches; the pairs that share enough n-grams are checked one by one
+(curate/decontaminate/matching.py): coverage, then numbers and expressions.
+
+Output: one `contamination` row per match and one `contamination_checked` row per text
+checked, as parts named for the settings' fingerprint (the settings and the benchmark
+files' bytes). A rerun under the same fingerprint checks only what is new (problems
+ingested since, or what a killed run did not reach); a finished run under other settings
+removes the parts of every other fingerprint. The views follow the last finished run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from curate import __version__
+from curate.benchmarks.sets import BUILTIN, PromptSet, load_prompt_set, resolve_sets
+from curate.decontaminate.matching import CONTAMINATED, METHODS, classify
+from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
+from curate.workspace import OxaError, Workspace
+from curate.workspace.parts import PartWriter, fingerprint, part_glob
+from curate.workspace.runs import StageRun
+from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
+
+ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
+FIELDS = ("problem", "response")
+_PROBLEM_BATCH = 50_000
+_RESPONSE_BATCH = 2_000  # long responses: a few tens of MB of text per batch
+
+
+@dataclass
+class DecontaminateConfig:
+    """What to check the pool against, and how. Every field is also an `oxa decontaminate` option."""
+
+    against: list[str] = field(default_factory=lambda: list(BUILTIN))  # built-in names or files/folders
+    ngram: int = 8  # tokens per n-gram (open-r1's decontaminate.py: 8 words; lm-eval: 13)
+    min_coverage: float = 0.8  # share of a benchmark problem's tokens a match must cover
+    responses: bool = False  # also check every response (a benchmark problem quoted in a solution)
+    mmlu_subjects: str = "stem"  # an MMLU file's subjects, as `oxa eval --mmlu-subjects`
+
+    def check(self) -> None:
+        if not self.against:
+            raise OxaError(f"name at least one benchmark: --against {','.join(BUILTIN)} or a file")
+        if self.ngram < 2:
+            raise OxaError(f"--ngram must be at least 2 tokens, got {self.ngram}; the default is 8")
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise OxaError(f"--min-coverage is a share in (0, 1], got {self.min_coverage}; the default is 0.8")
+
+
+@dataclass
+class _Benchmarks:
+    sets: list[PromptSet]
+    owners: list[tuple[str, int, str]]  # per indexed problem: set name, row in its file, problem_id
+    index: BenchmarkIndex
+
+    @classmethod
+    def load(cls, config: DecontaminateConfig) -> _Benchmarks:
+        spec = ",".join(config.against)
+        sets = [
+            load_prompt_set(name, path, require_answers=False, mmlu_subjects=config.mmlu_subjects)
+            for name, path in resolve_sets(spec)
+        ]
+        texts, owners = [], []
+        for prompt_set in sets:
+            for problem in prompt_set.problems:
+                texts.append(problem.question or problem.problem)
+                owners.append((prompt_set.name, problem.source_row, problem.problem_id))
+        return cls(sets, owners, BenchmarkIndex.build(texts, config.ngram, config.min_coverage))
+
+    def record(self) -> list[dict]:
+        """What the card and the run record of each set: its name, file, bytes' digest, size."""
+        return [
+            {"name": s.name, "path": s.path.name if s.name in BUILTIN else str(s.path), "sha256": s.digest,
+             "problems": len(s.problems), "kind": s.kind}
+            for s in self.sets
+        ]  # fmt: skip
+
+
+def settings_fingerprint(config: DecontaminateConfig, benchmarks: _Benchmarks) -> str:
+    """What a match derives from: the matching settings and each set's name and bytes."""
+    settings = {k: v for k, v in asdict(config).items() if k != "against"}
+    sets = [{"name": s["name"], "sha256": s["sha256"]} for s in benchmarks.record()]
+    return fingerprint({"settings": settings, "benchmarks": sets, "oxa_version": __version__}, 16)
+
+
+class _Scan:
+    """Matching a stream of texts against the benchmarks, writing matches and checked ids."""
+
+    def __init__(self, ws: Workspace, config: DecontaminateConfig, bench: _Benchmarks, fp: str) -> None:
+        self.config, self.bench, self.fp = config, bench, fp
+        prefix = f"decontaminate-{fp}"
+        # staged: a killed run publishes nothing; a finished one its matches, then what it checked
+        self.matches = PartWriter(ws.table_folder("contamination"), prefix, CONTAMINATION, "problem_id", staged=True)
+        self.checked = PartWriter(
+            ws.table_folder("contamination_checked"), prefix, CONTAMINATION_CHECKED, "problem_id", staged=True
+        )
+        self.pairs = 0  # candidate pairs checked one by one
+        self.new_matches = 0
+
+    def batch(self, field_name: str, problem_ids: pa.Array, sample_ids: pa.Array | None, texts: pa.Array) -> None:
+        import polars as pl
+
+        frame = (
+            pl.DataFrame({"t": texts}, schema={"t": pl.String})
+            .with_row_index("row")
+            .with_columns(tokens_expr(pl.col("t")).alias("tokens"))
+            .with_columns(masked(pl.col("tokens")).alias("masked"))
+        )
+        pairs = self.bench.index.candidates(frame)
+        self.pairs += pairs.num_rows
+        tokens = frame["tokens"]
+        rows = []
+        for row, bench, shared in zip(*(pairs[c].to_pylist() for c in ("row", "bench", "shared_ngrams"))):
+            match = classify(
+                self.bench.index.tokens[bench], tokens[row].to_list(), self.config.ngram, self.config.min_coverage
+            )
+            if match is None:
+                continue
+            name, bench_row, bench_id = self.bench.owners[bench]
+            problem_id = problem_ids[row].as_py()
+            sample_id = sample_ids[row].as_py() if sample_ids is not None else None
+            rows.append(
+                {"problem_id": problem_id, "sample_id": sample_id, "field": field_name, "benchmark": name,
+                 "benchmark_problem": bench_row, "benchmark_problem_id": bench_id, "method": match.method,
+                 "score": round(match.score, 6), "shared_ngrams": shared, "evidence": match.evidence,
+                 "fingerprint": self.fp}
+            )  # fmt: skip
+        self.new_matches += len(rows)
+        if rows:
+            self.matches.write(pa.Table.from_pylist(rows, schema=CONTAMINATION))
+        n = len(problem_ids)
+        self.checked.write(
+            pa.table(
+                {"problem_id": problem_ids, "sample_id": sample_ids if sample_ids is not None else pa.nulls(n, pa.string()),
+                 "field": pa.array([field_name] * n, pa.string()), "fingerprint": pa.array([self.fp] * n, pa.string())},
+                schema=CONTAMINATION_CHECKED,
+            )
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.matches.close()
+        self.checked.close()
+        self.matches.publish()  # first: a text listed as checked has its matches in place
+        self.checked.publish()
+
+    def abort(self) -> None:
+        self.matches.abort()
+        self.checked.abort()
+
+
+def _todo(
+    ws: Workspace, fp: str, field_name: str
+) -> tuple[duckdb.DuckDBPyConnection, int, int, duckdb.DuckDBPyRelation]:
+    """(connection, texts in the pool, already checked under fp, the relation of those to check)."""
+    con = ws.connect()
+    checked = part_glob(ws.table_folder("contamination_checked"))
+    con.execute(
+        "CREATE TEMP TABLE done AS SELECT DISTINCT coalesce(sample_id, problem_id) AS id FROM "
+        "read_parquet($parts, union_by_name = true) WHERE fingerprint = $fp AND field = $field",
+        {"parts": checked, "fp": fp, "field": field_name},
+    )
+    table, key, text = (
+        ("problems", "problem_id", "problem") if field_name == "problem" else ("samples", "sample_id", "response")
+    )
+    total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    done = con.execute("SELECT count(*) FROM done").fetchall()[0][0]
+    sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
+    todo = con.sql(
+        f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} NOT IN (SELECT id FROM done)"
+    )
+    return con, total, done, todo
+
+
+def _remove_other_fingerprints(ws: Workspace, fp: str) -> int:
+    removed = 0
+    for table in ("contamination", "contamination_checked"):
+        for path in ws.table_folder(table).glob("decontaminate-*.parquet"):
+            if not path.name.startswith(f"decontaminate-{fp}-"):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def run_decontaminate(ws: Workspace, config: DecontaminateConfig, progress: ProgressFn | None = None) -> dict:
+    """Check `ws`'s pool against `config.against`; returns the run's stats (also in stats.json)."""
+    config.check()
+    progress = progress or (lambda what, done, total: None)
+    progress("reading the benchmarks", 0, 0)
+    bench = _Benchmarks.load(config)
+    fp = settings_fingerprint(config, bench)
+    resolved = {**asdict(config), "benchmarks": bench.record(), "settings_fingerprint": fp, "oxa_version": __version__}
+    with ws.lock("contamination", "oxa decontaminate"):
+        run = StageRun(ws, "decontaminate", resolved)
+        scan = None
+        try:
+            start = time.perf_counter()
+            scan = _Scan(ws, config, bench, fp)
+            counts = {}
+            for field_name in FIELDS[: 2 if config.responses else 1]:
+                counts[field_name] = _scan_field(ws, scan, fp, field_name, progress)
+            scan.close()
+            removed = _remove_other_fingerprints(ws, fp)
+            stats = _stats(ws, config, bench, fp, scan, counts, removed)
+            return run.finish({**stats, "seconds_matching": round(time.perf_counter() - start, 2)})
+        except BaseException as exc:
+            if scan is not None:
+                scan.abort()
+            run.fail(exc)
+            raise
+
+
+def _scan_field(ws: Workspace, scan: _Scan, fp: str, field_name: str, progress: ProgressFn) -> dict:
+    con, total, done, todo = _todo(ws, fp, field_name)
+    try:
+        what = "problems" if field_name == "problem" else "responses"
+        batch_rows = _PROBLEM_BATCH if field_name == "problem" else _RESPONSE_BATCH
+        checked = 0
+        progress(f"checking {what}", done, total)
+        for batch in todo.to_arrow_reader(batch_rows):
+            sample_ids = batch.column(1) if field_name == "response" else None
+            scan.batch(field_name, batch.column(0), sample_ids, batch.column(2))
+            checked += batch.num_rows
+            progress(f"checking {what}", done + checked, total)
+    finally:
+        con.close()
+    return {"pool": total, "checked_before": done, "checked_now": checked}
+
+
+def _stats(
+    ws: Workspace, config: DecontaminateConfig, bench: _Benchmarks, fp: str, scan: _Scan, counts: dict, removed: int
+) -> dict:
+    """The run's record, counted over every match under `fp` (this run's and earlier ones')."""
+    con = duckdb.connect()
+    try:
+        parts = part_glob(ws.table_folder("contamination"))
+        found = con.execute(
+            "SELECT field, benchmark, method, count(*), count(DISTINCT coalesce(sample_id, problem_id)) "
+            "FROM read_parquet($parts, union_by_name = true) WHERE fingerprint = $fp GROUP BY ALL",
+            {"parts": parts, "fp": fp},
+        ).fetchall()
+        flagged = dict(
+            con.execute(
+                "SELECT field, count(DISTINCT coalesce(sample_id, problem_id)) FROM read_parquet($parts, union_by_name = true) "
+                "WHERE fingerprint = $fp AND method IN (SELECT unnest($methods)) GROUP BY ALL",
+                {"parts": parts, "fp": fp, "methods": list(CONTAMINATED)},
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    matches = {s.name: {f"{f}_{m}": 0 for f in counts for m in METHODS} for s in bench.sets}
+    templates = Counter()
+    for field_name, name, method, n, distinct in found:
+        matches[name][f"{field_name}_{method}"] = n
+        if method == "template":
+            templates[field_name] += distinct
+    problems = counts["problem"]
+    summary = (
+        f"{problems['pool']:,} problems checked against {', '.join(s.name for s in bench.sets)} "
+        f"({len(bench.owners):,} benchmark problems; {problems['checked_now']:,} checked now, "
+        f"{problems['checked_before']:,} before): {flagged.get('problem', 0):,} contaminated, "
+        f"{templates['problem']:,} with a template match"
+    )
+    if "response" in counts:
+        summary += f"; {flagged.get('response', 0):,} responses quote a benchmark problem"
+    return {
+        "summary": summary,
+        "fingerprint": fp,
+        "benchmarks": bench.record(),
+        "settings": {"ngram": config.ngram, "min_coverage": config.min_coverage, "responses": config.responses},
+        "checked": counts,
+        "candidate_pairs": scan.pairs,
+        "new_matches": scan.new_matches,
+        "matches": matches,
+        "contaminated": {f: flagged.get(f, 0) for f in counts},
+        "template_only": {f: templates[f] for f in counts},
+        "parts_removed": removed,
+        "finished_ns": time.time_ns(),  # orders runs finished within one second (decontamination_run)
+    }

@@ -1,0 +1,148 @@
+"""Token n-grams of problems and responses, and the index of a benchmark's n-grams.
+
+Texts are compared after oxa's own normalization (`match_text`, curate/text/normalize.py:
+NFKC, look-alike characters, LaTeX spacing and sizing, \\dfrac/\\tfrac, `x^{2}`, math
+delimiters dropped, lower case), so `$\\dfrac{1}{2}$`, `\\(\\frac12\\)` and a line break
+in the middle of a sentence are all the same text. A text is then cut into tokens: a
+LaTeX command (`\\frac`), a word, a number, or any other single character, so an
+expression such as `x^2+3x` is six tokens and changing one of them changes the n-grams
+around it.
+
+The index is built on *masked* tokens, every number read as `#`: a copy and a
+numbers-changed template of a benchmark problem then share their n-grams alike, and
+curate/decontaminate/matching.py tells them apart by the numbers and expressions. The
+pool side is vectorized (Polars): tokens exploded to one row each, an n-gram as the
+space-joined run of `n` tokens, hashed to 64 bits and joined with the benchmarks'
+hashes; only the pairs that share enough n-grams to possibly reach the coverage a match
+needs leave this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from curate.text.normalize import match_text
+
+TOKEN = r"\\[a-z]+|[a-z]+|[0-9]+|[^\sa-z0-9]"
+NUMBER = r"[0-9]+"
+MASK = "#"
+_HASH_SEED = 0x0A7A
+
+
+def tokens_expr(text):
+    """Polars expression: the unmasked tokens (list of strings) of a problem's text."""
+    return match_text(text).str.extract_all(TOKEN)
+
+
+def masked(tokens):
+    """Polars expression: a token list with every number replaced by MASK."""
+    import polars as pl
+
+    return tokens.list.eval(
+        pl.when(pl.element().str.contains(f"^{NUMBER}$")).then(pl.lit(MASK)).otherwise(pl.element())
+    )
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """The unmasked tokens of each text (for the few texts a caller holds in Python)."""
+    import polars as pl
+
+    frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+    return frame.select(tokens_expr(pl.col("t")).alias("tokens"))["tokens"].to_list()
+
+
+def ngram_rows(frame, size: int):
+    """(row, hash) of every n-gram of `size` masked tokens, one per position, of the rows
+    of `frame` (columns row: int, masked: list[str]); a row shorter than `size` has none."""
+    import polars as pl
+
+    exploded = (
+        frame.select(pl.col("row").cast(pl.Int64), "masked", pl.col("masked").list.len().alias("length"))
+        .filter(pl.col("length") >= size)
+        .with_columns(pl.int_ranges(0, pl.col("length")).alias("pos"))
+        .explode("masked", "pos")
+    )
+    # the frame is ordered by row, then position: a plain shift reads the next tokens of
+    # the same row wherever pos + size <= length
+    grams = pl.concat_str([pl.col("masked").shift(-k) for k in range(size)], separator=" ")
+    return (
+        exploded.with_columns(grams.alias("gram"))
+        .filter(pl.col("pos") + size <= pl.col("length"))
+        .select("row", pl.col("gram").hash(_HASH_SEED).alias("hash"))
+    )
+
+
+@dataclass
+class BenchmarkIndex:
+    """The masked n-grams of every benchmark problem: for each n-gram hash, which
+    problems hold it and at how many positions."""
+
+    tokens: list[list[str]]  # unmasked tokens per benchmark problem
+    sizes: list[int]  # each problem's n: the configured n, or its length when shorter
+    entries: object  # polars DataFrame: hash, bench, size, positions
+    min_coverage: float
+
+    @classmethod
+    def build(cls, texts: list[str], n: int, min_coverage: float) -> BenchmarkIndex:
+        import polars as pl
+
+        frame = pl.DataFrame({"t": texts}, schema={"t": pl.String}).with_row_index("row", 0)
+        frame = frame.with_columns(tokens_expr(pl.col("t")).alias("tokens")).with_columns(
+            masked(pl.col("tokens")).alias("masked")
+        )
+        tokens = frame["tokens"].to_list()
+        sizes = [min(n, len(t)) for t in tokens]
+        entries = []
+        for size in sorted(set(sizes) - {0}):
+            rows = [i for i, s in enumerate(sizes) if s == size]
+            part = frame.filter(pl.col("row").is_in(rows))
+            counted = _position_counts(part, size)
+            entries.append(counted.with_columns(pl.lit(size, pl.Int32).alias("size")))
+        schema = {"row": pl.Int64, "hash": pl.UInt64, "positions": pl.UInt32, "size": pl.Int32}
+        table = pl.concat(entries) if entries else pl.DataFrame(schema=schema)
+        return cls(tokens, sizes, table.rename({"row": "bench"}), min_coverage)
+
+    def needed_positions(self) -> list[int]:
+        """Per benchmark problem, the n-gram positions a candidate must share at least for
+        the tokens they cover (at most n per position) to reach min_coverage."""
+        return [
+            max(1, math.ceil(self.min_coverage * len(t) / s - 1e-9)) if s else 0
+            for t, s in zip(self.tokens, self.sizes)
+        ]
+
+    def candidates(self, frame) -> pa.Table:
+        """(row, bench, shared_ngrams) of the pairs of `frame`'s rows (row, masked) and
+        benchmark problems that share enough n-grams to possibly reach min_coverage."""
+        import polars as pl
+
+        needed = pl.DataFrame(
+            {"bench": range(len(self.tokens)), "needed": self.needed_positions()},
+            schema={"bench": pl.Int64, "needed": pl.Int64},
+        )
+        found = []
+        for size in self.entries["size"].unique().sort().to_list():
+            entries = self.entries.filter(pl.col("size") == size).select("hash", "bench", "positions")
+            hashes = ngram_rows(frame, size).filter(pl.col("hash").is_in(entries["hash"].implode())).unique()
+            found.append(hashes.join(entries, on="hash"))
+        if not found:
+            return pa.table({n: pa.array([], pa.int64()) for n in ("row", "bench", "shared_ngrams")})
+        pairs = (
+            pl.concat(found)
+            .group_by("row", "bench")
+            .agg(pl.len().alias("shared_ngrams"), pl.col("positions").sum().alias("positions"))
+            .join(needed, on="bench")
+            .filter(pl.col("positions") >= pl.col("needed"))
+            .select("row", "bench", pl.col("shared_ngrams").cast(pl.Int64))
+            .sort("row", "bench")
+        )
+        return pairs.to_arrow()
+
+
+def _position_counts(frame, size: int):
+    """(row, hash, positions): each distinct n-gram of a row and how often it occurs."""
+    import polars as pl
+
+    return ngram_rows(frame, size).group_by("row", "hash").agg(pl.len().cast(pl.UInt32).alias("positions"))
