@@ -1,0 +1,213 @@
+"""`oxa decontaminate`: planted copies of the shipped benchmark problems are found under the
+right method, look-alikes are not, and selection leaves out what was found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate.decontaminate import DecontaminateConfig, run_decontaminate
+from curate.decontaminate.matching import classify
+from curate.decontaminate.ngrams import tokenize
+from curate.select import SelectConfig, run_select
+from curate.workspace import OxaError, Workspace
+from curate.workspace.resources import benchmarks_dir
+from tests.conftest import naive_problem_id, naive_sample_id, query
+from tests.pools import TAG, add_pool
+
+
+def bench(name: str, row: int) -> str:
+    return json.loads((benchmarks_dir() / f"{name}.json").read_text(encoding="utf-8"))[row]["problem"]
+
+
+LOTTERY = bench("aime24", 3)  # Jen's lottery: \tfrac{m}{n}, "Find $m+n$."
+GAME = bench("aime24", 2)  # Alice and Bob take 1 or 4 tokens, n <= 2024
+LOGS = bench("aime24", 1)
+CHAIRS = bench("aime25", 24)  # "Find the remainder when $N$ is divided by $1000$."
+COMPLEX = bench("aime25", 7)
+
+# pool problem -> (benchmark, row, method) it must match; None: it must match nothing
+PLANTED = {
+    "exact copy": (LOGS, ("aime24", 1, "exact")),
+    "formatting drift": (
+        LOTTERY.replace("\\tfrac", "\\dfrac").replace("$S.$", "\\(S\\).").replace(". ", ".\n\n", 2),
+        ("aime24", 3, "exact"),
+    ),
+    "instruction around it": (
+        "Solve the following problem carefully. "
+        + COMPLEX
+        + " Please reason step by step, and put your final answer within \\boxed{}.",
+        ("aime25", 7, "contained"),
+    ),
+    "a word changed": (LOTTERY.replace("Jen enters a lottery", "Jen joins a lottery"), ("aime24", 3, "near")),
+    "clauses reordered": (
+        GAME.replace(
+            "The players take turns with Alice going first. On each turn, the player removes either $1$ token "
+            "or $4$ tokens from the stack.",
+            "On each turn, the player removes either $1$ token or $4$ tokens from the stack. The players take "
+            "turns with Alice going first.",
+        ),
+        ("aime24", 2, "near"),
+    ),
+    "numbers changed": (
+        GAME.replace("$4$ tokens", "$3$ tokens").replace("$2024$", "$2025$"),
+        ("aime24", 2, "template"),
+    ),
+    "remainder boilerplate": (
+        "Let $N$ be the number of ordered pairs of positive integers $(a,b)$ with $a+b\\le 50$ such that $ab$ "
+        "is a perfect square. Find the remainder when $N$ is divided by $1000$.",
+        None,
+    ),
+    "m+n boilerplate": (
+        "The probability that a randomly chosen positive divisor of $30^4$ is a perfect cube is $\\frac{m}{n}$, "
+        "where $m$ and $n$ are relatively prime positive integers. Find $m+n$.",
+        None,
+    ),
+    "unrelated": ("What is the sum of the first $100$ positive odd integers?", None),
+}
+
+
+@pytest.fixture
+def pool(ws: Workspace, tmp_path: Path) -> Workspace:
+    rows = [
+        {"problem": text, "response": f"answer {i}", "verdict": "correct", "ppl": 2.0 + i / 100, "n_tokens": 100}
+        for i, (text, _) in enumerate(PLANTED.values())
+    ]
+    two = {"problem": f"{LOGS}\n\n{CHAIRS}", "response": "both", "verdict": "correct", "ppl": 3.0, "n_tokens": 90}
+    add_pool(ws, tmp_path, [*rows, two])
+    return ws
+
+
+def matches(ws: Workspace) -> set[tuple]:
+    return set(query(ws, "SELECT problem_id, benchmark, benchmark_problem, method FROM contamination"))
+
+
+def test_planted_cases_are_found_under_their_method_and_look_alikes_are_not(pool):
+    stats = run_decontaminate(pool, DecontaminateConfig())
+    expected = {
+        (naive_problem_id(text), *found) for text, found in PLANTED.values() if found is not None
+    } | {  # two problems in one row: each is inside the longer text
+        (naive_problem_id(f"{LOGS}\n\n{CHAIRS}"), "aime24", 1, "contained"),
+        (naive_problem_id(f"{LOGS}\n\n{CHAIRS}"), "aime25", 24, "contained"),
+    }
+    assert matches(pool) == expected
+    assert stats["checked"] == {"problem": {"pool": 10, "checked_before": 0, "checked_now": 10}}
+    assert stats["contaminated"] == {"problem": 6}
+    assert stats["template_only"] == {"problem": 1}
+    assert stats["matches"]["aime24"]["problem_template"] == 1
+    assert [b["name"] for b in stats["benchmarks"]] == ["aime24", "aime25", "brumo25", "cmimc25", "hmmt25", "minerva"]
+    assert sum(b["problems"] for b in stats["benchmarks"]) == 432
+    [(score, evidence)] = query(pool, "SELECT score, evidence FROM contamination WHERE method = 'template'")
+    assert score == 1.0  # every word is there; the numbers are not
+    assert evidence.startswith("numbers not in the candidate: 2024, 4")
+    [(near_score,)] = query(
+        pool, "SELECT score FROM contamination WHERE method = 'near' AND benchmark_problem = 3 AND benchmark = 'aime24'"
+    )
+    assert 0.8 <= near_score < 1.0
+
+
+def test_coverage_and_numbers_decide_against_a_naive_reading():
+    """classify() on token lists, against the rules written out by hand."""
+    [bench_tokens, copy, template, fragment] = tokenize(
+        [CHAIRS, "Hint: " + CHAIRS, CHAIRS.replace("16", "18"), "Find the remainder when $N$ is divided by $1000$."]
+    )
+    assert classify(bench_tokens, copy, 8, 0.8).method == "contained"
+    assert classify(bench_tokens, template, 8, 0.8).method == "template"
+    assert classify(bench_tokens, fragment, 8, 0.8) is None  # 10 of the problem's tokens
+    # a benchmark problem shorter than n is matched as a whole
+    [short, inside] = tokenize(["Compute $2^{10}$.", "Please compute $2^{10}$. Thanks."])
+    assert len(short) < 8 and classify(short, inside, 8, 0.8).method == "contained"
+
+
+def test_a_rerun_checks_only_new_problems_and_other_settings_replace_the_matches(pool, tmp_path):
+    first = run_decontaminate(pool, DecontaminateConfig())
+    again = run_decontaminate(pool, DecontaminateConfig())
+    assert again["checked"]["problem"] == {"pool": 10, "checked_before": 10, "checked_now": 0}
+    assert again["contaminated"] == first["contaminated"] and again["fingerprint"] == first["fingerprint"]
+    add_pool(pool, tmp_path, [{"problem": CHAIRS, "response": "x", "verdict": "correct", "ppl": 2.0, "n_tokens": 5}])
+    third = run_decontaminate(pool, DecontaminateConfig())
+    assert third["checked"]["problem"] == {"pool": 11, "checked_before": 10, "checked_now": 1}
+    assert third["contaminated"] == {"problem": 7}
+    only_2025 = run_decontaminate(pool, DecontaminateConfig(against=["aime25"]))
+    assert only_2025["fingerprint"] != first["fingerprint"] and only_2025["parts_removed"] > 0
+    assert {m[1] for m in matches(pool)} == {"aime25"}
+    assert query(pool, "SELECT count(*) FROM contamination_checked") == [(11,)]
+
+
+def test_responses_that_quote_a_benchmark_problem(ws, tmp_path):
+    quoting = f"We recall the problem: {CHAIRS} The answer is 15."
+    add_pool(ws, tmp_path, [{"problem": "How many chairs?", "response": quoting, "verdict": "correct"}])
+    run_decontaminate(ws, DecontaminateConfig(against=["aime25"], responses=True))
+    assert query(ws, "SELECT sample_id, field, benchmark_problem, method FROM contamination") == [
+        (naive_sample_id("How many chairs?", quoting), "response", 24, "contained")
+    ]
+
+
+def test_benchmark_files_and_bad_settings(ws, tmp_path):
+    own = tmp_path / "mine.jsonl"
+    own.write_text(json.dumps({"problem": GAME, "answer": "809"}) + "\n", encoding="utf-8")
+    add_pool(ws, tmp_path, [{"problem": GAME, "response": "r", "verdict": "correct"}])
+    stats = run_decontaminate(ws, DecontaminateConfig(against=[str(own)]))
+    assert stats["benchmarks"][0]["name"] == "mine" and stats["contaminated"] == {"problem": 1}
+    with pytest.raises(OxaError, match="'aime26' is neither a built-in set"):
+        run_decontaminate(ws, DecontaminateConfig(against=["aime26"]))
+    with pytest.raises(OxaError, match="--min-coverage is a share in"):
+        run_decontaminate(ws, DecontaminateConfig(min_coverage=1.5))
+
+
+def _select(ws: Workspace, **settings) -> dict:
+    config = SelectConfig(name="lp", strategy="lowest_ppl", scores_tag=TAG, n=2, allow_shortfall=True, **settings)
+    return run_select(ws, config)
+
+
+def test_selection_leaves_out_contaminated_candidates_and_the_card_says_so(pool):
+    unchecked = _select(pool)
+    assert unchecked["warnings"][0].startswith("no `oxa decontaminate` run in this workspace")
+    assert unchecked["decontamination"]["run_id"] is None and unchecked["decontamination"]["rows_unchecked"] == 2
+    card = (Path(unchecked["path"]) / "card.md").read_text(encoding="utf-8")
+    assert "**Not checked against any benchmark**" in card
+
+    run = run_decontaminate(pool, DecontaminateConfig())
+    clean = _select(pool)
+    assert clean["version"] != unchecked["version"]
+    funnel = clean["parts"][0]["funnel"]
+    assert funnel["input"] == 10 and funnel["dropped"]["contaminated"] == 6 and funnel["selected"] == 2
+    data = pq.read_table(Path(clean["path"]) / "data.parquet")
+    # lowest PPL first among the clean rows: the template match (kept by default), then the boilerplate one
+    assert data["problem"].to_pylist() == [PLANTED["numbers changed"][0], PLANTED["remainder boilerplate"][0]]
+    facts = json.loads((Path(clean["path"]) / "card.json").read_text(encoding="utf-8"))["decontamination"]
+    assert facts["run_id"] == run["run_id"] and facts["fingerprint"] == run["fingerprint"]
+    assert [b["name"] for b in facts["benchmarks"]] == [b["name"] for b in run["benchmarks"]]
+    assert facts["dropped"] == {"selection": 6}
+    assert facts["rows_matched"] == {"exact": 0, "contained": 0, "near": 0, "template": 1}
+    assert facts["rows_unchecked"] == 0 and clean["warnings"] == []
+    card = (Path(clean["path"]) / "card.md").read_text(encoding="utf-8")
+    assert f"`oxa decontaminate` run `{run['run_id']}`" in card and "6 candidates dropped" in card
+
+    no_templates = _select(pool, drop_templates=True)
+    assert no_templates["parts"][0]["funnel"]["dropped"]["contaminated"] == 7
+    assert no_templates["version"] != clean["version"]
+    kept = _select(pool, exclude_contaminated=False)
+    assert kept["parts"][0]["funnel"]["dropped"]["contaminated"] == 0
+    assert kept["warnings"] == [
+        "the subset keeps rows that hold a benchmark problem (exact 2): exclude_contaminated = false"
+    ]  # the two lowest PPLs
+
+    run_decontaminate(pool, DecontaminateConfig(against=["aime25"]))  # other benchmarks: another version
+    assert _select(pool)["version"] not in {clean["version"], unchecked["version"]}
+
+
+def test_problem_selection_counts_contaminated_problems(pool):
+    run_decontaminate(pool, DecontaminateConfig())
+    config = SelectConfig(name="rl", strategy="pass_rate", n=4, k=1, min_pass_rate=0.0, max_pass_rate=1.0)
+    stats = run_select(pool, config)
+    funnel = stats["parts"][0]["funnel"]
+    assert funnel == {"unit": "problems", "input": 10, "dropped": {**funnel["dropped"]}, "selected": 4}
+    assert funnel["dropped"]["contaminated"] == 6 and funnel["dropped"]["beyond_target"] == 0
+    assert stats["parts"][0]["details"]["samples"]["contaminated"] == 6
+    chosen = set(pq.read_table(Path(stats["path"]) / "data.parquet")["problem_id"].to_pylist())
+    clean = {"numbers changed", "remainder boilerplate", "m+n boilerplate", "unrelated"}
+    assert chosen == {naive_problem_id(PLANTED[kind][0]) for kind in clean}
