@@ -28,7 +28,7 @@ ROWS = [
 def test_init_creates_layout_and_status_is_empty(ws):
     for folder in ("pool/problems", "pool/samples", "answers", "verify", "scores", "runs", "subsets"):
         assert (ws.root / folder).is_dir()
-    assert ws.status()["tables"] == {"problems": 0, "samples": 0, "answers": 0, "verify": 0}
+    assert ws.status()["tables"] == {"problems": 0, "samples": 0, "answers": 0, "verify": 0, "contamination": 0}
     assert ws.status()["runs"] == []
     assert Workspace.init(ws.root).root == ws.root  # idempotent
 
@@ -45,7 +45,7 @@ def test_init_and_open_refuse_what_is_not_a_workspace(tmp_path):
 def test_status_lists_runs_with_fingerprints(ws, tmp_path):
     stats = run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "a.jsonl", ROWS))]))
     info = ws.status()
-    assert info["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0}
+    assert info["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0, "contamination": 0}
     [run] = info["runs"]
     assert run["stage"] == "ingest" and run["run_id"] == stats["run_id"] and run["status"] == "done"
     assert stats["run_id"].split("-")[1] == run["config_fingerprint"][:8]
@@ -216,7 +216,7 @@ def test_a_stray_file_in_a_table_folder_is_reported_never_read(ws, tmp_path):
         "pool/samples/notes.txt",
         "pool/samples/result.parquet",
     ]
-    assert ws.status()["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0}
+    assert ws.status()["tables"] == {"problems": 20, "samples": 20, "answers": 0, "verify": 0, "contamination": 0}
     assert query(ws, "SELECT count(*) FROM candidates WHERE sample_id IS NULL") == [(0,)]
     assert (ws.root / "pool" / "problems" / "_schema-0000000000000000.parquet").is_file()
     stats = run_verify(ws, VerifyConfig(workers=1))  # the stray samples file is not a sample

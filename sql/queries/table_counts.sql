@@ -2,4 +2,5 @@
 SELECT 'problems' AS "table", count(*) AS "rows" FROM problems
 UNION ALL SELECT 'samples', count(*) FROM samples
 UNION ALL SELECT 'answers', count(*) FROM answers
-UNION ALL SELECT 'verify', count(*) FROM verify;
+UNION ALL SELECT 'verify', count(*) FROM verify
+UNION ALL SELECT 'contamination', count(*) FROM contamination;
