@@ -70,14 +70,18 @@ PLANTED = {
 }
 
 
-@pytest.fixture
-def pool(ws: Workspace, tmp_path: Path) -> Workspace:
+def pool_rows() -> list[dict]:
     rows = [
         {"problem": text, "response": f"answer {i}", "verdict": "correct", "ppl": 2.0 + i / 100, "n_tokens": 100}
         for i, (text, _) in enumerate(PLANTED.values())
     ]
     two = {"problem": f"{LOGS}\n\n{CHAIRS}", "response": "both", "verdict": "correct", "ppl": 3.0, "n_tokens": 90}
-    add_pool(ws, tmp_path, [*rows, two])
+    return [*rows, two]
+
+
+@pytest.fixture
+def pool(ws: Workspace, tmp_path: Path) -> Workspace:
+    add_pool(ws, tmp_path, pool_rows())
     return ws
 
 
@@ -211,3 +215,17 @@ def test_problem_selection_counts_contaminated_problems(pool):
     chosen = set(pq.read_table(Path(stats["path"]) / "data.parquet")["problem_id"].to_pylist())
     clean = {"numbers changed", "remainder boilerplate", "m+n boilerplate", "unrelated"}
     assert chosen == {naive_problem_id(PLANTED[kind][0]) for kind in clean}
+
+
+def test_the_same_pool_gives_the_same_parts_byte_for_byte(pool, tmp_path):
+    other = Workspace.init(tmp_path / "other")
+    (tmp_path / "other-pool").mkdir()
+    add_pool(other, tmp_path / "other-pool", pool_rows()[::-1])  # the same problems, ingested in another order
+    for ws in (pool, other):
+        run_decontaminate(ws, DecontaminateConfig(against=["aime24"]))
+
+    def parts(ws: Workspace) -> dict[str, bytes]:
+        folder = ws.root / "contamination"
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("decontaminate-*.parquet")}
+
+    assert parts(pool) == parts(other) and len(parts(pool)) == 2

@@ -178,7 +178,8 @@ def _todo(
     done = con.execute("SELECT count(*) FROM done").fetchall()[0][0]
     sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
     todo = con.sql(
-        f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} NOT IN (SELECT id FROM done)"
+        f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} NOT IN (SELECT id FROM done) "
+        f"ORDER BY {key}"  # the same parts, byte for byte, from the same pool
     )
     return con, total, done, todo
 
