@@ -88,6 +88,7 @@ def subsets_show(
     else:
         inputs = "the rows it was selected from, unchanged"
     table.add_row("workspace inputs", inputs)
+    table.add_row("decontamination", _decontamination_line(card.get("decontamination")))
     for part in card["parts"]:
         table.add_row(
             f"{part['label']} (loss_type {part['loss_type']})",
@@ -97,6 +98,21 @@ def subsets_show(
         table.add_row(f"  {key}", str(value))
     console.print(table)
     console.print(f"the full card: {folder / 'card.md'}")
+
+
+def _decontamination_line(facts: dict | None) -> str:
+    if facts is None:
+        return "not recorded (a card of an older oxa)"
+    if facts["run_id"] is None:
+        return "NOT CHECKED against any benchmark (no oxa decontaminate run when it was selected)"
+    names = ", ".join(b["name"] for b in facts["benchmarks"])
+    kept = sum(n for m, n in facts["rows_matched"].items() if m != "template")
+    line = f"checked against {names}; {sum(facts['dropped'].values()):,} contaminated candidates left out"
+    if kept:
+        line += f"; KEEPS {kept:,} contaminated rows (exclude_contaminated = false)"
+    if facts["rows_unchecked"]:
+        line += f"; {facts['rows_unchecked']:,} rows' problems never checked"
+    return line
 
 
 def subsets_diff(

@@ -37,7 +37,7 @@ from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 FIELDS = ("problem", "response")
 _PROBLEM_BATCH = 50_000
-_RESPONSE_BATCH = 2_000  # long responses: a few tens of MB of text per batch
+_RESPONSE_BATCH = 1_000  # R1 responses of thousands of tokens: a few million token rows per batch
 
 
 @dataclass
