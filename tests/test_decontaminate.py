@@ -229,3 +229,26 @@ def test_the_same_pool_gives_the_same_parts_byte_for_byte(pool, tmp_path):
         return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("decontaminate-*.parquet")}
 
     assert parts(pool) == parts(other) and len(parts(pool)) == 2
+
+
+def test_a_gpqa_file_is_matched_on_its_question_not_its_options(ws, tmp_path):
+    import csv
+
+    question = (
+        "A spin-1/2 particle is in a linear superposition $0.5|\\uparrow\\rangle+\\frac{\\sqrt{3}}{2}|\\downarrow\\rangle$ "
+        "of its spin-up and spin-down states. What is the expectation value up to one decimal place of the operator "
+        "$10\\sigma_z+5\\sigma_x$?"
+    )
+    path = tmp_path / "gpqa_diamond.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"]
+        )
+        writer.writerow([question, "-0.7", "0.85", "1.65", "-1.4"])
+    add_pool(ws, tmp_path, [{"problem": f"{question}\nPut the final answer in a box.", "response": "r"}])
+    stats = run_decontaminate(ws, DecontaminateConfig(against=[str(path)]))
+    assert stats["benchmarks"][0] | {"sha256": None} == {
+        "name": "gpqa_diamond", "path": str(path), "sha256": None, "problems": 1, "kind": "choice",
+    }  # fmt: skip
+    assert [m[1:] for m in matches(ws)] == [("gpqa_diamond", 0, "contained")]

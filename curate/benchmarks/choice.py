@@ -18,6 +18,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from curate.ingest.sources import ArrowBatch, SourceFile, read_batches
@@ -141,7 +142,9 @@ def read_choice_questions(file: SourceFile, layout: str) -> list[ChoiceQuestion]
 def _records(file: SourceFile) -> list[dict]:
     if file.format == "csv":
         options = pacsv.ParseOptions(newlines_in_values=True)
-        return pacsv.read_csv(file.path, parse_options=options).to_pylist()
+        # every column as text: an option such as -0.7 is an answer, not a number to infer
+        as_text = pacsv.ConvertOptions(column_types=dict.fromkeys(GPQA_COLUMNS, pa.string()))
+        return pacsv.read_csv(file.path, parse_options=options, convert_options=as_text).to_pylist()
     records: list[dict] = []
     for batch in read_batches(file):
         if isinstance(batch, ArrowBatch):
