@@ -9,6 +9,11 @@ verify`, each answer under a wall-clock deadline; for a multiple-choice set, the
 judge of curate/benchmarks/choice.py) -> OUT/samples/<set>.parquet. Then
 train/eval/report.py turns the samples into the table and the plot.
 
+Contamination: when the model folder holds an `oxa train sft` record (or comes from one
+through `oxa train grpo`), the sets are compared with what its training subset was
+checked against (train/eval/contamination.py); each warning is a line on stderr at the
+start, and OUT/config.json keeps them for table.md.
+
 Resume: a set whose samples (or generations) carry the run's fingerprint (model files,
 the set's content, every setting) is not generated again; OUT holds one configuration,
 and another one fails with the difference unless --overwrite.
@@ -32,6 +37,8 @@ from curate.verify import VerifierSettings
 from curate.workspace import OxaError
 from curate.workspace.errors import refuse_in_a_rerun_main
 from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
+from curate.workspace.progress import warn
+from train.eval.contamination import check_model
 from train.eval.judge import AnswerJudge
 from train.eval.sampling import ProgressFn, entropy_means, generate_set, load_chat_tokenizer
 
@@ -190,8 +197,12 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
         "verifier_hash": config.verifier.settings_hash(),
     }
     _check_out(out, resolved, config.overwrite)
+    # before any GPU work, so that a run on sets the training data may hold can be stopped at once
+    contamination = check_model(model, sets)
+    for line in contamination["warnings"] if contamination else []:
+        warn(line["line"])
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", {"model": str(model), "config": resolved})
+    atomic_write_json(out / "config.json", {"model": str(model), "config": resolved, "contamination": contamination})
     settings = SamplingSettings(config.k, config.temperature, config.top_p, config.max_new_tokens, config.seed)
     status: dict[str, str] = {}
     backends: dict[str, object] = {}
@@ -254,7 +265,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
     from train.eval.report import write_report  # polars: for the report only
 
     report = write_report(out, [s.name for s in sets])
-    return {"out": str(out), "sets": status, "report": report}
+    return {"out": str(out), "sets": status, "report": report, "contamination": contamination}
 
 
 def _instruction(config: EvalConfig, prompts: PromptSet) -> str:

@@ -8,7 +8,9 @@ log it). The average row is the plain mean of the sets' numbers, as the paper's
 "Avg. Perf." column (its interval resamples the problems of every set at once).
 Written to OUT: table.md (like the paper's Table 1), metrics.parquet (one row per set
 and the average), pass_at_k.parquet (the curves, long form) and pass_at_k.png (the
-curves with their intervals, as the paper's Fig. 3).
+curves with their intervals, as the paper's Fig. 3). When the model was trained on an oxa
+subset, table.md's Contamination section says what that subset was checked against and
+repeats the warnings `oxa eval` recorded in config.json (train/eval/contamination.py).
 
 Multiple-choice sets (kind 'choice', curate/benchmarks/choice.py) get the same numbers, Pass@1
 being their accuracy; table.md lists them in their own section, with a table per
@@ -196,6 +198,9 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict], su
             f"at most {c['max_new_tokens']} new tokens, seed {c['seed']}, backend {c['backend']}.",
             "",
         ]
+        warned = len(_contamination_warnings(config, {r["benchmark"] for r in metrics.to_dicts()}))
+        if warned:  # the section comes after the tables; this line is where a reader starts
+            lines += [f"**Contamination: {warned} warning{'s' if warned > 1 else ''}** (see below).", ""]
     lines += [
         "Pass@1 is averaged over each problem's samples; Pass@k is unbiased (Chen et al. 2021) at the k shown;",
         "[low, high] is the 95% bootstrap interval over problems; length is generated tokens per completion;",
@@ -247,6 +252,7 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict], su
                 f"| {r['subject'] or '-'} | {r['questions']} | {accuracy} | {r['mean_length']:.0f} "
                 f"| {_entropy(r)} | {_pct(r['no_answer_rate'])} |"
             )
+    lines += _contamination_md(config, {r["benchmark"] for r in rows})
     ks = sorted({c["k"] for c in curves})
     by_set: dict[str, dict[int, float]] = {}
     for c in curves:
@@ -256,6 +262,29 @@ def _markdown(config: dict | None, metrics: pl.DataFrame, curves: list[dict], su
     for name, values in by_set.items():
         lines.append(f"| {name} | " + " | ".join(_pct(values.get(k)) for k in ks) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _contamination_warnings(config: dict | None, names: set[str]) -> list[str]:
+    """The warnings `oxa eval` recorded in config.json (train/eval/contamination.py) about
+    the sets reported here, and those about the whole training subset."""
+    found = (config or {}).get("contamination") or {"warnings": []}
+    return [w["line"] for w in found["warnings"] if w["benchmark"] is None or w["benchmark"] in names]
+
+
+def _contamination_md(config: dict | None, names: set[str]) -> list[str]:
+    """The Contamination section: what the model was trained on and what that was checked
+    against, then one item per warning; nothing for a model without an oxa training record
+    (or an evaluation made before oxa checked)."""
+    found = (config or {}).get("contamination")
+    if not found:
+        return []
+    warnings = _contamination_warnings(config, names)
+    lines = ["", "## Contamination", "", *(f"- {line}" for line in found["trained_on"]), ""]
+    if warnings:
+        return lines + ["Warnings:", "", *(f"- {line}" for line in warnings)]
+    return lines + [
+        "Every set here was among those checked; the subset keeps no row matched as contaminated and none unchecked."
+    ]
 
 
 def plot_pass_at_k(axis, curves: dict[str, list[dict]], title: str = "Pass@k") -> None:

@@ -2,11 +2,13 @@
 
 The output folder holds the trained model and tokenizer, TRL's checkpoints and logs, and
 `oxa_train.json`: the subset's name, version and checksums (its card.json and card.md
-are copied into `subset/`), the preset, the overrides and the resolved training config,
-the rows read, kept and dropped over the cutoff, library versions and the code's git
-commit. It is written when training starts (status "running") and again at the end.
-Under `accelerate launch` or torchrun every process loads the data; only the main one reports
-progress and writes (tests/test_oxa_multirank.py runs it on 2 CPU processes).
+are copied into `subset/`) and its card's "decontamination" object (None for a card
+without one; `oxa eval` compares it with the sets it evaluates), the preset, the
+overrides and the resolved training config, the rows read, kept and dropped over the
+cutoff, library versions and the code's git commit. It is written when training starts
+(status "running") and again at the end. Under `accelerate launch` or torchrun every
+process loads the data; only the main one reports progress and writes
+(tests/test_oxa_multirank.py runs it on 2 CPU processes).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from curate import __version__
+from curate.subsets.subsets import load_card
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_write_json
@@ -76,10 +79,13 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     if args.deepspeed:
         _init_deepspeed_comm(args)
     trainer = OXATrainer(model=config.model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    data = stats.to_dict()
+    if stats.subset:  # what the subset was checked against, for `oxa eval` (train/eval/contamination.py)
+        data["subset"]["decontamination"] = load_card(Path(stats.subset["path"])).get("decontamination")
     record = {
         "status": "running",
         "started_at": _now(),
-        "data": stats.to_dict(),
+        "data": data,
         "model": _model_facts(config.model),
         "preset": {
             "name": resolved.name,
