@@ -13,11 +13,14 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 
 from curate.cli import app  # noqa: E402
+from curate.decontaminate import CONTAMINATED  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from tests.conftest import query  # noqa: E402
-from train.demo import ENTROPY_PROMPTS, ENTROPY_SAMPLES, INSTRUCTION, METHODS, RL_FROM, SIZES  # noqa: E402
+from train.demo import ENTROPY_PROMPTS, ENTROPY_SAMPLES, INSTRUCTION, LEAKS, METHODS, RL_FROM, SIZES  # noqa: E402
 
 TRACED = ("exact", "normalized", "fuzzy", "agree")  # cases whose gold is the world's own
+# the problems decontamination found to hold a held-out problem, which every selection leaves out
+CONTAMINATED_PROBLEMS = f"SELECT problem_id FROM contamination WHERE method IN {CONTAMINATED}"
 EXPECTED_VERDICT = {  # by flaw, for a problem whose gold is traced (as tests/test_trace.py)
     "none": "correct",
     "equivalent_form": "correct",
@@ -97,10 +100,10 @@ def test_selections_match_naive_references(demo):
     workdir, _ = demo
     size = SIZES["fast"]
     ws = Workspace.open(workdir / "ws")
-    best = query(  # naive SFT_LP: each problem's lowest-PPL correct teacher response, then the N lowest
+    best = query(  # naive SFT_LP: each uncontaminated problem's lowest-PPL correct teacher response, the N lowest
         ws,
         "SELECT arg_min(sample_id, ppl_base) FROM candidates WHERE verdict = 'correct' AND origin = 'teacher' "
-        "GROUP BY problem_id ORDER BY min(ppl_base) LIMIT ?",
+        f"AND problem_id NOT IN ({CONTAMINATED_PROBLEMS}) GROUP BY problem_id ORDER BY min(ppl_base) LIMIT ?",
         [size.n],
     )
     for method in ("sft", "sft_lp", "oxa_mle"):
@@ -120,11 +123,64 @@ def test_selections_match_naive_references(demo):
     left_out = [
         ppl
         for problem_id, ppl in query(
-            ws, "SELECT problem_id, ppl_base FROM candidates WHERE verdict = 'incorrect' AND origin = 'self'"
+            ws,
+            "SELECT problem_id, ppl_base FROM candidates WHERE verdict = 'incorrect' AND origin = 'self' "
+            f"AND problem_id NOT IN ({CONTAMINATED_PROBLEMS})",
         )
         if problem_id not in used
     ]
     assert max(r["ppl"] for r in negatives) <= min(left_out)
+
+
+def test_decontamination_finds_the_plants_and_every_selection_leaves_them_out(demo):
+    """The world plants copies of held-out problems in the pool (and numbers-changed
+    variants of others); the demo's decontamination finds each copy by the method the
+    manifest names and nothing else, reports the variants as template matches, and every
+    selection leaves out the copies' candidates that pass its filter, and only those."""
+    workdir, output = demo
+    manifest = json.loads((workdir / "world" / "manifest.json").read_text())
+    planted = {p["problem_id"]: p["leak"] for p in manifest["problems"] if "leak" in p}
+    assert manifest["counts"]["leaks"] == {
+        "by_kind": {"formatting": 1, "instruction": 1, "numbers": 3, "verbatim": 1},
+        "by_method": {"contained": 1, "exact": 2, "template": 3},
+    }
+    assert len(planted) == LEAKS["leaked"] + LEAKS["leaked_variants"] == 6
+    summary = json.loads((workdir / "summary.json").read_text())["decontamination"]
+    assert summary["against"] == ["heldout"]
+    assert summary["planted"] == manifest["counts"]["leaks"]["by_method"]
+    assert {m: summary["found"][m] for m in CONTAMINATED} == {"exact": 2, "contained": 1, "near": 0}
+    assert summary["contaminated_problems"] == LEAKS["leaked"] == 3
+    # template matches: the planted variants and, the drills being templated, many a pool problem
+    # that shares a held-out problem's words with other numbers (docs/demo.md quotes these)
+    assert (summary["found"]["template"], summary["template_problems"]) == (819, 413)
+    ws = Workspace.open(workdir / "ws")
+    found = set(query(ws, "SELECT problem_id, benchmark_problem, method FROM contamination"))
+    own = {(pid, leak["heldout"], leak["method"]) for pid, leak in planted.items()}
+    assert own <= found  # each plant by its own method against its own held-out problem
+    assert {f for f in found if f[2] != "template"} == {f for f in own if f[2] != "template"}  # and no other copy
+
+    # what each selection left out: the copies' candidates that pass its filter
+    copies = tuple(pid for pid, leak in planted.items() if leak["method"] != "template")
+    teacher = [s for s in manifest["samples"] if s["problem_id"] in copies]  # flawless, traced: all correct
+    wrong_self = query(
+        ws,
+        "SELECT count(*) FROM candidates WHERE origin = 'self' AND verdict = 'incorrect' AND list_contains(?, problem_id)",
+        [list(copies)],
+    )[0][0]
+    dropped = summary["dropped"]
+    assert {m: dropped[m] for m in ("sft", "sft_lp", "oxa_mle")} == {
+        m: {"rows": len(teacher), "unit": "samples"} for m in ("sft", "sft_lp", "oxa_mle")
+    }
+    assert dropped["oxa_full"] == {"rows": len(teacher) + wrong_self, "unit": "samples"}
+    assert len(teacher) == 9
+    # RLVR prompts: the copies the instruct model answered, every candidate of theirs left out
+    assert dropped["rlvr"] == {"rows": len([pid for pid in copies if pid < "6"]), "unit": "problems"}
+    for method in METHODS:
+        assert not {r["problem_id"] for r in subset_rows(workdir, method)} & set(copies)
+        (folder,) = (workdir / "ws" / "subsets" / method).iterdir()
+        card = json.loads((folder / "card.json").read_text())
+        assert sum(part["funnel"]["dropped"]["contaminated"] for part in card["parts"]) == dropped[method]["rows"]
+    assert "decontaminate" in output and "dropped as contaminated" in output
 
 
 def test_cards_models_and_evaluations(demo):

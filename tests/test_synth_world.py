@@ -12,9 +12,13 @@ from rapidfuzz import fuzz, process
 from typer.testing import CliRunner
 
 from curate.cli import app
+from curate.decontaminate import DecontaminateConfig, run_decontaminate
 from curate.ingest import IngestConfig, run_ingest
+from curate.synth.families import RICH
+from curate.synth.leaks import COPY_KINDS, INSTRUCTIONS
 from curate.synth.mix import exact_counts
 from curate.synth.references import loose
+from curate.synth.styles import VOICES
 from curate.synth.world import WorldConfig, build_world, load_manifest
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
@@ -200,7 +204,7 @@ def test_pool_and_heldout_ingest(synth_world, ws):
 
 
 def test_same_seed_gives_the_same_bytes(tmp_path):
-    config = WorldConfig(problems=16, heldout=4, reference_only=8, corpus_problems=8)
+    config = WorldConfig(problems=16, heldout=4, reference_only=8, corpus_problems=8, leaked=2, leaked_variants=1)
     build_world(tmp_path / "a", config)
     build_world(tmp_path / "b", config)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
@@ -225,6 +229,8 @@ def test_bad_settings_are_refused(tmp_path):
         build_world(tmp_path / "w", WorldConfig(flaw_shares={"typos": 0.1}))
     with pytest.raises(OxaError, match="1 <= min <= max; got 5..2"):
         build_world(tmp_path / "w", WorldConfig(min_responses=5, max_responses=2))
+    with pytest.raises(OxaError, match=r"add up to at most the held-out problems \(4\)"):
+        build_world(tmp_path / "w", WorldConfig(heldout=4, leaked=3, leaked_variants=2))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "keep.txt").write_text("mine")
     with pytest.raises(OxaError, match="not empty and holds no synthetic world"):
@@ -247,10 +253,96 @@ def test_cli_writes_a_world(tmp_path):
             "8",
             "--flaw",
             "wrong_answer=1",
+            "--leaked",
+            "1",
         ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     manifest = load_manifest(tmp_path / "w")
     assert manifest["config"]["problems"] == 8 and manifest["config"]["flaw_shares"]["wrong_answer"] == 1.0
+    assert manifest["counts"]["leaks"] == {"by_kind": {"verbatim": 1}, "by_method": {"exact": 1}}
+    assert "planted in the pool: verbatim" in result.output
     assert "oxa ingest WS" in result.output
+
+
+# -- held-out problems planted in the pool (curate/synth/leaks.py) ------------------------
+
+LEAKY = {"problems": 60, "heldout": 12, "reference_only": 8, "corpus_problems": 8, "leaked": 4, "leaked_variants": 3}
+
+
+def numbers(text: str) -> Counter:
+    return Counter(re.findall(r"\d+", text))
+
+
+@pytest.mark.parametrize("wordy", [False, True], ids=["drills", "wordy"])
+def test_planted_problems_are_in_the_pool_as_the_manifest_says(tmp_path, wordy):
+    """Copies of held-out problems and numbers-changed variants of others, each with
+    flawless responses and a reference answer, added to the world without changing the rest."""
+    families = {"families": list(RICH), "styles": list(VOICES)} if wordy else {}
+    manifest = build_world(tmp_path / "leaky", WorldConfig(**LEAKY, **families))
+    build_world(tmp_path / "clean", WorldConfig(**{**LEAKY, "leaked": 0, "leaked_variants": 0}, **families))
+    rows, heldout = pool_rows(tmp_path / "leaky"), json.loads((tmp_path / "leaky" / "heldout.json").read_text())
+    assert manifest["counts"]["leaks"] == {
+        "by_kind": {"formatting": 1, "instruction": 1, "numbers": 3, "verbatim": 2},
+        "by_method": {"contained": 1, "exact": 3, "template": 3},
+    }
+    assert manifest["counts"]["problems"]["pool"] == len(manifest["problems"]) == 60 + 4 + 3
+    planted = [p for p in manifest["problems"] if "leak" in p]
+    assert [p["leak"]["kind"] for p in planted] == [*COPY_KINDS, "verbatim", "numbers", "numbers", "numbers"]
+    assert len({p["leak"]["heldout"] for p in planted}) == 7  # seven held-out problems, each planted once
+    text_of = {s["problem_id"]: rows[s["row"]]["input"] for s in manifest["samples"]}
+    for p in planted:
+        leak, text = p["leak"], text_of[p["problem_id"]]
+        original = heldout[leak["heldout"]]
+        assert p["family"] == original["family"]
+        if leak["kind"] == "verbatim":
+            assert text == original["problem"] and p["gold"] == original["answer"]
+        elif leak["kind"] == "formatting":  # whitespace, or characters NFKC maps back
+            assert text != original["problem"] and p["gold"] == original["answer"]
+            assert " ".join(unicodedata.normalize("NFKC", text).split()) == original["problem"]
+            assert leak["drift"] in ("whitespace", "unicode")
+        elif leak["kind"] == "instruction":
+            instruction, _, rest = text.partition("\n\n")
+            assert instruction in INSTRUCTIONS and rest == original["problem"] and p["gold"] == original["answer"]
+        else:  # the same words, not all of the numbers: a template, with its own answer
+            assert re.sub(r"\d+", "#", text) == re.sub(r"\d+", "#", original["problem"])
+            assert numbers(original["problem"]) - numbers(text)
+        # flawless responses, traced like any exact case: they verify as correct
+        samples = [s for s in manifest["samples"] if s["problem_id"] == p["problem_id"]]
+        assert len(samples) >= WorldConfig().min_responses and {s["flaw"] for s in samples} == {"none"}
+        assert {s["boxed"] for s in samples} == {p["gold"]}
+        assert p["trace"]["case"] == "exact" and p["trace"]["gold"] == p["gold"] and len(p["trace"]["rows"]) == 1
+
+    # the rest of the world is the world without them
+    clean = load_manifest(tmp_path / "clean")
+    for name in ("heldout.json", "corpus.jsonl"):
+        assert (tmp_path / "leaky" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    ours = Counter(
+        (r["input"], r["output"]) for r in rows if r["input"] not in {text_of[p["problem_id"]] for p in planted}
+    )
+    assert ours == Counter((r["input"], r["output"]) for r in pool_rows(tmp_path / "clean"))
+    unplanted = [{k: v for k, v in p.items() if k != "trace"} for p in manifest["problems"] if "leak" not in p]
+    assert unplanted == [{k: v for k, v in p.items() if k != "trace"} for p in clean["problems"]]
+    assert [p["trace"]["case"] for p in manifest["problems"] if "leak" not in p] == [
+        p["trace"]["case"] for p in clean["problems"]
+    ]
+
+
+@pytest.mark.parametrize("wordy", [False, True], ids=["drills", "wordy"])
+def test_decontamination_finds_what_was_planted(tmp_path, ws, wordy):
+    """The manifest's method for each plant is what `oxa decontaminate` reports against its
+    held-out problem, and nothing else in the pool is a copy of a held-out problem."""
+    families = {"families": list(RICH), "styles": list(VOICES)} if wordy else {}
+    world = tmp_path / "leaky"
+    manifest = build_world(world, WorldConfig(**LEAKY, **families))
+    run_ingest(ws, IngestConfig([str(world / "pool" / "teacher.jsonl")], preset="acereason"))
+    stats = run_decontaminate(ws, DecontaminateConfig(against=[str(world / "heldout.json")]))
+    assert stats["contaminated"] == {"problem": 4}
+    found = query(ws, "SELECT problem_id, benchmark_problem, method FROM contamination ORDER BY ALL")
+    planted = {p["problem_id"]: p["leak"] for p in manifest["problems"] if "leak" in p}
+    own = {(pid, leak["heldout"], leak["method"]) for pid, leak in planted.items()}
+    assert own <= set(found)
+    assert {(pid, bench, method) for pid, bench, method in found if method != "template"} == {
+        (pid, bench, method) for pid, bench, method in own if method != "template"
+    }

@@ -1,7 +1,8 @@
 """`oxa demo`: the whole OXA pipeline on the test bed, end to end on a CPU.
 
-world + tiny models -> init -> ingest -> trace -> verify -> score (base model) -> select
-SFT, SFT_LP, OXA_MLE at equal N -> generate from the instruct model -> verify -> score ->
+world + tiny models -> init -> ingest -> trace -> verify -> score (base model) -> generate
+from the instruct model -> verify -> score -> decontaminate against the held-out problems
+(the world plants a few in the pool) -> select SFT, SFT_LP, OXA_MLE at equal N and
 OXA_Full (OXA_MLE's positives + the lowest-PPL wrong self answers) -> train the four
 methods' models -> RLVR prompts (pass rate of the self samples) -> each model's initial
 policy entropy on them -> GRPO from the SFT and OXA_Full models -> evaluate every model
@@ -23,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from curate.decontaminate import CONTAMINATED, DecontaminateConfig, run_decontaminate
+from curate.decontaminate import METHODS as MATCH_METHODS
 from curate.ingest import IngestConfig, run_ingest
 from curate.select import SelectConfig, Selection, run_select
 from curate.subsets import ExportConfig, run_export
@@ -107,6 +110,11 @@ RL_FROM = ("sft", "oxa_full")  # the paper's Q2: which start is better for RLVR
 CLIP_COV_RUN = ("oxa_full_cc", "oxa_full", ("cov_mode=clip_cov",))
 ENTROPY_PROMPTS = 64  # RL prompts on which each model's initial policy entropy is measured
 ENTROPY_SAMPLES = 4  # completions per prompt, sampled as GRPO's rollouts (temperature 0.85)
+# Held-out problems the world plants in the teacher pool, in both sizes (curate/synth/leaks.py):
+# one copy of each kind (verbatim, formatting drift, after an instruction), which
+# decontamination must find and every selection leave out, and numbers-changed variants,
+# which it reports as template matches and selection keeps.
+LEAKS = {"leaked": 3, "leaked_variants": 3}
 FUNNEL_STEPS = (
     "ingest",
     "trace",
@@ -115,7 +123,8 @@ FUNNEL_STEPS = (
     "generate",
     "verify self",
     "score self",
-)  # the paper's Table 1 rows (subset names below)
+    "decontaminate",
+)  # the paper's Table 1 rows (subset names below), and what decontamination found
 
 
 @dataclass
@@ -173,8 +182,8 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     world, models = root / "world", root / "models"
     steps = _Steps(root, say)
 
-    world_config = WorldConfig(**size.world)
-    steps.run(
+    world_config = WorldConfig(**size.world, **LEAKS)
+    built = steps.run(
         "world",
         asdict(world_config),
         lambda: {"counts": build_world(world, world_config)["counts"]},
@@ -189,15 +198,19 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     )
     ws = Workspace.open(root / "ws") if (root / "ws" / "catalog.duckdb").is_file() else Workspace.init(root / "ws")
     _curate(ws, world, models, size, steps, progress)
+    planted = built["counts"]["leaks"]["by_method"]
+    contamination = _decontaminate(ws, world, planted, steps, progress)
     subsets = _select(ws, size, steps)
     trained = _train(root, models, subsets, size, steps)
-    prompts = _rl_prompts(ws, root, size, steps)
+    prompts, rlvr = _rl_prompts(ws, root, size, steps)
     entropy = _policy_entropy(root, {"base": str(models / "base"), **trained}, prompts, size, steps)
     tuned, rlvr_entropy = _grpo(root, trained, prompts, size, steps)
     trained |= tuned
     evals = _evaluate(root, world, {"base": str(models / "base"), **trained}, size, steps, progress)
     comparison = _compare(root, evals, steps)
     summary = _summary(ws, root, subsets, trained, comparison, entropy, steps)
+    summary["decontamination"] = _decontamination_summary(contamination, planted, {**subsets, "rlvr": rlvr})
+    summary["funnels"]["dropped as contaminated"] = _dropped_line(summary["decontamination"]["dropped"])
     summary["rlvr_entropy"] = rlvr_entropy
     atomic_write_json(root / "summary.json", summary)
     return summary
@@ -233,6 +246,37 @@ def _curate(ws: Workspace, world: Path, models: Path, size: DemoSize, steps: _St
     steps.run("score self", asdict(score), lambda: run_score(ws, score, progress=progress), _counts_line())
 
 
+def _decontaminate(ws: Workspace, world: Path, planted: dict, steps: _Steps, progress: ProgressFn) -> dict:
+    """The pool's problems checked against the held-out problems the models are evaluated
+    on (`oxa decontaminate WS --against WORLD/heldout.json`), so that every selection after
+    it leaves out the planted copies; its line sets what it found beside what was planted."""
+    config = DecontaminateConfig(against=[str(world / HELDOUT_FILE)])
+    return steps.run(
+        "decontaminate",
+        asdict(config),
+        lambda: run_decontaminate(ws, config, progress),
+        lambda r: _found_line(_found(r), planted, r),
+    )
+
+
+def _found(stats: dict) -> dict[str, int]:
+    """Matches by method, over every benchmark set checked."""
+    return {m: sum(s[f"problem_{m}"] for s in stats["matches"].values()) for m in MATCH_METHODS}
+
+
+def _found_line(found: dict, planted: dict, stats: dict) -> str:
+    """Matches by method beside the world's plants: every copy planted should be found, and
+    no other; template matches (the planted variants, and in a world of templated drills
+    many pool problems that share a held-out problem's words) are reported and kept."""
+    copies = ", ".join(f"{m} {found[m]:,}" for m in CONTAMINATED)
+    planted_copies = ", ".join(f"{m} {planted.get(m, 0)}" for m in CONTAMINATED)
+    return (
+        f"{copies} (planted: {planted_copies}): {stats['contaminated']['problem']:,} problems contaminated; "
+        f"template {found['template']:,} matches on {stats['template_only']['problem']:,} problems "
+        f"(planted variants: {planted.get('template', 0)}), kept"
+    )
+
+
 def _select(ws: Workspace, size: DemoSize, steps: _Steps) -> dict[str, dict]:
     """SFT (random), SFT_LP (lowest PPL) and OXA_MLE (Gaussian) at equal N, one response per
     problem as in the paper; OXA_Full adds the lowest-PPL wrong self answers as loss_type 1."""
@@ -249,9 +293,23 @@ def _select(ws: Workspace, size: DemoSize, steps: _Steps) -> dict[str, dict]:
     for method, config in configs.items():
         config.validate()
         subsets[method] = steps.run(
-            f"select {method}", config.resolved(), lambda c=config: _met(run_select(ws, c)), lambda r: r["summary"]
+            f"select {method}", config.resolved(), lambda c=config: _met(run_select(ws, c)), _select_line
         )
     return subsets
+
+
+def _contaminated_dropped(stats: dict) -> int:
+    return sum(part["funnel"]["dropped"].get("contaminated", 0) for part in stats["parts"])
+
+
+def _select_line(stats: dict) -> str:
+    unit = stats["parts"][0]["funnel"]["unit"]
+    return f"{stats['summary']}; left out as contaminated: {_rows(_contaminated_dropped(stats), unit)}"
+
+
+def _rows(n: int, unit: str) -> str:
+    """'9 samples', '1 problem': how many of a funnel's unit (samples or problems)."""
+    return f"{n:,} {unit if n != 1 else unit.removesuffix('s')}"
 
 
 def _met(stats: dict) -> dict:
@@ -313,21 +371,22 @@ def _brief_train(record: dict) -> dict:
     return {"global_step": record["global_step"], "train_loss": record["metrics"].get("train_loss", float("nan"))}
 
 
-def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> str:
+def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> tuple[str, dict]:
     """RLVR prompts as the paper picks them (A.3): problems neither trivial nor hopeless for
     a sampler, here those of which the instruct model's self samples are half right;
-    exported in verl's layout, which `oxa train grpo` reads."""
+    exported in verl's layout, which `oxa train grpo` reads. Returns the file and the
+    selection's stats."""
     config = SelectConfig(
         name="rlvr", strategy="pass_rate", where="origin = 'self'", n=size.rl_prompts, k=size.generate_n,
         min_pass_rate=0.5, max_pass_rate=0.5, seed=0,
     )  # fmt: skip
     config.validate()
-    subset = steps.run("select rlvr", config.resolved(), lambda: _met(run_select(ws, config)), lambda r: r["summary"])
+    subset = steps.run("select rlvr", config.resolved(), lambda: _met(run_select(ws, config)), _select_line)
     output = root / "rl" / "prompts.verl.parquet"
     export = ExportConfig(subset=f"rlvr/{subset['version']}", format="verl", output=str(output), overwrite=True)
     export.instruction = ""  # GRPO appends its own instruction to each prompt
     steps.run("export rlvr", asdict(export), lambda: run_export(ws, export), lambda r: r["summary"])
-    return str(output)
+    return str(output), subset
 
 
 def _policy_entropy(root: Path, models: dict[str, str], prompts: str, size: DemoSize, steps: _Steps) -> dict:
@@ -450,6 +509,27 @@ def _counts_line(key: str | None = None) -> Callable[[dict], str]:
         return _funnel_line(stats)
 
     return line
+
+
+def _decontamination_summary(stats: dict, planted: dict, selections: dict[str, dict]) -> dict:
+    """What decontamination found (match rows by method, beside what the world planted) and
+    what each selection left out for it (samples; problems for the RLVR prompts)."""
+    return {
+        "against": [b["name"] for b in stats["benchmarks"]],
+        "summary": stats["summary"],
+        "found": _found(stats),
+        "planted": planted,
+        "contaminated_problems": stats["contaminated"]["problem"],
+        "template_problems": stats["template_only"]["problem"],
+        "dropped": {
+            name: {"rows": _contaminated_dropped(s), "unit": s["parts"][0]["funnel"]["unit"]}
+            for name, s in selections.items()
+        },
+    }
+
+
+def _dropped_line(dropped: dict) -> str:
+    return ", ".join(f"{name} {_rows(d['rows'], d['unit'])}" for name, d in dropped.items())
 
 
 def _summary(

@@ -96,6 +96,20 @@ def synth_world(
             + ", ".join(f"{k} (default {v})" for k, v in _WORLD.trace_shares.items())
         ),
     ] = None,
+    leaked: Annotated[
+        int,
+        typer.Option(
+            help="Held-out problems copied into the pool (verbatim, with formatting drift, after an instruction, "
+            "in turn), with flawless responses and a reference answer: what `oxa decontaminate` should find."
+        ),
+    ] = _WORLD.leaked,
+    leaked_variants: Annotated[
+        int,
+        typer.Option(
+            help="Other held-out problems planted with the same words and other numbers (and their own answer): "
+            "template matches, which decontamination reports and selection keeps."
+        ),
+    ] = _WORLD.leaked_variants,
 ) -> None:
     """Write a synthetic world: teacher pool, reference sources, held-out problems, corpus, manifest.
 
@@ -116,6 +130,8 @@ def synth_world(
         styles=_names(styles),
         flaw_shares={**_WORLD.flaw_shares, **_parse_shares(flaw or [], "--flaw")},
         trace_shares={**_WORLD.trace_shares, **_parse_shares(trace or [], "--trace")},
+        leaked=leaked,
+        leaked_variants=leaked_variants,
     )
     counts = build_world(out, config)["counts"]
     table = Table(title=f"synthetic world {out} (seed {seed})", show_header=False)
@@ -130,6 +146,8 @@ def synth_world(
     for name, n in counts["reference_rows"].items():
         table.add_row(f"reference rows (references/{name}.parquet)", f"{n:,}")
     table.add_row("held-out problems (heldout.json)", f"{counts['problems']['heldout']:,}")
+    for kind, n in counts["leaks"]["by_kind"].items():
+        table.add_row(f"  planted in the pool: {kind}", f"{n:,}")
     table.add_row("corpus documents (corpus.jsonl)", f"{counts['corpus_documents']:,}")
     console.print(table)
     console.print(f"ingest the pool: oxa ingest WS {out / 'pool' / 'teacher.jsonl'} --preset acereason")

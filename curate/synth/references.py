@@ -204,13 +204,18 @@ def _case_rows(problem: Problem, case: str, rng: random.Random) -> tuple[dict, l
     return trace, []  # missing
 
 
-def build_references(seed: int, pool: list[Problem], others: list[Problem], shares: dict[str, float]):
-    """The two reference tables and, per pool problem, what tracing should find for it."""
+def build_references(
+    seed: int, pool: list[Problem], others: list[Problem], shares: dict[str, float], planted: list[Problem] = ()
+):
+    """The two reference tables and, per pool problem (then per planted one), what tracing
+    should find for it. Planted problems (leaks.py) are outside the shares: each is an
+    `exact` case, so its responses verify as a leaked benchmark problem's would."""
     rng = stream(seed, "references")
     cases = exact_mix(rng, len(pool), {case: shares.get(case, 0.0) for case in TRACE_CASES})
+    cases += ["exact"] * len(planted)
     rows: list[_Row] = []
     traces: list[dict] = []
-    for index, (problem, case) in enumerate(zip(pool, cases)):
+    for index, (problem, case) in enumerate(zip([*pool, *planted], cases)):
         case_rng = stream(seed, "reference", index)
         origin = case_rng.choice(ORIGINS)
         trace, mine = _case_rows(problem, case, case_rng)

@@ -13,7 +13,9 @@ WORLD/
 The same config gives byte-identical files. The manifest records, per pool problem, its
 problem_id, family, gold answer and tracing case (which reference rows hold it, with
 what drift, and the method that should find it), and per pool row its sample_id, style,
-flaw and the content of its last \\boxed, so later stages can be checked exactly.
+flaw and the content of its last \\boxed, so later stages can be checked exactly. With
+`leaked` or `leaked_variants`, a few held-out problems are also planted in the pool
+(leaks.py) and their manifest entries say which and how.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rapidfuzz import fuzz, process
 
 from curate.synth.drills import DRILLS
 from curate.synth.families import FAMILIES, Problem
+from curate.synth.leaks import Leak, plant_leaks
 from curate.synth.mix import exact_counts, exact_mix, stream
 from curate.synth.references import (
     DISTINCT_BELOW,
@@ -90,10 +93,21 @@ class WorldConfig:
     non_math_rows: int = 6  # category 'code' rows, which the acereason preset filters out
     flaw_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLAW_SHARES))
     trace_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TRACE_SHARES))
+    # Held-out problems planted in the pool (leaks.py), each with flawless responses and a
+    # reference answer: copies, which decontamination should find and selection drop, and
+    # numbers-changed variants of others (template matches, kept). None by default: the
+    # held-out problems are then in no pool or reference, as tests of the world expect.
+    leaked: int = 0  # copies, dealt in turn: verbatim, with formatting drift, after an instruction
+    leaked_variants: int = 0  # other held-out problems with the same words and other numbers
 
     def check(self) -> None:
         if self.problems < 1 or self.heldout < 0 or self.reference_only < 0 or self.corpus_problems < 0:
             raise OxaError(f"problem counts must be positive (pool) or zero or more (the rest); got {self}")
+        if self.leaked < 0 or self.leaked_variants < 0 or self.leaked + self.leaked_variants > self.heldout:
+            raise OxaError(
+                f"leaked ({self.leaked}) and leaked_variants ({self.leaked_variants}) must be zero or more and "
+                f"add up to at most the held-out problems ({self.heldout})"
+            )
         if not 1 <= self.min_responses <= self.max_responses:
             raise OxaError(
                 f"responses per problem must satisfy 1 <= min <= max; got {self.min_responses}..{self.max_responses}"
@@ -128,25 +142,37 @@ class _ProblemDrawer:
         self.streams = {name: stream(seed, purpose, name) for name in families}
         self.families, self.distinct, self.taken = families, distinct, taken
         self.kept: dict[tuple | None, list[str]] = {}  # loose forms by numbers (drills) or all together
+        self.drawn_from: dict[str, tuple] = {}  # with `remember`: the random state each problem was drawn from
 
-    def draw(self, count: int) -> list[Problem]:
-        return [self._one(self.families[i % len(self.families)]) for i in range(count)]
+    def draw(self, count: int, remember: bool = False) -> list[Problem]:
+        return [self._one(self.families[i % len(self.families)], remember) for i in range(count)]
 
-    def _one(self, family: str) -> Problem:
+    def keep(self, problem: Problem, like: Problem | None = None) -> bool:
+        """Take `problem` if it is new and (with `distinct`) reads apart from every problem
+        taken, but `like`, which a variant may resemble; False if it does not."""
+        if problem.text in self.taken:
+            return False
+        if self.distinct:
+            # drills of one template differ in little but their numbers: only problems with the
+            # same numbers (which tracing's fuzzy stage cannot tell apart) need to read apart
+            kept = self.kept.setdefault(_numbers(problem.text) if FAMILIES[problem.family].equations else None, [])
+            form = loose(problem.text)
+            others = kept if like is None else [k for k in kept if k != loose(like.text)]
+            if process.extractOne(form, others, scorer=fuzz.ratio, score_cutoff=DISTINCT_BELOW):
+                return False
+            kept.append(form)
+        self.taken.add(problem.text)
+        return True
+
+    def _one(self, family: str, remember: bool) -> Problem:
+        rng = self.streams[family]
         for _ in range(10_000):
-            problem = FAMILIES[family].problem(self.streams[family])
-            if problem.text in self.taken:
-                continue
-            if self.distinct:
-                # drills of one template differ in little but their numbers: only problems with the
-                # same numbers (which tracing's fuzzy stage cannot tell apart) need to read apart
-                kept = self.kept.setdefault(_numbers(problem.text) if FAMILIES[family].equations else None, [])
-                form = loose(problem.text)
-                if process.extractOne(form, kept, scorer=fuzz.ratio, score_cutoff=DISTINCT_BELOW):
-                    continue
-                kept.append(form)
-            self.taken.add(problem.text)
-            return problem
+            state = rng.getstate() if remember else None
+            problem = FAMILIES[family].problem(rng)
+            if self.keep(problem):
+                if remember:
+                    self.drawn_from[problem.text] = state
+                return problem
         raise OxaError(
             f"could not draw another '{family}' problem distinct from those drawn so far; ask for fewer problems "
             "(wordy families: about 1,000 in all, pool + held-out + reference-only; drills: a few thousand each)"
@@ -167,14 +193,19 @@ def build_world(out: Path, config: WorldConfig) -> dict:
     drawer = _ProblemDrawer(seed, "problems", True, config.families, taken)
     pool, heldout, others = (
         drawer.draw(config.problems),
-        drawer.draw(config.heldout),
+        drawer.draw(config.heldout, remember=True),
         drawer.draw(config.reference_only),
     )
     corpus = _ProblemDrawer(seed, "corpus", False, config.families, taken).draw(config.corpus_problems)
+    # planted last, from streams of their own: every other problem and response is as without them
+    leaks = plant_leaks(seed, heldout, drawer.drawn_from, config.leaked, config.leaked_variants, drawer.keep)
+    planted = [leak.problem for leak in leaks]
+    leak_of = [None] * len(pool) + leaks
 
-    sources = [stream(seed, "pool-source", i).choice(ORIGINS) for i in range(len(pool))]
-    rows, owners, facts = _teacher_pool(seed, pool, sources, config)
-    references, traces = build_references(seed, pool, others, config.trace_shares)
+    sources = [stream(seed, "pool-source", i).choice(ORIGINS) for i in range(len(pool) + len(planted))]
+    rows, owners, facts = _teacher_pool(seed, pool, planted, sources, config)
+    references, traces = build_references(seed, pool, others, config.trace_shares, planted)
+    pool = pool + planted
     math_rows = [i for i, owner in enumerate(owners) if owner is not None]
     problem_ids = _content_ids([p.text for p in pool])
     sample_ids = _content_ids([pool[owners[i]].text for i in math_rows], [rows[i]["output"] for i in math_rows])
@@ -196,7 +227,7 @@ def build_world(out: Path, config: WorldConfig) -> dict:
         "styles": list(config.styles),
         "flaws": list(FLAWS),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
-        "counts": _counts(pool, samples, traces, references, config),
+        "counts": _counts(pool, samples, traces, references, leaks, config),
         "fuzzy": {
             "scorer": "rapidfuzz.fuzz.ratio",
             "text": "NFKC, case-folded, whitespace collapsed",
@@ -205,7 +236,8 @@ def build_world(out: Path, config: WorldConfig) -> dict:
         },
         "problems": [
             {"problem_id": pid, "family": p.family, "source": source, "gold": p.gold, "trace": trace}
-            for p, pid, trace, source in zip(pool, problem_ids, traces, sources)
+            | ({"leak": leak.facts} if leak else {})
+            for p, pid, trace, source, leak in zip(pool, problem_ids, traces, sources, leak_of)
         ],
         "non_math_rows": [i for i, owner in enumerate(owners) if owner is None],
         "samples": samples,
@@ -215,19 +247,22 @@ def build_world(out: Path, config: WorldConfig) -> dict:
     return manifest
 
 
-def _teacher_pool(seed: int, pool: list[Problem], sources: list[str], config: WorldConfig):
+def _teacher_pool(seed: int, pool: list[Problem], planted: list[Problem], sources: list[str], config: WorldConfig):
     """The pool's rows (acereason layout) in a seeded order and, beside each row, the index
-    of its pool problem and its facts (both None for a non-math row)."""
+    of its pool problem (the planted ones after the rest) and its facts (both None for a
+    non-math row). The planted problems' responses are flawless, outside the flaw shares."""
+    problems = pool + planted
     counts = [
-        stream(seed, "responses", i).randint(config.min_responses, config.max_responses) for i in range(len(pool))
+        stream(seed, "responses", i).randint(config.min_responses, config.max_responses) for i in range(len(problems))
     ]
-    flaws = iter(exact_mix(stream(seed, "flaws"), sum(counts), config.flaw_shares))
+    flaws = iter(exact_mix(stream(seed, "flaws"), sum(counts[: len(pool)]), config.flaw_shares))
     rows, owners, facts = [], [], []
-    for index, (problem, count) in enumerate(zip(pool, counts)):
+    for index, (problem, count) in enumerate(zip(problems, counts)):
         texts: set[str] = set()
         styles = stream(seed, "styles", index).sample(config.styles, len(config.styles))  # each once before repeats
         for j in range(count):
-            flaw, rng, style = next(flaws), stream(seed, "response", index, j), styles[j % len(styles)]
+            flaw = next(flaws) if index < len(pool) else "none"
+            rng, style = stream(seed, "response", index, j), styles[j % len(styles)]
             for _ in range(100):  # the stream goes on, so a repeat draws other phrasings
                 response = teacher_response(problem, style, flaw, rng)
                 if response.text not in texts:
@@ -290,7 +325,7 @@ def _content_ids(problems: list[str], responses: list[str] | None = None) -> lis
         con.close()
 
 
-def _counts(pool, samples, traces, references, config: WorldConfig) -> dict:
+def _counts(pool, samples, traces, references, leaks: list[Leak], config: WorldConfig) -> dict:
     def tally(values) -> dict[str, int]:
         return dict(sorted(Counter(values).items()))
 
@@ -319,6 +354,10 @@ def _counts(pool, samples, traces, references, config: WorldConfig) -> dict:
             "by_placeholder": tally(t["placeholder"] for t in traces if "placeholder" in t),
         },
         "reference_rows": {name: table.num_rows for name, table in references.items()},
+        "leaks": {
+            "by_kind": tally(leak.facts["kind"] for leak in leaks),
+            "by_method": tally(leak.facts["method"] for leak in leaks),
+        },
         "corpus_documents": config.corpus_problems * len(config.styles),
     }
 
