@@ -252,3 +252,34 @@ def test_a_gpqa_file_is_matched_on_its_question_not_its_options(ws, tmp_path):
         "name": "gpqa_diamond", "path": str(path), "sha256": None, "problems": 1, "kind": "choice",
     }  # fmt: skip
     assert [m[1:] for m in matches(ws)] == [("gpqa_diamond", 0, "contained")]
+
+
+def test_the_vectorized_coverage_equals_a_naive_one_over_all_pairs():
+    """ngrams.BenchmarkIndex.candidates (hashes, Polars) against matching.coverage on
+    every (text, benchmark problem) pair: the same pairs reach the coverage."""
+    import polars as pl
+
+    from curate.decontaminate.matching import coverage
+    from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
+
+    sets = ["aime24", "aime25", "hmmt25"]
+    texts = [bench(name, row) for name in sets for row in range(30)]
+    pool = [text for text, _ in PLANTED.values()] + [f"{LOGS}\n\n{CHAIRS}", CHAIRS[:120], "Compute $2^{10}$."]
+    for min_coverage in (0.5, 0.8):
+        index = BenchmarkIndex.build(texts, 8, min_coverage)
+        frame = (
+            pl.DataFrame({"t": pool})
+            .with_row_index("row")
+            .with_columns(tokens_expr(pl.col("t")).alias("tokens"))
+            .with_columns(masked(pl.col("tokens")).alias("masked"))
+        )
+        pairs = index.candidates(frame)
+        vectorized = set(zip(pairs["row"].to_pylist(), pairs["bench"].to_pylist()))
+        pool_tokens = frame["tokens"].to_list()
+        naive = {
+            (row, b)
+            for row, tokens in enumerate(pool_tokens)
+            for b, bench_tokens in enumerate(index.tokens)
+            if coverage(bench_tokens, tokens, 8)[0] >= min_coverage
+        }
+        assert vectorized == naive and len(naive) >= 8

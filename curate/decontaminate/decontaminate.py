@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from curate import __version__
 from curate.benchmarks.sets import BUILTIN, PromptSet, load_prompt_set, resolve_sets
-from curate.decontaminate.matching import CONTAMINATED, METHODS, classify
+from curate.decontaminate.matching import CONTAMINATED, METHODS, RULES_VERSION, classify
 from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, fingerprint, part_glob
@@ -89,10 +89,12 @@ class _Benchmarks:
 
 
 def settings_fingerprint(config: DecontaminateConfig, benchmarks: _Benchmarks) -> str:
-    """What a match derives from: the matching settings and each set's name and bytes."""
+    """What a match derives from: the matching settings and rules, each set's name and bytes."""
     settings = {k: v for k, v in asdict(config).items() if k != "against"}
     sets = [{"name": s["name"], "sha256": s["sha256"]} for s in benchmarks.record()]
-    return fingerprint({"settings": settings, "benchmarks": sets, "oxa_version": __version__}, 16)
+    return fingerprint(
+        {"settings": settings, "benchmarks": sets, "rules": RULES_VERSION, "oxa_version": __version__}, 16
+    )
 
 
 class _Scan:

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 from curate.decontaminate.ngrams import MASK
 
+# Part of every run's fingerprint: raise it when a rule here or in ngrams.py changes what
+# matches, so that a rerun checks everything again instead of keeping older findings.
+RULES_VERSION = 2
 METHODS = ("exact", "contained", "near", "template")
 CONTAMINATED = ("exact", "contained", "near")  # what selection drops by default
 _NEUTRAL = frozenset(",.;:!?'\"")  # punctuation between words, not an expression

@@ -13,8 +13,9 @@ numbers-changed template of a benchmark problem then share their n-grams alike, 
 curate/decontaminate/matching.py tells them apart by the numbers and expressions. The
 pool side is vectorized (Polars): tokens exploded to one row each, an n-gram as the
 space-joined run of `n` tokens, hashed to 64 bits and joined with the benchmarks'
-hashes; only the pairs that share enough n-grams to possibly reach the coverage a match
-needs leave this module.
+hashes by position, so the coverage of every pair (the share of the benchmark problem's
+tokens inside a shared n-gram) is counted there; only the pairs that reach
+`min_coverage` leave this module, for matching.py to check on the tokens themselves.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ MASK = "#"
 _HASH_SEED = 0x0A7A
 
 
+# match_text unbraces one character after ^ and _ (`x^{2}` is `x^2`); a number is one
+# token here, so `10^{13}` is `10^13` too, and an exponent that grows a digit stays a template
+_BRACED_NUMBER = r"([\^_])\{([0-9]+)\}"
+
+
 def tokens_expr(text):
     """Polars expression: the unmasked tokens (list of strings) of a problem's text."""
-    return match_text(text).str.extract_all(TOKEN)
+    return match_text(text).str.replace_all(_BRACED_NUMBER, "$1$2").str.extract_all(TOKEN)
 
 
 def masked(tokens):
@@ -55,8 +61,8 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 def ngram_rows(frame, size: int):
-    """(row, hash) of every n-gram of `size` masked tokens, one per position, of the rows
-    of `frame` (columns row: int, masked: list[str]); a row shorter than `size` has none."""
+    """(row, pos, hash) of every n-gram of `size` masked tokens, one per position, of the
+    rows of `frame` (columns row: int, masked: list[str]); a row shorter than `size` has none."""
     import polars as pl
 
     exploded = (
@@ -71,18 +77,17 @@ def ngram_rows(frame, size: int):
     return (
         exploded.with_columns(grams.alias("gram"))
         .filter(pl.col("pos") + size <= pl.col("length"))
-        .select("row", pl.col("gram").hash(_HASH_SEED).alias("hash"))
+        .select("row", "pos", pl.col("gram").hash(_HASH_SEED).alias("hash"))
     )
 
 
 @dataclass
 class BenchmarkIndex:
-    """The masked n-grams of every benchmark problem: for each n-gram hash, which
-    problems hold it and at how many positions."""
+    """The masked n-grams of every benchmark problem, by position."""
 
     tokens: list[list[str]]  # unmasked tokens per benchmark problem
     sizes: list[int]  # each problem's n: the configured n, or its length when shorter
-    entries: object  # polars DataFrame: hash, bench, size, positions
+    entries: object  # polars DataFrame: bench, pos, hash, size (one row per position)
     min_coverage: float
 
     @classmethod
@@ -95,54 +100,55 @@ class BenchmarkIndex:
         )
         tokens = frame["tokens"].to_list()
         sizes = [min(n, len(t)) for t in tokens]
-        entries = []
-        for size in sorted(set(sizes) - {0}):
-            rows = [i for i, s in enumerate(sizes) if s == size]
-            part = frame.filter(pl.col("row").is_in(rows))
-            counted = _position_counts(part, size)
-            entries.append(counted.with_columns(pl.lit(size, pl.Int32).alias("size")))
-        schema = {"row": pl.Int64, "hash": pl.UInt64, "positions": pl.UInt32, "size": pl.Int32}
-        table = pl.concat(entries) if entries else pl.DataFrame(schema=schema)
-        return cls(tokens, sizes, table.rename({"row": "bench"}), min_coverage)
-
-    def needed_positions(self) -> list[int]:
-        """Per benchmark problem, the n-gram positions a candidate must share at least for
-        the tokens they cover (at most n per position) to reach min_coverage."""
-        return [
-            max(1, math.ceil(self.min_coverage * len(t) / s - 1e-9)) if s else 0
-            for t, s in zip(self.tokens, self.sizes)
+        entries = [
+            ngram_rows(frame.filter(pl.col("row").is_in([i for i, s in enumerate(sizes) if s == size])), size)
+            .with_columns(pl.lit(size, pl.Int32).alias("size"))
+            .rename({"row": "bench"})
+            for size in sorted(set(sizes) - {0})
         ]
+        schema = {"bench": pl.Int64, "pos": pl.Int64, "hash": pl.UInt64, "size": pl.Int32}
+        return cls(tokens, sizes, pl.concat(entries) if entries else pl.DataFrame(schema=schema), min_coverage)
 
     def candidates(self, frame) -> pa.Table:
         """(row, bench, shared_ngrams) of the pairs of `frame`'s rows (row, masked) and
-        benchmark problems that share enough n-grams to possibly reach min_coverage."""
+        benchmark problems whose shared n-grams cover at least min_coverage of the
+        benchmark problem's tokens (by 64-bit hashes: matching.classify checks the tokens)."""
         import polars as pl
 
-        needed = pl.DataFrame(
-            {"bench": range(len(self.tokens)), "needed": self.needed_positions()},
-            schema={"bench": pl.Int64, "needed": pl.Int64},
-        )
+        problems = pl.DataFrame(
+            {
+                "bench": range(len(self.tokens)),
+                "length": [len(t) for t in self.tokens],
+                # no pair can cover min_coverage of the tokens with fewer positions (n tokens each)
+                "needed": [max(1, math.ceil(self.min_coverage * len(t) / s - 1e-9)) if s else 0 for t, s in zip(self.tokens, self.sizes)],
+            },
+            schema={"bench": pl.Int64, "length": pl.Int64, "needed": pl.Int64},
+        )  # fmt: skip
         found = []
         for size in self.entries["size"].unique().sort().to_list():
-            entries = self.entries.filter(pl.col("size") == size).select("hash", "bench", "positions")
-            hashes = ngram_rows(frame, size).filter(pl.col("hash").is_in(entries["hash"].implode())).unique()
-            found.append(hashes.join(entries, on="hash"))
+            entries = self.entries.filter(pl.col("size") == size).select("hash", "bench", "pos", "size")
+            held = ngram_rows(frame, size).select("row", "hash").filter(pl.col("hash").is_in(entries["hash"].implode()))
+            found.append(held.unique().join(entries, on="hash"))  # (row, hash, bench, pos, size)
         if not found:
             return pa.table({n: pa.array([], pa.int64()) for n in ("row", "bench", "shared_ngrams")})
+        shared = pl.concat(found)
         pairs = (
-            pl.concat(found)
-            .group_by("row", "bench")
-            .agg(pl.len().alias("shared_ngrams"), pl.col("positions").sum().alias("positions"))
-            .join(needed, on="bench")
+            shared.group_by("row", "bench")
+            .agg(pl.col("hash").n_unique().alias("shared_ngrams"), pl.col("pos").n_unique().alias("positions"))
+            .join(problems, on="bench")
             .filter(pl.col("positions") >= pl.col("needed"))
+        )
+        covered = (
+            shared.join(pairs.select("row", "bench"), on=["row", "bench"], how="semi")
+            .with_columns(pl.int_ranges(pl.col("pos"), pl.col("pos") + pl.col("size")).alias("token"))
+            .explode("token")
+            .group_by("row", "bench")
+            .agg(pl.col("token").n_unique().alias("covered"))
+        )
+        return (
+            pairs.join(covered, on=["row", "bench"])
+            .filter(pl.col("covered") / pl.col("length") >= self.min_coverage)
             .select("row", "bench", pl.col("shared_ngrams").cast(pl.Int64))
             .sort("row", "bench")
+            .to_arrow()
         )
-        return pairs.to_arrow()
-
-
-def _position_counts(frame, size: int):
-    """(row, hash, positions): each distinct n-gram of a row and how often it occurs."""
-    import polars as pl
-
-    return ngram_rows(frame, size).group_by("row", "hash").agg(pl.len().cast(pl.UInt32).alias("positions"))
