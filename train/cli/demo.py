@@ -28,9 +28,10 @@ def demo(
     ] = False,
 ) -> None:
     """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
-    ingest -> trace -> verify -> score -> select SFT / SFT_LP / OXA_MLE -> self-distill ->
-    verify -> score -> OXA_Full -> train each -> GRPO from SFT and OXA_Full -> evaluate on
-    held-out problems -> compare with SFT, with 95% intervals.
+    ingest -> trace -> verify -> score -> self-distill -> verify -> score -> decontaminate
+    against the held-out problems (a few planted in the pool) -> select SFT / SFT_LP / OXA_MLE /
+    OXA_Full -> train each -> GRPO from SFT and OXA_Full -> evaluate on held-out problems ->
+    compare with SFT, with 95% intervals.
 
     A second run reuses the steps that are done (DIR/demo.json)."""
     from train.demo import DemoConfig, run_demo

@@ -129,7 +129,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             return
         if model is None:
             raise typer.BadParameter("--model is required: the model folder to evaluate", param_hint="--model")
-        from curate.workspace.progress import stage_progress
+        from curate.workspace.progress import stage_progress, warn
         from train.eval import run_eval
 
         config = EvalConfig(
@@ -163,6 +163,11 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             console.print(f"{name}: {status}")
         _print_metrics(result["report"]["metrics"])
         console.print(f"table: {result['report']['table']}; plot: {result['report']['plot']}")
+        warnings = (result["contamination"] or {}).get("warnings", [])
+        if warnings:  # printed before generating too; a long run scrolls them away
+            warn(
+                f"{len(warnings)} contamination warning(s) about the training subset: see the table's Contamination section"
+            )
 
     @eval_app.command("report")
     def report(
