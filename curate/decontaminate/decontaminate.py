@@ -281,7 +281,12 @@ def _stats(
         "summary": summary,
         "fingerprint": fp,
         "benchmarks": bench.record(),
-        "settings": {"ngram": config.ngram, "min_coverage": config.min_coverage, "responses": config.responses},
+        "settings": {
+            "ngram": config.ngram,
+            "min_coverage": config.min_coverage,
+            "responses": config.responses,
+            "mmlu_subjects": config.mmlu_subjects,
+        },
         "checked": counts,
         "candidate_pairs": scan.pairs,
         "new_matches": scan.new_matches,
