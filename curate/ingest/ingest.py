@@ -71,6 +71,7 @@ from curate.workspace.parts import PartWriter, atomic_write_json, file_sha256, f
 from curate.workspace.progress import ProgressFn
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
+from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import ANSWERS, GIVEN, PROBLEMS, REJECTS, SAMPLES, SCORES, VERIFY
 
 GIVEN_VERDICTS = ("correct", "incorrect")
@@ -93,6 +94,8 @@ class IngestConfig:
     verdict: str | None = None  # 'correct' or 'incorrect': the source vouches for its responses
 
     def check(self) -> None:
+        if self.where is not None:
+            check_expression(self.where, "--where")
         if self.verdict is not None and self.verdict not in GIVEN_VERDICTS:
             raise OxaError(f"--verdict takes {' or '.join(GIVEN_VERDICTS)}, got {self.verdict!r}")
 
@@ -238,6 +241,7 @@ class _Ingest:
             ).fetchall()
         }
         self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
+        lock_down(self.con, ws.root)  # --where runs here
         self.run_samples: set[str] = set()
         self.run_problems: set[str] = set()
         self.run_answers: set[tuple] = set()

@@ -42,6 +42,7 @@ from curate.workspace import OxaError, Workspace, check_tag
 from curate.workspace.parts import PartWriter, fingerprint
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
+from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import GENERATED_PROBLEMS, SELF_SAMPLES
 
 ProgressFn = Callable[[str, int, int], None]
@@ -68,6 +69,8 @@ class GenerateConfig:
         from curate.backends import BACKENDS
 
         check_tag(self.tag)
+        if self.where is not None:
+            check_expression(self.where, "--where")
         if self.backend not in BACKENDS:
             raise OxaError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.n < 1 or self.max_new_tokens < 1 or self.batch_prompts < 1:
@@ -126,6 +129,7 @@ class _Generate:
         )
         con = retry_busy(self.ws.connect)
         try:
+            lock_down(con, self.ws.root)  # --where runs here
             con.register("done", done)
             try:
                 rows = con.sql(query).to_arrow_table()

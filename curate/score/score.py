@@ -45,6 +45,7 @@ from curate.workspace import OxaError, Workspace, check_tag
 from curate.workspace.parts import PartWriter, fingerprint, part_glob
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
+from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import SCORES
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
@@ -74,6 +75,8 @@ class ScoreConfig:
         from curate.backends import BACKENDS
 
         check_tag(self.tag)
+        if self.where is not None:
+            check_expression(self.where, "--where")
         if self.backend not in BACKENDS:
             raise OxaError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.context not in CONTEXTS:
@@ -112,6 +115,7 @@ class _Score:
         progress("selecting samples", 0, 0)
         con = retry_busy(self.ws.connect)
         try:
+            lock_down(con, self.ws.root)  # --where runs here
             con.register("done", done)
             try:
                 glob = part_glob(self.ws.table_folder("samples"))

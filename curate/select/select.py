@@ -44,6 +44,7 @@ from curate.subsets.subsets import input_fingerprints, inputs_on_disk, publish, 
 from curate.workspace import OxaError, Workspace
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
+from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import SUBSET_PROBLEMS, SUBSET_SAMPLES, valid_ppl
 
 ProgressFn = Callable[[str], None]
@@ -354,6 +355,8 @@ def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None 
     config.validate()
     for label, _, part in config.parts():
         check_scores_tag(ws, part, label)
+        if part.where is not None:  # its rows decide the version: the same every run
+            check_expression(part.where, f"{label}: where", deterministic=True)
     tags = sorted({part.scores_tag for _, _, part in config.parts() if part.scores_tag})
     with ws.lock("subsets", f"oxa select {config.name}"):
         on_disk = inputs_on_disk(ws, tags)
@@ -394,6 +397,7 @@ def _select_and_publish(
     name, version = config.name, resolved["version"]
     con = ws.connect()
     try:
+        lock_down(con, ws.root)  # the filters run here
         results = []
         for label, loss_type, part in config.parts():
             report(f"selecting {label} ({part.strategy})")

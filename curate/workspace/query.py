@@ -20,6 +20,7 @@ import duckdb
 
 from curate.workspace.errors import OxaError
 from curate.workspace.resources import resource_dir, sql_text
+from curate.workspace.sandbox import lock_down
 from curate.workspace.workspace import Workspace
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -55,7 +56,7 @@ def run_query(
         ws.check_outside_data(output, "--output")
     con = ws.connect()
     try:
-        _lock_down(con, ws)
+        lock_down(con, ws.root)
         try:
             statements = con.extract_statements(query)
             if len(statements) != 1:
@@ -90,15 +91,6 @@ def run_query(
         return relation.columns, relation.fetchall()
     finally:
         con.close()
-
-
-def _lock_down(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
-    """No file outside the workspace, no extension installed or loaded, and settings that
-    the query cannot change back (DuckDB's own switches)."""
-    con.execute("SET allowed_directories = $dirs", {"dirs": [f"{ws.root}/"]})
-    for setting in ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions"):
-        con.execute(f"SET {setting} = false")
-    con.execute("SET lock_configuration = true")
 
 
 def _json_text(relation: duckdb.DuckDBPyRelation) -> str:
