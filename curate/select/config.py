@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from curate.select.gaussian import FILLS, ROUNDINGS, bin_count
+from curate.select.gaussian import FILLS, ROUNDINGS, GaussianParams, bin_count, densities
 from curate.workspace import OxaError, check_tag
 from curate.workspace.configfile import apply_overrides, build_config, load_config_file
 
@@ -139,6 +139,13 @@ class Selection:
                 raise OxaError(f"{where}: rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
             if self.fill not in FILLS:
                 raise OxaError(f"{where}: fill must be one of {', '.join(FILLS)}, got {self.fill!r}")
+            # every bin's density must be a number: mu 1000 or sigma 1e-300 leave none
+            densities(
+                GaussianParams(
+                    self.mu, self.sigma, self.p_min, self.p_max, self.bin_width, self.n, self.rounding,
+                    self.redistribute, self.fill,
+                )
+            )  # fmt: skip
             if self.redistribute and self.fill != "longest_first":
                 raise OxaError(
                     f"{where}: redistribute applies to fill 'longest_first' only; the released script's "
@@ -242,7 +249,7 @@ def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def load_select_config(ref: str | Path, overrides: list[str] | None = None) -> SelectConfig:
     """A validated SelectConfig from a TOML/YAML file or a preset name, with `--set` overrides."""
-    data = apply_overrides(load_config_file(ref), overrides or [])
+    data = apply_overrides(load_config_file(ref), overrides or [], ALIASES)
     _check_keys(data, COSMETIC + SUBSET_FIELDS, "config")
     for label in ("positives", "negatives"):
         if isinstance(data.get(label), dict):

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curate.select.sampling import IdsAt, ProblemCap, RowOrder
+from curate.workspace.errors import OxaError
 
 ROUNDINGS = ("floor", "largest_remainder")
 FILLS = ("longest_first", "round_robin")
@@ -95,8 +96,20 @@ def bin_index(ppl: np.ndarray, params: GaussianParams, in_range: np.ndarray) -> 
 def densities(params: GaussianParams) -> list[float]:
     """The Gaussian density at each bin centre, in plain floats (the same arithmetic on
     every machine, so ties between targets break the same way)."""
-    scale = 1 / (params.sigma * math.sqrt(2 * math.pi))
-    return [scale * math.exp(-0.5 * ((params.centre(i) - params.mu) / params.sigma) ** 2) for i in range(params.n_bins)]
+    try:
+        scale = 1 / (params.sigma * math.sqrt(2 * math.pi))
+        dens = [
+            scale * math.exp(-0.5 * ((params.centre(i) - params.mu) / params.sigma) ** 2) for i in range(params.n_bins)
+        ]
+    except (OverflowError, ZeroDivisionError):
+        dens = [math.inf]
+    if not math.isfinite(sum(dens)) or sum(dens) == 0:
+        raise OxaError(
+            f"gaussian: mu {params.mu} and sigma {params.sigma} give the PPL bins of [{params.p_min}, {params.p_max}] "
+            "no usable density in floating point (every bin centre is too many sigmas from mu, or sigma is too "
+            "small to compute with); put mu inside or near the PPL range, with a sigma such as the paper's 0.25"
+        )
+    return dens
 
 
 def bin_targets(params: GaussianParams) -> list[int]:

@@ -40,7 +40,12 @@ def load_config_file(ref: str | Path) -> dict:
                 + ", ".join(preset_names())
             )
         path = matches[0]
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise OxaError(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); save it as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
@@ -50,10 +55,12 @@ def load_config_file(ref: str | Path) -> dict:
     return data
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+def apply_overrides(data: dict, overrides: list[str], aliases: dict[str, str] | None = None) -> dict:
     """A copy of `data` with each `KEY=VALUE` set; dotted keys reach into tables
-    (`positives.mu=3.0`). Values stay text here; conversion to the field's type
-    happens in `build_config`."""
+    (`positives.mu=3.0`). A key replaces the same field under another name (`--set n=`
+    over a preset's `N`, with `aliases`). Values stay text here; conversion to the
+    field's type happens in `build_config`."""
+    aliases = aliases or {}
     data = _deep_copy(data)
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -66,6 +73,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             target = target.setdefault(table, {})
             if not isinstance(target, dict):
                 raise OxaError(f"--set {key}: {table!r} is a value, not a table")
+        field_name = aliases.get(leaf, leaf)
+        for other in [k for k in target if k != leaf and aliases.get(k, k) == field_name]:
+            del target[other]
         target[leaf] = value.strip()
     return data
 
@@ -133,6 +143,11 @@ def _scalar(value: Any, wanted: type) -> Any:
     if wanted is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(value)
+        if isinstance(value, str):
+            try:  # exactly, however large (a float holds 53 bits)
+                return int(value.replace("_", "").strip())
+            except ValueError:
+                pass
         # 50_000 and 5e4 are both fine in text; the value must be a whole number
         number = float(value.replace("_", "")) if isinstance(value, str) else value
         if not math.isfinite(number) or not float(number).is_integer():
