@@ -115,6 +115,7 @@ class Workspace:
                 "choose an empty or new folder for the workspace"
             )
         ws.root.mkdir(parents=True, exist_ok=True)
+        ws.check_links()
         for folder, schema in TABLE_FOLDERS.values():
             write_schema_part(ws.root / folder, schema)
         for name in ("scores", "runs", "subsets"):
@@ -128,7 +129,37 @@ class Workspace:
         ws = cls(root)
         if not ws.catalog_path.is_file():
             raise OxaError(f"{ws.root} is not an oxa workspace (no {CATALOG}); create one with `oxa init {root}`")
+        ws.check_links()
         return ws
+
+    def check_links(self) -> None:
+        """Refuse a workspace whose data folders, subset folders or version folders (or the
+        catalog) are symbolic links: oxa reads and writes through them, and a link can take
+        a read or a published subset outside the workspace. The root itself may be a link
+        (it is resolved when the workspace is opened)."""
+        fixed = [self.root / folder for folder, _ in TABLE_FOLDERS.values()]
+        fixed += [self.root / name for name in ("pool", "pool/self", "scores", "runs", "subsets", ".locks", CATALOG)]
+        for path in fixed:
+            self.refuse_link(path)
+        for parent in ("scores", "pool/self", "subsets"):
+            for child in sorted((self.root / parent).glob("*")):
+                self.refuse_link(child)
+        for version in sorted((self.root / "subsets").glob("*/*")):
+            self.refuse_link(version)
+
+    def refuse_link(self, path: Path) -> None:
+        """A one-line error when `path`, or a folder between the root and it, is a symbolic link."""
+        current = self.root
+        for part in path.relative_to(self.root).parts:
+            current = current / part
+            if current.is_symlink():
+                raise OxaError(
+                    f"{current} is a symbolic link (to {os.readlink(current)}); oxa reads and writes a workspace only "
+                    "through its own folders, so a link could take its data outside it: replace the link with the "
+                    "folder itself (move or copy the data in)"
+                )
+            if not current.exists():
+                return
 
     @property
     def catalog_path(self) -> Path:
