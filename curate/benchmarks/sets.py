@@ -31,6 +31,7 @@ from curate.benchmarks.choice import (
     render,
     shuffle_options,
 )
+from curate.benchmarks.names import BUILTIN
 from curate.ingest.presets import (
     PRESETS,
     Preset,
@@ -46,7 +47,6 @@ from curate.text.instructions import strip_instruction_suffixes
 from curate.workspace import OxaError
 from curate.workspace.resources import benchmarks_dir, sql_text
 
-BUILTIN = ("aime24", "aime25", "brumo25", "cmimc25", "hmmt25", "minerva")
 # a subset's data.parquet, or its `oxa export --format hf` folder: the catalog's columns
 _SUBSET_PRESET = replace(
     generic_preset({"problem": "problem", "gold_answer": "gold_answer"}),

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curate.benchmarks.sets import BUILTIN
+from curate.benchmarks.names import BUILTIN
 from curate.cli.common import WorkspaceArg, console
-from curate.decontaminate import METHODS, DecontaminateConfig, run_decontaminate
+from curate.decontaminate.config import DecontaminateConfig
 from curate.workspace import Workspace
 from curate.workspace.progress import stage_progress
 
@@ -63,6 +63,9 @@ def decontaminate(
     benchmark's numbers and expressions are in it. `oxa select` leaves out contaminated
     problems by default. A rerun with the same settings checks only new problems.
     """
+    from curate.decontaminate.decontaminate import run_decontaminate  # the stage, when it runs (not for --help)
+    from curate.decontaminate.matching import METHODS
+
     ws = Workspace.open(workspace)
     config = DecontaminateConfig(
         against=[a.strip() for a in against.split(",") if a.strip()],

@@ -20,16 +20,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import duckdb
 import pyarrow as pa
 
 from curate import __version__
-from curate.benchmarks.sets import BUILTIN, PromptSet, load_prompt_set, resolve_sets
+from curate.benchmarks.names import BUILTIN
+from curate.benchmarks.sets import PromptSet, load_prompt_set, resolve_sets
+from curate.decontaminate.config import DecontaminateConfig
 from curate.decontaminate.matching import CONTAMINATED, METHODS, RULES_VERSION, classify
 from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
-from curate.workspace import OxaError, Workspace
+from curate.workspace import Workspace
 from curate.workspace.parts import PartWriter, fingerprint, part_glob
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
@@ -38,25 +40,6 @@ ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 FIELDS = ("problem", "response")
 _PROBLEM_BATCH = 50_000
 _RESPONSE_BATCH = 1_000  # R1 responses of thousands of tokens: a few million token rows per batch
-
-
-@dataclass
-class DecontaminateConfig:
-    """What to check the pool against, and how. Every field is also an `oxa decontaminate` option."""
-
-    against: list[str] = field(default_factory=lambda: list(BUILTIN))  # built-in names or files/folders
-    ngram: int = 8  # tokens per n-gram (open-r1's decontaminate.py: 8 words; lm-eval: 13)
-    min_coverage: float = 0.8  # share of a benchmark problem's tokens a match must cover
-    responses: bool = False  # also check every response (a benchmark problem quoted in a solution)
-    mmlu_subjects: str = "stem"  # an MMLU file's subjects, as `oxa eval --mmlu-subjects`
-
-    def check(self) -> None:
-        if not self.against:
-            raise OxaError(f"name at least one benchmark: --against {','.join(BUILTIN)} or a file")
-        if self.ngram < 2:
-            raise OxaError(f"--ngram must be at least 2 tokens, got {self.ngram}; the default is 8")
-        if not 0.0 < self.min_coverage <= 1.0:
-            raise OxaError(f"--min-coverage is a share in (0, 1], got {self.min_coverage}; the default is 0.8")
 
 
 @dataclass
