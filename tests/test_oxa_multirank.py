@@ -236,6 +236,10 @@ def child(out: Path, tokenizer_dir: str, mode: str) -> None:
     (out / f"rank{rank}.json").write_text(json.dumps(log))
     if rank == 0:
         torch.save(updates, out / "updates.pt")
+    # a gloo group left to the interpreter's exit can abort a rank there ("terminate called
+    # without an active exception", SIGABRT) after its work is done; close it as fsdp_child does
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def torchrun(*args, deepspeed: bool = False) -> subprocess.CompletedProcess:
