@@ -7,7 +7,16 @@ so that a stage folder holds its own logic and nothing else.
 Guides: docs/workspace.md, docs/sql.md; the contract: docs/architecture.md.
 """
 
-from curate.workspace.errors import MissingExtra, OxaError, WorkspaceBusy
+from curate.workspace.errors import DataCommitted, DiskFull, MissingExtra, OxaError, WorkspaceBusy, WorkspaceDamaged
 from curate.workspace.workspace import Workspace, check_tag
 
-__all__ = ["MissingExtra", "OxaError", "Workspace", "WorkspaceBusy", "check_tag"]
+__all__ = [
+    "DataCommitted",
+    "DiskFull",
+    "MissingExtra",
+    "OxaError",
+    "Workspace",
+    "WorkspaceBusy",
+    "WorkspaceDamaged",
+    "check_tag",
+]
