@@ -10,13 +10,14 @@ Guide: docs/cli.md.
 
 from __future__ import annotations
 
+import errno
 import sys
 from importlib.metadata import entry_points
 
 import typer
 
-from curate.cli import decontaminate, ingest, score, select, subsets, synth, trace, verify, workspace
-from curate.workspace import OxaError
+from curate.cli import check, decontaminate, ingest, score, select, subsets, synth, trace, verify, workspace
+from curate.workspace import DiskFull, OxaError, WorkspaceDamaged
 
 PLUGIN_GROUP = "oxa.cli"  # entry points: callables taking the app, adding commands to it
 
@@ -31,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _commands in (workspace, ingest, trace, verify, decontaminate, score, select, subsets, synth):
+for _commands in (workspace, check, ingest, trace, verify, decontaminate, score, select, subsets, synth):
     _commands.register(app)
 for _plugin in _PLUGINS:
     _plugin.load()(app)
@@ -43,8 +44,67 @@ def main() -> None:
     try:
         command()
     except OxaError as exc:
-        typer.echo(f"error: {exc}", err=True)  # plain, unwrapped: paths and SQL stay whole
-        sys.exit(2)
+        _exit_with(exc)
+    except Exception as exc:
+        explained = explain_failure(exc)
+        if explained is None:
+            raise  # a bug: its traceback, exit status 1
+        _exit_with(explained)
+
+
+def _exit_with(exc: OxaError) -> None:
+    typer.echo(f"error: {exc}", err=True)  # plain, unwrapped: paths and SQL stay whole
+    sys.exit(exc.exit_code)
+
+
+def explain_failure(exc: BaseException) -> OxaError | None:
+    """One line for what a library raised where the cause is the machine's or the data's,
+    not oxa's: a full disk (wherever it surfaced: Python, DuckDB, Arrow), or a damaged file
+    of a workspace this command opened, found by `oxa check`'s passes and named."""
+    chain = _chain(exc)
+    full = next((e for e in chain if _no_space(e)), None)
+    if full is not None:
+        where = getattr(full, "filename", None)
+        return DiskFull(
+            f"the disk is full (no space left on the device) while writing {where or 'the output'}; nothing "
+            "half-written was published (temporary files go with the next run of the stage, or `oxa check WS "
+            "--repair`); free space and run the command again"
+        )
+    if not any(_is_read_error(e) for e in chain):
+        return None
+    from curate.check import find_damage
+    from curate.workspace.workspace import OPENED
+
+    for ws in dict.fromkeys(OPENED):
+        found = find_damage(ws)
+        if found:
+            more = f" ({len(found) - 1} more)" if len(found) > 1 else ""
+            return WorkspaceDamaged(
+                f"{ws.root / found[0].path} {found[0].problem}{more}; run `oxa check {ws.root}` to see the damage, "
+                f"and `oxa check {ws.root} --repair` to set it aside"
+            )
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _no_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(exc)
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    """An error of DuckDB or Arrow, or of reading a file: what a damaged part raises."""
+    module = type(exc).__module__ or ""
+    return module.startswith(("duckdb", "_duckdb", "pyarrow")) or isinstance(exc, (OSError, EOFError))
 
 
 def unwrap_help(command) -> None:

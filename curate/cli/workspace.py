@@ -38,13 +38,19 @@ def status(workspace: WorkspaceArg) -> None:
     temporary files of unfinished writes ('stale' ones, left by a killed run, are removed
     by the next writer of their folder), files in the tables' folders that no table reads,
     and whether the catalog file waits for a process."""
-    info = Workspace.open(workspace).status()
+    ws = Workspace.open(workspace)
+    info = ws.status()
     tables = Table(title=f"workspace {info['root']}")
     tables.add_column("table")
     tables.add_column("rows", justify="right")
     for name, rows in info["tables"].items():
         tables.add_row(name, f"{rows:,}")
     console.print(tables)
+    if info["tables_unreadable"]:
+        console.print(
+            f"row counts unavailable: {info['tables_unreadable']}", markup=False, highlight=False, soft_wrap=True
+        )
+    _print_quick_check(ws, workspace)
     if info["unfinished_writes"]:
         unfinished = Table(title="unfinished writes (not in any table)")
         unfinished.add_column("temporary file")
@@ -72,6 +78,25 @@ def status(workspace: WorkspaceArg) -> None:
     for run in info["runs"]:
         runs.add_row(run["stage"], run["run_id"], run["config_fingerprint"], run["status"], run["summary"])
     console.print(runs)
+
+
+def _print_quick_check(ws: Workspace, workspace: Path) -> None:
+    """The cheap part of `oxa check` (no hashing, no rows read), and when the whole of it
+    is needed. Temporary files and stray files have their own tables below."""
+    from curate.check import run_check
+
+    report = run_check(ws, deep=False)
+    shown = [f for f in report.findings if f.kind not in ("stale-temporary", "stray-file")]
+    for line in [*(f.line() for f in shown), *(n for n in report.notes if "being written" not in n)]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if report.findings:
+        console.print(
+            f"damage or leftovers found: `oxa check {workspace}` checks everything (it hashes every part), "
+            f"`oxa check {workspace} --repair` acts on what it can",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def sql(

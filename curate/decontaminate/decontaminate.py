@@ -32,7 +32,7 @@ from curate.decontaminate.config import DecontaminateConfig
 from curate.decontaminate.matching import CONTAMINATED, METHODS, RULES_VERSION, classify
 from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
 from curate.workspace import Workspace
-from curate.workspace.parts import PartWriter, fingerprint, part_glob
+from curate.workspace.parts import PartWriter, fingerprint, part_glob, remove_part
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
 
@@ -174,7 +174,7 @@ def _remove_other_fingerprints(ws: Workspace, fp: str) -> int:
     for table in ("contamination", "contamination_checked"):
         for path in ws.table_folder(table).glob("decontaminate-*.parquet"):
             if not path.name.startswith(f"decontaminate-{fp}-"):
-                path.unlink()
+                remove_part(path)
                 removed += 1
     return removed
 

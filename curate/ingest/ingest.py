@@ -533,6 +533,7 @@ class _Ingest:
         for writer in (self.problems, self.answers, self.scores, self.samples):
             if writer is not None:
                 writer.publish(f"ingest-{content_fingerprint}")
+                self.run.published = "parts of its pool"  # a failure from here on left them whole and readable
         if self.verdicts is not None:  # after their samples
             self.verdicts.publish(f"given-{content_fingerprint}")
         if self.scores is not None:

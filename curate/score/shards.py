@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.workspace import OxaError, WorkspaceBusy
-from curate.workspace.parts import SCHEMA_PART, atomic_write_json, part_files
+from curate.workspace.parts import SCHEMA_PART, atomic_write_json, part_files, remove_part
 
 
 @dataclass(frozen=True)
@@ -101,5 +101,5 @@ def claim_folder(
     if check_only:
         return
     for part in others:
-        part.unlink(missing_ok=True)
+        remove_part(part)
     atomic_write_json(path, manifest)

@@ -12,6 +12,12 @@ those of a live writer on this host or of any writer on another host.
 Readers take only files named as oxa names its parts (`<prefix>-<16 hex digits>.parquet`,
 PART_GLOB): a file dropped into a data folder by hand, or written there by a query,
 never enters a table; `stray_files` lists such files so that `oxa status` can say so.
+
+Every part has its content recorded beside it when it is published: `.<part name>.sum`
+(JSON: sha256, bytes, rows, mtime_ns), written after the part is in place and removed
+before it goes, so that a record without its part means a part was lost, and a part
+whose size, time or hash differ from its record was changed after oxa wrote it
+(`oxa check`, docs/workspace.md).
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ _PART_NAME = re.compile(r".*-[0-9a-f]{16}\.parquet")
 # a zero-row part named like the others, so that one glob matches it and the data parts
 SCHEMA_PART = "_schema-0000000000000000.parquet"
 _OLD_SCHEMA_PART = "_schema.parquet"  # its name in workspaces made before oxa read parts by name
+
+
+_SUM_SUFFIX = ".sum"
 
 
 def duckdb_path(path: Path | str) -> str:
@@ -186,6 +195,57 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sum_path(part: Path) -> Path:
+    """Where a part's content record lives: a hidden file beside it that no glob of parts matches."""
+    return part.with_name(f".{part.name}{_SUM_SUFFIX}")
+
+
+def part_of_sum(record: Path) -> Path:
+    """The part a content record describes."""
+    return record.with_name(record.name[1 : -len(_SUM_SUFFIX)])
+
+
+def sum_files(folder: Path) -> list[Path]:
+    """The content records in a folder."""
+    return sorted(folder.glob(f".*{_SUM_SUFFIX}")) if folder.is_dir() else []
+
+
+def read_sum(part: Path) -> dict | None:
+    """A part's content record, or None when it has none or the record is unreadable."""
+    try:
+        record = json.loads(sum_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+
+
+def record_part(part: Path, sha256: str, rows: int | None) -> None:
+    """Write a published part's content record (its hash was taken before it was renamed
+    into place; size and time are the part's own, which the rename keeps)."""
+    stat = part.stat()
+    record = {"sha256": sha256, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": rows}
+    atomic_write_text(sum_path(part), json.dumps(record, sort_keys=True) + "\n")
+
+
+def publish_part(tmp: Path, target: Path, rows: int | None, sha256: str | None = None) -> Path:
+    """Rename a written temporary part onto `target` and record its content. A part that
+    replaces another (same name) loses the old record first: a kill in between leaves a
+    part without a record (recorded again by `oxa check`), never a record that lies."""
+    sha256 = sha256 or file_sha256(tmp)
+    sum_path(target).unlink(missing_ok=True)
+    os.replace(tmp, target)
+    record_part(target, sha256, rows)
+    return target
+
+
+def remove_part(part: Path) -> None:
+    """Remove a part that oxa itself retires (superseded rows, a replaced cache): the
+    record goes first, so a kill in between leaves a part without a record, never a
+    record of a part that seems lost."""
+    sum_path(part).unlink(missing_ok=True)
+    part.unlink(missing_ok=True)
+
+
 def write_schema_part(folder: Path, schema: pa.Schema) -> None:
     """A zero-row part that gives a folder's view its columns before any data exists
     (DuckDB's read_parquet fails on a glob that matches nothing)."""
@@ -196,7 +256,7 @@ def write_schema_part(folder: Path, schema: pa.Schema) -> None:
     if not target.exists():
         tmp = temp_path(target)
         pq.write_table(pa.Table.from_batches([], schema=schema), tmp)  # (empty_table() imports pandas)
-        os.replace(tmp, target)
+        publish_part(tmp, target, rows=0)
 
 
 class PartWriter:
@@ -235,7 +295,7 @@ class PartWriter:
         self._digest = hashlib.sha256()
         self._part_rows = 0
         self.staged = staged
-        self._unpublished: list[tuple[Path, str]] = []  # staged parts: temporary path, digest
+        self._unpublished: list[tuple[Path, str, str, int]] = []  # staged parts: temporary path, ids, sha256, rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{prefix}")
         self._pending: deque[Future] = deque()
         self._closed = False
@@ -278,12 +338,12 @@ class PartWriter:
             return
         self._writer.close()
         assert self._tmp is not None
+        sha256 = file_sha256(self._tmp)  # on this thread, from the page cache: hashing releases the GIL
         if self.staged:
-            self._unpublished.append((self._tmp, self._digest.hexdigest()[:16]))
+            self._unpublished.append((self._tmp, self._digest.hexdigest()[:16], sha256, self._part_rows))
         else:
             target = self.folder / f"{self.prefix}-{self._digest.hexdigest()[:16]}.parquet"
-            os.replace(self._tmp, target)
-            self.parts.append(target)
+            self.parts.append(publish_part(self._tmp, target, self._part_rows, sha256))
         self._writer, self._tmp = None, None
         self._digest = hashlib.sha256()
         self._part_rows = 0
@@ -303,10 +363,9 @@ class PartWriter:
         while writing them)."""
         assert self._closed, "publish() follows close()"
         while self._unpublished:
-            tmp, digest = self._unpublished[0]
+            tmp, digest, sha256, rows = self._unpublished[0]
             target = self.folder / f"{prefix or self.prefix}-{digest}.parquet"
-            os.replace(tmp, target)
-            self.parts.append(target)
+            self.parts.append(publish_part(tmp, target, rows, sha256))
             self._unpublished.pop(0)
         return self.parts
 
@@ -323,6 +382,6 @@ class PartWriter:
             assert self._tmp is not None
             self._tmp.unlink(missing_ok=True)
             self._writer, self._tmp = None, None
-        for tmp, _ in self._unpublished:  # staged parts were never visible; nothing is left
+        for tmp, *_ in self._unpublished:  # staged parts were never visible; nothing is left
             tmp.unlink(missing_ok=True)
         self._unpublished.clear()

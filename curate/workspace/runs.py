@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from curate.workspace.errors import WorkspaceBusy
+from curate.workspace.errors import DataCommitted, WorkspaceBusy
 from curate.workspace.parts import PartWriter, atomic_write_json, fingerprint, owner_tag
 from curate.workspace.progress import warn
 from curate.workspace.schema import REJECTS
@@ -29,6 +29,9 @@ class StageRun:
     started_at: datetime = field(default_factory=_now)
 
     def __post_init__(self) -> None:
+        # what this run has made visible to readers, once it has: from then on a failure
+        # is not "nothing was done" (DataCommitted, exit code 3)
+        self.published: str | None = None
         held = self.ws.check_catalog(self.stage)  # before any work: a held catalog is named now
         if held:
             warn(held)
@@ -58,7 +61,9 @@ class StageRun:
     def finish(self, stats: dict, status: str = "done") -> dict:
         """Close the rejects, write stats.json (the run's record) and bring the catalog up
         to date; a catalog that another process holds now gets the run from the next oxa
-        command, and the run is still done."""
+        command, and the run is still done. By now the run's data is published: a failure
+        from here on is DataCommitted (see fail)."""
+        self.published = self.published or "its data"
         self.rejects.close()
         finished = _now()
         stats = {
@@ -80,8 +85,22 @@ class StageRun:
         return stats
 
     def fail(self, error: BaseException) -> None:
+        """Record why the run stopped. Before anything was published it `failed` and the
+        caller re-raises; after (`published` is set), it is `committed` (the data is whole
+        and kept, its bookkeeping is not) and DataCommitted is raised in place of `error`."""
         self.rejects.abort()
-        atomic_write_json(
-            self.dir / "stats.json",
-            {"status": "failed", "run_id": self.run_id, "error": f"{type(error).__name__}: {error}"},
-        )
+        committed = self.published is not None and isinstance(error, Exception) and not isinstance(error, DataCommitted)
+        status = "committed" if committed else "failed"
+        record = {"status": status, "run_id": self.run_id, "error": f"{type(error).__name__}: {error}"}
+        if committed:
+            record["published"] = self.published
+        try:
+            atomic_write_json(self.dir / "stats.json", record)
+        except OSError as exc:  # a full disk: the error that stopped the run matters more
+            warn(f"run {self.run_id}'s record could not be written ({exc.strerror or exc})")
+        if committed:
+            raise DataCommitted(
+                f"oxa {self.stage} published {self.published}, then failed: {type(error).__name__}: {error}; the data "
+                f"is whole and kept; run `oxa check {self.ws.root} --repair` to complete its record "
+                "(after freeing space, if the disk is full)"
+            ) from error

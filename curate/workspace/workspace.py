@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from curate import __version__
-from curate.workspace.errors import OxaError, WorkspaceBusy, refuse_in_a_rerun_main
+from curate.workspace.errors import OxaError, WorkspaceBusy, WorkspaceDamaged, refuse_in_a_rerun_main
 from curate.workspace.parts import (
     PART_GLOB,
     atomic_write_text,
@@ -53,6 +53,9 @@ DATA_ENTRIES = ("pool", "answers", "verify", "scores", "subsets", "runs", ".lock
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOCK_WAIT_SECONDS = 10.0  # how long to wait for another oxa process writing the catalog
 _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+# The workspaces this process opened: when a command fails reading one, the CLI looks
+# for the damaged file there (curate/check) and names it instead of DuckDB's words.
+OPENED: list[Workspace] = []
 
 
 def _sql_string(value: str) -> str:
@@ -91,6 +94,15 @@ def _holder(exc: Exception) -> str:
     return f"pid {pid}" + (f" (`{command[:200]}`)" if command else "")
 
 
+def _json_record(path: Path) -> dict | None:
+    """A run's or subset's JSON record, or None when it cannot be read as one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _same_names(tag: str, other: str) -> bool:
     return score_view_name(tag).lower() == score_view_name(other).lower()
 
@@ -110,6 +122,8 @@ class Workspace:
         if ws.root.exists() and not ws.root.is_dir():
             raise OxaError(f"cannot create a workspace at {ws.root}: it is a file")
         if ws.root.is_dir() and any(ws.root.iterdir()) and not ws.catalog_path.exists():
+            if ws.looks_like_workspace():
+                raise WorkspaceDamaged(ws.missing_catalog())
             raise OxaError(
                 f"{ws.root} exists, is not empty and holds no {CATALOG}; "
                 "choose an empty or new folder for the workspace"
@@ -128,9 +142,22 @@ class Workspace:
     def open(cls, root: str | Path) -> Workspace:
         ws = cls(root)
         if not ws.catalog_path.is_file():
+            if ws.looks_like_workspace():
+                raise WorkspaceDamaged(ws.missing_catalog())
             raise OxaError(f"{ws.root} is not an oxa workspace (no {CATALOG}); create one with `oxa init {root}`")
         ws.check_links()
+        OPENED.append(ws)
         return ws
+
+    def looks_like_workspace(self) -> bool:
+        """Whether the folder holds a workspace's data folders (its catalog may be lost)."""
+        return (self.root / "pool").is_dir() and (self.root / "runs").is_dir()
+
+    def missing_catalog(self) -> str:
+        return (
+            f"{self.catalog_path} is missing, but {self.root} holds a workspace's folders: rebuild the catalog "
+            f"from them with `oxa check {self.root} --repair`"
+        )
 
     def check_links(self) -> None:
         """Refuse a workspace whose data folders, subset folders or version folders (or the
@@ -276,20 +303,24 @@ class Workspace:
     def _ensure_schema_parts(self) -> None:
         """Every view's folder holds its zero-row part (a workspace made by an older oxa
         has it under its old name; one removed by hand comes back)."""
-        for folder, schema in TABLE_FOLDERS.values():
-            write_schema_part(self.root / folder, schema)
-        for tag in self.score_tags():
-            write_schema_part(self.root / "scores" / tag, SCORES)
+        try:
+            for folder, schema in TABLE_FOLDERS.values():
+                write_schema_part(self.root / folder, schema)
+            for tag in self.score_tags():
+                write_schema_part(self.root / "scores" / tag, SCORES)
+        except OSError:  # a read-only workspace or a full disk: reading goes on (`oxa check` names a lost one)
+            pass
 
     def _records(self) -> tuple[list[tuple], list[tuple]]:
         """The rows of the runs and subsets tables, read from the folders that are their
         record: each finished run's stats.json and config.json, each subset's card.json."""
         runs = []
         for stats_path in sorted(self.root.glob("runs/*/*/stats.json")):
-            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+            stats, config = _json_record(stats_path), _json_record(stats_path.parent / "config.json")
+            if stats is None or config is None:  # damaged: `oxa check` names it
+                continue
             if "finished_at" not in stats:  # a failed run: its stats.json says why
                 continue
-            config = json.loads((stats_path.parent / "config.json").read_text(encoding="utf-8"))
             runs.append(
                 (
                     stats_path.parent.name,
@@ -303,7 +334,13 @@ class Workspace:
             )
         subsets = []
         for card_path in sorted(self.root.glob("subsets/*/*/card.json")):
-            card = json.loads(card_path.read_text(encoding="utf-8"))
+            card = _json_record(card_path)
+            # a damaged card, or a folder copied under another name: `oxa check` names it
+            if card is None or (card.get("name"), card.get("version")) != (
+                card_path.parent.parent.name,
+                card_path.parent.name,
+            ):
+                continue
             subsets.append(
                 (
                     card["name"],
@@ -407,8 +444,12 @@ class Workspace:
                 self._write_catalog(state=state)
         except WorkspaceBusy as exc:
             return f"{exc}; it is brought up to date by the next oxa command once free"
-        except PermissionError as exc:
-            return f"the catalog {self.catalog_path} is not brought up to date: {exc}"
+        except (OSError, OxaError, duckdb.Error) as exc:  # read-only, disk full, or a damaged catalog file
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return (
+                f"the catalog {self.catalog_path} is not brought up to date ({reason}); oxa reads the folders "
+                f"meanwhile; `oxa check {self.root}` says why"
+            )
         return None
 
     def check_catalog(self, stage: str) -> str | None:
@@ -441,6 +482,17 @@ class Workspace:
         self.refresh_catalog(state)
         return self._memory_connection(state)
 
+    def read_connection(self) -> duckdb.DuckDBPyConnection:
+        """The same in-memory DuckDB as `connect`, written nowhere: neither the catalog
+        file nor a missing schema part (a view over a folder without any part fails)."""
+        return self._memory_connection(self._state())
+
+    def rebuild_catalog(self, purpose: str) -> None:
+        """Write the catalog file again from the folders, whatever it holds now."""
+        self._ensure_schema_parts()
+        with self.lock("catalog", purpose, wait_seconds=_LOCK_WAIT_SECONDS):
+            self._write_catalog(force=True)
+
     def _memory_connection(self, state: tuple) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         self._fill(con, *state)
@@ -462,22 +514,28 @@ class Workspace:
         self._ensure_schema_parts()
         state = self._state()
         catalog = self.refresh_catalog(state)
-        con = self._memory_connection(state)
+        con, counts, unreadable = None, {}, None
         try:
+            con = self._memory_connection(state)
             counts = dict(con.execute(sql_text("queries/table_counts.sql")).fetchall())
             for tag in self.score_tags():
                 counts[score_view_name(tag)] = con.execute(f'SELECT count(*) FROM "{score_view_name(tag)}"').fetchone()[
                     0
                 ]
+        except duckdb.Error as exc:  # a damaged part: the rest of the status still helps, and `oxa check` names it
+            unreadable = str(exc).splitlines()[0]
         finally:
-            con.close()
+            if con is not None:
+                con.close()
         runs = []
         for config_path in sorted((self.root / "runs").glob("*/*/config.json")):
             run_dir = config_path.parent
-            config = json.loads(config_path.read_text())
+            config = _json_record(config_path) or {}
             stats_path = run_dir / "stats.json"
-            stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
-            if stats:
+            stats = _json_record(stats_path) if stats_path.exists() else None
+            if stats_path.exists() and stats is None:
+                state = "record damaged"
+            elif stats:
                 state = stats.get("status", "done")
             else:  # no owner (an older oxa) or another host's: 'incomplete'
                 state = {"dead": "killed", "alive": "running"}.get(owner_state(config.get("owner", "")), "incomplete")
@@ -494,6 +552,7 @@ class Workspace:
         return {
             "root": str(self.root),
             "tables": counts,
+            "tables_unreadable": unreadable,
             "runs": runs,
             "unfinished_writes": self.unfinished_writes(),
             "stray_files": stray,
