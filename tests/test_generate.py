@@ -145,3 +145,28 @@ def test_verify_and_score_treat_self_samples_like_any_other(tiny_models, copy_ws
     stats = run_score(copy_ws, ScoreConfig(str(tiny_models / "base"), "base", where="origin = 'self'"))
     assert stats["funnel"]["scored"] == n_self
     assert query(copy_ws, "SELECT count(ppl_base) FROM candidates WHERE origin = 'self'")[0][0] == n_self
+
+
+def test_a_lost_generated_part_is_found_and_made_again(tiny_models, copy_ws):
+    """Issue 31: a samples part deleted by hand left its problems marked done, so a rerun
+    skipped them and nothing said so. `oxa check` names the part and the lost problems;
+    `--repair` forgets them as done; the rerun makes the same samples again."""
+    from curate.check import repair_workspace, run_check
+
+    run_generate(copy_ws, config(tiny_models, batch_prompts=8))
+    whole = self_rows(copy_ws)
+    lost = sorted((copy_ws.root / "pool" / "samples").glob("generate-*.parquet"))[0]
+    lost_problems = {row[0] for row in query(copy_ws, f"SELECT DISTINCT problem_id FROM '{lost}'")}
+    lost.unlink()
+    report = run_check(copy_ws)
+    relative = lost.relative_to(copy_ws.root).as_posix()
+    assert [(f.kind, f.path) for f in report.findings] == [("missing-part", relative)]
+    repair_workspace(copy_ws, report)
+    report = run_check(copy_ws)
+    assert [(f.kind, f.path) for f in report.findings] == [("generation-lost", "pool/self/tiny-self")]
+    assert report.findings[0].problem.startswith(f"{len(lost_problems)} problems are marked generated")
+    repair_workspace(copy_ws, report)
+    assert run_check(copy_ws).findings == []
+    stats = run_generate(copy_ws, config(tiny_models, batch_prompts=8))
+    assert stats["funnel"]["generated"] == len(lost_problems)
+    assert self_rows(copy_ws) == whole  # the same draws: seeds come from (seed, problem_id)
