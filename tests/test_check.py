@@ -345,3 +345,23 @@ def _host() -> str:
 def test_sum_path_is_hidden_and_no_part_glob_takes_it(pool):
     samples = part(pool, "pool/samples")
     assert sum_path(samples).name.startswith(".") and not sum_path(samples).match(PART_GLOB)
+
+
+def test_a_full_disk_under_a_plot_is_an_oserror_naming_the_file(small_disk):
+    """matplotlib's own PNG writer hid ENOSPC behind an AttributeError; a card's, eval's and
+    GRPO's plots are rendered in memory and written as bytes, so the CLI sees the full disk."""
+    from curate.subsets.plots import new_figure, save_png
+
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError):
+        while True:
+            os.write(fd, b"\0" * (1 << 16))
+    os.close(fd)
+    figure = new_figure()
+    figure.add_subplot().plot([1, 2, 3])
+    with pytest.raises(OSError) as raised:
+        save_png(figure, small_disk / "plot.png")
+    assert raised.value.errno == 28
+    from curate.cli import explain_failure
+
+    assert str(explain_failure(raised.value)).startswith("the disk is full")

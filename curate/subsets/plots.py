@@ -16,6 +16,16 @@ SAVE_OPTIONS = {"dpi": 100, "metadata": {"Software": None}}  # savefig options: 
 _PART_COLOURS = ("#1f77b4", "#d62728")
 
 
+def save_png(figure, path: Path) -> None:
+    """Render to memory, then write the bytes: a full disk then raises OSError (ENOSPC)
+    naming the file, where matplotlib's own file writer hid it behind an AttributeError."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **SAVE_OPTIONS)
+    Path(path).write_bytes(buffer.getvalue())
+
+
 def new_figure(rows: int = 1):
     """A figure on its own Agg canvas (eval's Pass@k plot draws on one too)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -54,7 +64,7 @@ def plot_ppl(data: Path, parts: list[dict], path: Path) -> None:
         axis.set_ylabel("rows")
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, **SAVE_OPTIONS)
+    save_png(figure, path)
 
 
 def plot_lengths(data: Path, parts: list[dict], path: Path) -> None:
@@ -75,7 +85,7 @@ def plot_lengths(data: Path, parts: list[dict], path: Path) -> None:
     else:  # a selection that read no scores (random) has no token counts
         axis.text(0.5, 0.5, "no token counts: the selection read no scores", ha="center", transform=axis.transAxes)
     figure.tight_layout()
-    figure.savefig(path, **SAVE_OPTIONS)
+    save_png(figure, path)
 
 
 def plot_pass_rates(data: Path, path: Path) -> None:
@@ -88,4 +98,4 @@ def plot_pass_rates(data: Path, path: Path) -> None:
     axis.set_xlabel("pass rate")
     axis.set_ylabel("problems")
     figure.tight_layout()
-    figure.savefig(path, **SAVE_OPTIONS)
+    save_png(figure, path)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.subsets.plots import SAVE_OPTIONS, new_figure
+from curate.subsets.plots import new_figure, save_png
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_text
 from train.eval.passk import k_values
@@ -201,4 +201,4 @@ def _plot(rows: list[dict], curves: list[dict], path: Path) -> None:
         axis.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     with atomic_target(path) as tmp:
-        figure.savefig(tmp, format="png", **SAVE_OPTIONS)
+        save_png(figure, tmp)

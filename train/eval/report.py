@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.subsets.plots import SAVE_OPTIONS, new_figure
+from curate.subsets.plots import new_figure, save_png
 from curate.workspace import OxaError
 from curate.workspace.parts import atomic_target, atomic_write_text
 from train.eval.passk import k_values, mean_pass_at_k
@@ -320,4 +320,4 @@ def _plot(curves: list[dict], path: Path) -> None:
     plot_pass_at_k(figure.add_subplot(1, 1, 1), by_set)
     figure.tight_layout()
     with atomic_target(path) as tmp:
-        figure.savefig(tmp, format="png", **SAVE_OPTIONS)
+        save_png(figure, tmp)

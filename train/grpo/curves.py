@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curate.subsets.plots import SAVE_OPTIONS, new_figure
+from curate.subsets.plots import new_figure, save_png
 from curate.workspace.parts import atomic_target
 
 CURVES = (
@@ -36,4 +36,4 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str = "") -
         axis.grid(True, alpha=0.3)
     figure.tight_layout()
     with atomic_target(path) as tmp:
-        figure.savefig(tmp, format="png", **SAVE_OPTIONS)
+        save_png(figure, tmp)
