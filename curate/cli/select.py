@@ -55,7 +55,10 @@ def select(
         task = progress.add_task("reading candidates")
         stats = run_select(ws, selection, progress=lambda message: progress.update(task, description=message))
     if stats["existing"]:
-        console.print(f"{stats['name']}/{stats['version']} exists already (same config and inputs): {stats['path']}")
+        console.print(
+            f"{stats['name']}/{stats['version']} exists already (same config and inputs; its files match its card): "
+            f"{stats['path']}"
+        )
         return
     for part in stats["parts"]:
         table = Table(title=f"{part['label']}: {part['strategy']} (loss_type {part['loss_type']})", show_header=False)

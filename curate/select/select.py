@@ -40,7 +40,7 @@ from curate.select.config import SelectConfig, Selection
 from curate.select.gaussian import GaussianParams, select_gaussian_bins
 from curate.select.sampling import IdColumn, ProblemCap, RowOrder
 from curate.subsets.cards import write_card
-from curate.subsets.subsets import input_fingerprints, inputs_on_disk, publish, subset_dir, subset_version
+from curate.subsets.subsets import existing_version, input_fingerprints, inputs_on_disk, publish, subset_version
 from curate.workspace import OxaError, Workspace
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
@@ -351,7 +351,10 @@ def _shortfall_message(label: str, result: PartResult) -> str:
 
 def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None = None) -> dict:
     """Select `config`'s subset; returns the run's stats (also in stats.json). A version
-    that exists already is reported, never rewritten."""
+    that exists already, whole and matching its card, is reported, never rewritten; an
+    empty folder in its place is no version and is replaced; any other folder there
+    (no card, a copy, damaged files) is WorkspaceDamaged, naming it and `oxa check WS
+    --repair` (subsets.existing_version)."""
     config.validate()
     for label, _, part in config.parts():
         check_scores_tag(ws, part, label)
@@ -373,8 +376,8 @@ def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None 
         }
         run = StageRun(ws, "select", resolved)
         try:
-            folder = subset_dir(ws, config.name, version)
-            if folder.exists():
+            folder = existing_version(ws, config.name, version)
+            if folder is not None:
                 summary = f"{config.name}/{version} exists already; nothing written"
                 stats = {"name": config.name, "version": version, "path": str(folder), "existing": True}
                 return run.finish({"summary": summary, **stats})

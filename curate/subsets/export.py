@@ -8,8 +8,9 @@
 - hf: a Hugging Face `datasets` folder (`save_to_disk`) of the subset's data as it is.
 
 The instruction appended to each problem defaults to the paper's (appendix A.3). The
-subset's checksums are checked first; the output is written under a temporary name and
-renamed into place, so a failed export leaves nothing behind.
+subset's files are checked first against the sha256 its card.json records and
+checksums.sha256 lists (subsets.intact_card); the output is written under a temporary name
+and renamed into place, so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.subsets.subsets import check_checksums, load_card, resolve_subset
+from curate.subsets.subsets import intact_card, resolve_subset
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import MissingExtra, OxaError, Workspace
 from curate.workspace.parts import atomic_target, duckdb_path
@@ -60,10 +61,7 @@ def run_export(ws: Workspace, config: ExportConfig, progress: Callable[[str], No
     if config.format not in FORMATS:
         raise OxaError(f"unknown export format {config.format!r}; choose one of {', '.join(FORMATS)}")
     folder = resolve_subset(ws, config.subset)
-    changed = check_checksums(folder)
-    if changed:
-        raise OxaError(f"subset {folder} no longer matches its checksums ({', '.join(changed)}); re-select it")
-    card = load_card(folder)
+    card = intact_card(folder)
     output = Path(config.output).expanduser().resolve()
     _check_output(config, output, card["unit"])
     _check_target(ws, config, output)
