@@ -84,7 +84,8 @@ def test_a_staged_writer_shows_nothing_until_published(tmp_path):
     writer.close()
     assert list(tmp_path.glob("*.parquet")) == []
     (part,) = writer.publish("ingest-content")
-    assert part.name.startswith("ingest-content-") and [p.name for p in tmp_path.iterdir()] == [part.name]
+    assert part.name.startswith("ingest-content-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{part.name}.sum", part.name]  # the part and its record
     assert pq.read_table(part)["sample_id"].to_pylist() == ["a", "b"]
 
 
