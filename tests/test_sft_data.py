@@ -12,7 +12,7 @@ import pytest
 from curate.select import SelectConfig, Selection, run_select
 from curate.subsets import ExportConfig, run_export
 from curate.text.instructions import KNOWN_SUFFIXES
-from curate.workspace import OxaError, Workspace
+from curate.workspace import OxaError, Workspace, WorkspaceDamaged
 from tests.pools import TAG, add_pool
 
 pytest.importorskip("transformers")
@@ -175,5 +175,5 @@ def test_bad_input(subset, tokenizer, tmp_path):
     shutil.copytree(folder, tampered)
     table = pq.read_table(tampered / "data.parquet")
     pq.write_table(table.slice(0, 3), tampered / "data.parquet")
-    with pytest.raises(OxaError, match=r"no longer matches its checksums \(data.parquet\); re-select it"):
+    with pytest.raises(WorkspaceDamaged, match=r"no longer matches its card \(data.parquet differ from the sha256"):
         load_sft_data(tampered, tokenizer, cutoff=None)

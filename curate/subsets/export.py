@@ -86,6 +86,7 @@ def run_export(ws: Workspace, config: ExportConfig, progress: Callable[[str], No
             if replaced is not None and not output.exists():  # the old output back where it was
                 replaced.rename(output)
             raise
+        run.published = str(output)  # in place: a failure from here on is not "nothing was done"
         if replaced is not None:  # the new output is in place: the old one goes
             shutil.rmtree(replaced)
         summary = f"{resolved['subset']} -> {output} ({config.format}, {rows:,} rows)"

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from curate.subsets.subsets import check_checksums, file_sha256, load_card
 from curate.text.instructions import KNOWN_SUFFIXES
-from curate.workspace import MissingExtra, OxaError
+from curate.workspace import MissingExtra, OxaError, WorkspaceDamaged
 from curate.workspace.parts import duckdb_path
 from curate.workspace.resources import sql_text
 
@@ -117,9 +117,13 @@ def read_rows(path: Path, instruction: str) -> tuple[pa.Table, SftDataStats]:
 
 def _subset_rows(folder: Path, instruction: str) -> tuple[pa.Table, SftDataStats]:
     """A subset's rows as prompt/completion by the SQL of `oxa export --format trl`."""
-    changed = check_checksums(folder)
+    changed = check_checksums(folder)  # against its card; the folder may be a copy made for training, anywhere
     if changed:
-        raise OxaError(f"subset {folder} no longer matches its checksums ({', '.join(changed)}); re-select it")
+        raise WorkspaceDamaged(
+            f"subset {folder} no longer matches its card ({', '.join(changed)} differ from the sha256 recorded when "
+            "it was published); copy the folder again from its workspace, or there run `oxa check WS --repair` "
+            "and then the same `oxa select`"
+        )
     card = load_card(folder)
     data = folder / "data.parquet"
     if card.get("unit") == "problems" or "response" not in pq.read_schema(data).names:
