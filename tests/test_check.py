@@ -261,6 +261,25 @@ def test_a_stage_whose_bookkeeping_fails_after_publishing_says_so(ws, tmp_path, 
     assert stats["status"] == "committed"
 
 
+def test_an_export_in_place_whose_record_fails_exits_3(pool, tmp_path, capsys, monkeypatch):
+    from curate.select import load_select_config, run_select
+
+    run_select(pool, load_select_config("sft-random", ["n=3", "name=r3"]))
+    output = tmp_path / "r3.json"
+
+    def full_disk(self, purpose):
+        raise OSError(28, "No space left on device", str(self.catalog_path))
+
+    monkeypatch.setattr(Workspace, "sync_catalog", full_disk)
+    code, _, err = oxa(["export", pool.root, "r3", "--format", "alpaca", "-o", output], capsys)
+    assert code == 3, err
+    assert f"oxa export published {output}, then failed" in err
+    assert len(json.loads(output.read_text())) == 3  # the export is whole
+    monkeypatch.undo()
+    [stats] = [json.loads(p.read_text()) for p in (pool.root / "runs" / "export").glob("*/stats.json")]
+    assert (stats["status"], stats["published"]) == ("committed", str(output))
+
+
 def test_exit_codes_are_the_documented_ones(ws, tmp_path, capsys):
     from curate.workspace import errors
 
