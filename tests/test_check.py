@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.check import repair_workspace, run_check
-from curate.workspace import Workspace
+from curate.workspace import Workspace, WorkspaceDamaged
 from curate.workspace.parts import PART_GLOB, file_sha256, read_sum, sum_path
 from curate.workspace.workspace import OPENED
 from tests.conftest import query, write_jsonl
@@ -161,7 +161,8 @@ def test_foreign_and_copied_files_named_like_parts_are_found_and_moved_aside(poo
     copy.write_bytes(samples.read_bytes())
     foreign = pool.root / "verify" / "mine-fedcba9876543210.parquet"
     pq.write_table(pa.table({"x": [1, 2]}), foreign)
-    assert query(pool, "SELECT count(*), count(sample_id) FROM samples") == [(12, 12)]
+    with pytest.raises(WorkspaceDamaged, match="mine-fedcba9876543210.parquet is named like a part of verify/ but oxa"):
+        query(pool, "SELECT count(*) FROM samples")  # its rows would enter verify without ids
     report = run_check(pool)  # the copy has no record yet: it gets one, and the next check compares
     assert kinds(report) == [("foreign-file", "verify/mine-fedcba9876543210.parquet")]
     assert "lacks its table's columns (sample_id string" in report.findings[0].problem
@@ -205,6 +206,21 @@ def test_leftovers_of_killed_work_are_found_and_cleared(pool, capsys):
     assert (pool.root / ".locks" / "pool.lock").read_text() == ""
     assert json.loads((killed / "stats.json").read_text())["status"] == "killed"
     assert [r["status"] for r in pool.status()["runs"] if r["run_id"] == killed.name] == ["killed"]
+
+
+def test_a_select_killed_after_publishing_is_named_with_its_subset(pool, capsys):
+    from curate.select import load_select_config, run_select
+
+    stats = run_select(pool, load_select_config("sft-random", ["n=3", "name=r3"]))
+    run_dir = pool.run_dir("select", stats["run_id"])
+    (run_dir / "stats.json").unlink()  # killed between publishing the version and writing its record
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "owner": f"~{_host()}~{DEAD_PID}"}))
+    [found] = run_check(pool, deep=False).findings
+    assert (found.kind, found.path) == ("killed-run", run_dir.relative_to(pool.root).as_posix())
+    assert f"it had published subset r3/{stats['version']}, which is whole and kept" in found.problem
+    assert oxa(["check", pool.root, "--repair"], capsys)[0] == 0
+    assert json.loads((run_dir / "stats.json").read_text())["status"] == "killed"
 
 
 def test_a_run_record_that_cannot_be_read_is_named_and_commands_go_on(pool, capsys):

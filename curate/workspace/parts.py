@@ -210,6 +210,14 @@ def sum_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f".*{_SUM_SUFFIX}")) if folder.is_dir() else []
 
 
+def unrecorded_parts(folder: Path) -> list[Path]:
+    """The parts of a folder without a content record (a listing, nothing read)."""
+    if not folder.is_dir():
+        return []
+    names = {p.name for p in folder.iterdir()}
+    return sorted(p for p in folder.glob(PART_GLOB) if f".{p.name}{_SUM_SUFFIX}" not in names)
+
+
 def read_sum(part: Path) -> dict | None:
     """A part's content record, or None when it has none or the record is unreadable."""
     try:

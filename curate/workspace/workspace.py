@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from curate import __version__
 from curate.workspace.errors import OxaError, WorkspaceBusy, WorkspaceDamaged, refuse_in_a_rerun_main
@@ -39,6 +41,7 @@ from curate.workspace.parts import (
     owner_state,
     stray_files,
     temp_files,
+    unrecorded_parts,
     write_schema_part,
 )
 from curate.workspace.resources import sql_text
@@ -476,7 +479,10 @@ class Workspace:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with the catalog's views, macros and tables, read from the
         workspace itself: it works while another process holds catalog.duckdb. The
-        catalog file is brought up to date on the way when it is free."""
+        catalog file is brought up to date on the way when it is free. A file named like
+        a part that oxa did not write and that lacks its table's columns is refused
+        first: its rows would enter the table with NULL ids."""
+        self.refuse_foreign_parts()
         self._ensure_schema_parts()
         state = self._state()
         self.refresh_catalog(state)
@@ -497,6 +503,26 @@ class Workspace:
         con = duckdb.connect()
         self._fill(con, *state)
         return con
+
+    def refuse_foreign_parts(self) -> None:
+        """WorkspaceDamaged naming the first file in a table's folder that is named like a
+        part, has no record (oxa did not write it, or an oxa before records did) and lacks
+        a column of its table. Only parts without a record have their footer read."""
+        folders = [(self.root / folder, schema) for folder, schema in TABLE_FOLDERS.values()]
+        folders += [(self.root / "scores" / tag, SCORES) for tag in self.score_tags()]
+        for folder, schema in folders:
+            for part in unrecorded_parts(folder):
+                try:
+                    found = pq.read_schema(part)
+                except (OSError, pa.ArrowException):
+                    found = None
+                if found is None or any(found.get_field_index(f.name) < 0 for f in schema):
+                    raise WorkspaceDamaged(
+                        f"{part} is named like a part of {folder.relative_to(self.root).as_posix()}/ but oxa did not "
+                        f"write it and it {'is not parquet' if found is None else 'lacks its columns'}, so its rows "
+                        f"would enter the table without ids; run `oxa check {self.root} --repair` to move it aside "
+                        "(or move it out yourself)"
+                    )
 
     def stray_files(self) -> list[Path]:
         """Files in the tables' folders that no view reads (not written by oxa)."""
