@@ -267,6 +267,33 @@ def write_schema_part(folder: Path, schema: pa.Schema) -> None:
         publish_part(tmp, target, rows=0)
 
 
+class _GrowingFileHash:
+    """The sha256 of a file that is only appended to (a parquet part being written), read
+    as it grows: hashing runs beside the writing, on the writer's thread, instead of as
+    one more pass over the whole part after it is closed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.handle = None
+
+    def update(self) -> None:
+        if self.handle is None:
+            self.handle = open(self.path, "rb")
+        while block := self.handle.read(1 << 20):
+            self.digest.update(block)
+
+    def finish(self) -> str:
+        self.update()
+        self.close()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
 class PartWriter:
     """Streams Arrow tables into parquet parts of at most `rows_per_part` rows.
 
@@ -300,6 +327,7 @@ class PartWriter:
         self.rows_written = 0
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
+        self._hash: _GrowingFileHash | None = None
         self._digest = hashlib.sha256()
         self._part_rows = 0
         self.staged = staged
@@ -335,7 +363,9 @@ class PartWriter:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._tmp = temp_path(self.folder / f"{self.prefix}.parquet")
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+            self._hash = _GrowingFileHash(self._tmp)
         self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+        self._hash.update()
         ids = chunk.column(self.id_column).to_pylist()
         self._digest.update(("\n".join(map(str, ids)) + "\n").encode())
         self._part_rows += chunk.num_rows
@@ -345,14 +375,14 @@ class PartWriter:
         if self._writer is None:
             return
         self._writer.close()
-        assert self._tmp is not None
-        sha256 = file_sha256(self._tmp)  # on this thread, from the page cache: hashing releases the GIL
+        assert self._tmp is not None and self._hash is not None
+        sha256 = self._hash.finish()  # the footer; the row groups were hashed as they were written
         if self.staged:
             self._unpublished.append((self._tmp, self._digest.hexdigest()[:16], sha256, self._part_rows))
         else:
             target = self.folder / f"{self.prefix}-{self._digest.hexdigest()[:16]}.parquet"
             self.parts.append(publish_part(self._tmp, target, self._part_rows, sha256))
-        self._writer, self._tmp = None, None
+        self._writer, self._tmp, self._hash = None, None, None
         self._digest = hashlib.sha256()
         self._part_rows = 0
 
@@ -387,9 +417,10 @@ class PartWriter:
         self._pending.clear()
         if self._writer is not None:
             self._writer.close()
-            assert self._tmp is not None
+            assert self._tmp is not None and self._hash is not None
+            self._hash.close()
             self._tmp.unlink(missing_ok=True)
-            self._writer, self._tmp = None, None
+            self._writer, self._tmp, self._hash = None, None, None
         for tmp, *_ in self._unpublished:  # staged parts were never visible; nothing is left
             tmp.unlink(missing_ok=True)
         self._unpublished.clear()
