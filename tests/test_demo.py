@@ -290,3 +290,14 @@ def test_a_second_run_reuses_every_step(demo):
     assert result.output.count("reused") == len(state)
     after = json.loads((workdir / "summary.json").read_text())
     assert after["subsets"] == before["subsets"] and after["comparison"] == before["comparison"]
+
+
+def test_the_demo_workspace_checks_clean(demo):
+    """Every part every stage wrote (ingest, trace, verify, decontaminate, score, generate,
+    select) has its record, and `oxa check` finds nothing: no false alarm on a real run."""
+    from curate.check import run_check
+
+    workdir, _ = demo
+    report = run_check(Workspace.open(workdir / "ws"))
+    assert report.findings == [] and report.notes == [], (report.findings, report.notes)
+    assert report.parts > 20
