@@ -323,3 +323,137 @@ def test_placeholder_answers_given_at_ingest_are_no_gold(ws, tmp_path):
     stats = run_ingest(ws, IngestConfig([str(write_jsonl(tmp_path / "b.jsonl", rows))], preset="benchmark"))
     assert stats["placeholder_golds"] == 3 and stats["funnel"]["accepted"] == 4
     assert query(ws, "SELECT gold_answer FROM gold") == [("7",)]
+
+
+# -- a trace killed while it publishes (issue 31) ----------------------------------------
+
+# Runs `oxa trace` in a process that SIGKILLs itself at a chosen step of its publication.
+KILL_DRIVER = """
+import os, signal, sys
+from curate.trace import run_files
+where = sys.argv[1]
+publish_part, remove_part = run_files.publish_part, run_files.remove_part
+def publish_or_die(part, target, *args):
+    if where == "before_conflicts_move_in" and target.parent.name == "conflicts":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return publish_part(part, target, *args)
+def remove_or_die(part):
+    if where == "before_old_answers_go" and part.parent.name == "answers":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return remove_part(part)
+run_files.publish_part, run_files.remove_part = publish_or_die, remove_or_die
+from curate.cli import main
+sys.argv = ["oxa", "trace", *sys.argv[2:]]
+main()
+"""
+
+# conflict rows whose answer taken is not the traced answer in `answers`
+DISAGREEING = """
+SELECT c.problem_id, c.resolution, c.gold_answer
+FROM trace_conflicts AS c
+LEFT JOIN (
+    SELECT problem_id, list(DISTINCT gold_answer ORDER BY gold_answer) AS traced
+    FROM answers WHERE match_method <> 'given' GROUP BY problem_id
+) AS a USING (problem_id)
+WHERE coalesce(a.traced, []::VARCHAR[]) <> CASE WHEN c.gold_answer IS NULL THEN []::VARCHAR[] ELSE [c.gold_answer] END
+"""
+# traced answers flagged as a conflict that trace_conflicts does not explain
+UNEXPLAINED = """
+SELECT problem_id FROM answers
+WHERE match_method <> 'given' AND conflict AND problem_id NOT IN (SELECT problem_id FROM trace_conflicts)
+"""
+
+
+@pytest.mark.parametrize("where", ["before_conflicts_move_in", "before_old_answers_go"])
+def test_a_trace_killed_while_publishing_is_finished_by_the_next(traced_ws, tmp_path, where):
+    import subprocess
+    import sys
+
+    from curate.trace.run_files import stale_scratch_files
+    from curate.workspace.parts import owner_tag, part_files, part_of_sum, sum_files
+
+    ws = traced_ws
+    first, second = make_sources(tmp_path)
+    run_trace(ws, TraceConfig([str(first), str(second)]))
+    conflicts = "SELECT problem_id, resolution, gold_answer FROM trace_conflicts ORDER BY 1"
+    ids = {case: naive_problem_id(POOL[case]) for case in ("conflict", "equivalent")}
+    assert query(ws, conflicts) == sorted(
+        [(ids["conflict"], "priority_no_agreement", "5"), (ids["equivalent"], "equivalent", "0.5")]
+    )
+    args = [ws.root, "--answers", second, "--answers", first, "--on-conflict", "drop", "--no-fuzzy"]
+    killed = subprocess.run([sys.executable, "-c", KILL_DRIVER, where, *map(str, args)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [killed_dir] = [d for d in (ws.root / "runs" / "trace").iterdir() if not (d / "stats.json").exists()]
+
+    # the conflicts of the first trace went first, and this trace's come last: no conflict
+    # row disagrees with the answers, and the killed run's record says what is left to do
+    assert query(ws, conflicts) == []
+    assert query(ws, DISAGREEING) == []
+    assert (killed_dir / "publication.json").is_file()
+    trace_parts = len([p for p in part_files(ws.table_folder("answers")) if p.name.startswith("trace-")])
+    traced = query(ws, "SELECT count(*) FROM answers WHERE match_method <> 'given'")
+    # killed before the old answers went, both traces' answers show (6 and 4); else only the new ones
+    assert (trace_parts, traced) == ((2, [(10,)]) if where == "before_old_answers_go" else (1, [(4,)]))
+
+    # its scratch is stale (its process is gone); a live run's is not
+    stale = stale_scratch_files(ws)
+    assert killed_dir / "scratch.duckdb" in stale
+    assert {p.parent for p in stale} == {killed_dir}
+    assert {p.name for p in stale} <= {"scratch.duckdb", "scratch.duckdb.wal", "scratch.tmp"}
+    live = ws.root / "runs" / "trace" / "20990101T000000Z-live"
+    live.mkdir()
+    (live / "config.json").write_text(json.dumps({"stage": "trace", "owner": owner_tag()}))
+    (live / "scratch.duckdb").write_bytes(b"in use")
+    assert live / "scratch.duckdb" not in stale_scratch_files(ws)
+
+    stats = run_trace(ws, TraceConfig([str(second), str(first)], on_conflict="drop", fuzzy=False))
+    assert stats["left_by_killed_runs"] == {
+        "publications_finished": [killed_dir.name],
+        "scratch_removed": [str(p) for p in stale],
+    }
+    assert query(ws, conflicts) == sorted(
+        [(ids["conflict"], "dropped", None), (ids["equivalent"], "equivalent", "\\frac{1}{2}")]
+    )
+    assert query(ws, DISAGREEING) == [] and query(ws, UNEXPLAINED) == []
+    assert query(ws, "SELECT count(*) FROM answers WHERE match_method <> 'given'") == [(4,)]
+    for table in ("answers", "trace_conflicts"):
+        folder = ws.table_folder(table)
+        assert len([p for p in part_files(folder) if p.name.startswith("trace-")]) == 1
+        assert all(part_of_sum(record).is_file() for record in sum_files(folder))  # no record of a removed part
+    assert sorted(p.name for p in killed_dir.iterdir()) == ["config.json", "outcomes.parquet", "rejects"]
+    assert stale_scratch_files(ws) == [] and (live / "scratch.duckdb").is_file()
+
+
+def test_a_reference_answer_holding_a_control_character_is_not_taken(ws, tmp_path):
+    problems = ["What is $6 \\cdot 7$?", "What is $2^5$?", "What is $9-4$?"]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"problem": p, "response": "\\boxed{1}"} for p in problems])
+    run_ingest(ws, IngestConfig([str(pool)], mapping={"problem": "problem", "response": "response"}))
+    first = write_jsonl(
+        tmp_path / "first.jsonl",
+        [
+            {"problem": problems[0], "answer": "42\x00"},
+            {"problem": problems[1], "answer": ["32", "thirty\x1btwo"]},
+            {"problem": problems[2], "answer": "5"},
+        ],
+    )
+    second = write_jsonl(tmp_path / "second.jsonl", [{"problem": problems[0], "answer": "42"}])
+    stats = run_trace(ws, TraceConfig([str(first), str(second)], preset="benchmark"))
+    assert stats["rejects"] == {"control_character_answer": 2}
+    rejected = (
+        duckdb.connect()
+        .sql(
+            f"SELECT source_row, reason, detail FROM read_parquet('{ws.run_dir('trace', stats['run_id'])}/rejects/*.parquet') "
+            "ORDER BY source_file, source_row"
+        )
+        .fetchall()
+    )
+    assert rejected == [
+        (0, "control_character_answer", "the answer '42\\x00' holds control character U+0000"),
+        (1, "control_character_answer", "the answer 'thirty\\x1btwo' holds control character U+001B"),
+    ]
+    # the second source answers the first problem; the second problem's only reference is unusable
+    assert query(ws, "SELECT source_row, gold_answer, answer_source FROM answers ORDER BY gold_answer") == [
+        (0, "42", "second"),
+        (2, "5", "first"),
+    ]
+    assert stats["problems"]["exact"] == 2 and stats["problems"]["placeholder"] == 1

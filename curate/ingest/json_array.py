@@ -6,12 +6,18 @@ common export). Each item is decoded by the standard library's C decoder
 (`JSONDecoder.raw_decode`); the file is read in chunks, and an item that a chunk cuts
 short is decoded again once more text has arrived (the read size doubles each time, so
 a long item costs a few passes, not one per chunk).
+
+Bytes that are not UTF-8 end the array at the item that holds them (NotUTF8): the items
+before it are yielded. Decoding stays strict and fast until the first such byte; from
+there on the rest of the file is decoded with each bad byte kept as a lone surrogate
+(Python's surrogateescape), which is how the item holding it is found.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -20,6 +26,7 @@ CHUNK_CHARS = 1 << 20
 # before it: the longest literal is -Infinity; a cut number or string ends at the end.
 _LONGEST_CUT = len("-Infinity") + 1
 _WHITESPACE = " \t\n\r"
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
 
 
 class MalformedJSON(ValueError):
@@ -28,6 +35,17 @@ class MalformedJSON(ValueError):
     def __init__(self, message: str, position: int) -> None:
         super().__init__(f"{message}: character {position:,}")
         self.position = position
+
+
+class NotUTF8(UnicodeDecodeError):
+    """A byte that is not UTF-8 in the item at `position` (characters from the start of the file)."""
+
+    def __init__(self, byte: int, position: int) -> None:
+        super().__init__("utf-8", bytes([byte]), 0, 1, "not UTF-8")
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"byte 0x{self.object[0]:02x} is not UTF-8, in the item at character {self.position:,}"
 
 
 class _Text:
@@ -39,6 +57,7 @@ class _Text:
         self.buffer = ""
         self.start = 0  # characters of the file before self.buffer[0]
         self.eof = False
+        self.lossy = False  # a byte that is not UTF-8 was read: from there on, bytes are kept as surrogates
 
     def read_more(self, chars: int) -> bool:
         """Append at least `chars` more characters if the file has them; False at the end."""
@@ -47,7 +66,12 @@ class _Text:
         parts, got = [], 0
         while got < chars:
             raw = self.handle.read(max(chars, CHUNK_CHARS))
-            text = self.decoder.decode(raw, final=not raw)
+            try:
+                text = self.decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:  # exc.object: the bytes held back from the last chunk, then raw
+                self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+                self.lossy = True
+                text = self.decoder.decode(exc.object, final=not raw)
             parts.append(text)
             got += len(text)
             if not raw:
@@ -61,6 +85,11 @@ class _Text:
         self.buffer = self.buffer[pos:]
         self.start += pos
         return 0
+
+    def refuse_bytes(self, start: int, end: int) -> None:
+        """Raise NotUTF8 if the buffer holds a byte that is not UTF-8 between `start` and `end`."""
+        if self.lossy and (found := _ESCAPED_BYTE.search(self.buffer, start, end)):
+            raise NotUTF8(ord(found.group()) - 0xDC00, self.start + start)
 
     def next_char(self, pos: int) -> tuple[str, int]:
         """The first non-whitespace character at or after `pos` ('' at the end) and its position."""
@@ -104,12 +133,14 @@ def iter_json_array(handle: BinaryIO) -> Iterator[object]:
                     text.read_more(want)
                     want *= 2
                     continue
+                text.refuse_bytes(pos, exc.pos + 1)
                 raise MalformedJSON(exc.msg, text.start + exc.pos) from None
             if end > len(text.buffer) - _LONGEST_CUT and not text.eof:  # a number may go on (1 of 1.5)
                 pos = text.drop_before(pos)
                 text.read_more(want)
                 continue
             break
+        text.refuse_bytes(pos, end)
         yield item
         char, pos = text.next_char(end)
         if char == "]":

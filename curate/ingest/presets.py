@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.text.characters import codepoint, lone_surrogate
 from curate.workspace import OxaError
 
 # Canonical staged fields and their Arrow types.
@@ -386,11 +387,32 @@ def extract_dicts(preset: Preset, rows: list[int], objects: list[dict]) -> pa.Ta
             columns[f.name].append(value)
         reasons.append(reason)
         details.append(detail)
-    arrays = {name: pa.array(values, KIND_TYPES[preset.field(name).kind]) for name, values in columns.items()}
+    arrays = {f.name: _typed_array(f, columns[f.name], reasons, details) for f in preset.fields}
     arrays["_row"] = pa.array(rows, pa.int64())
     arrays["_reason"] = pa.array(reasons, pa.string())
     arrays["_detail"] = pa.array(details, pa.string())
     return pa.table(arrays)
+
+
+def _typed_array(f: Field, values: list, reasons: list[str | None], details: list[str | None]) -> pa.Array:
+    """A field's values as Arrow. A value holding a lone surrogate (JSON's unpaired
+    `\\ud800` escape, which Python's json decodes but UTF-8 cannot store) becomes null and
+    rejects its record, `lone_surrogate:<field>`, rather than failing the whole batch."""
+    try:
+        return pa.array(values, KIND_TYPES[f.kind])
+    except UnicodeEncodeError:  # the rare case: find the records, clean the batch
+        where = "the unmapped fields" if f.path == "*" else f"'{f.path}'"
+        for i, value in enumerate(values):
+            if (char := lone_surrogate(value)) is None:
+                continue
+            values[i] = None
+            if reasons[i] is None:
+                reasons[i] = f"lone_surrogate:{f.name}"
+                details[i] = (
+                    f"{where} holds {codepoint(char)}, half of a surrogate pair without its other half "
+                    f"(an unpaired \\u{ord(char):04x} escape), which UTF-8 text cannot hold"
+                )
+        return pa.array(values, KIND_TYPES[f.kind])
 
 
 def _arrow_column(table: pa.Table, path: str) -> pa.ChunkedArray | None:

@@ -407,9 +407,8 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
                 return
             except (MalformedJSON, UnicodeDecodeError) as exc:
                 # A broken array cannot be resynchronized: what follows is one unreadable record.
-                batch.unreadable.append(
-                    Unreadable(row, "malformed_json", f"{exc} (the rest of the array is unreadable)", "")
-                )
+                reason = "invalid_utf8" if isinstance(exc, UnicodeDecodeError) else "malformed_json"
+                batch.unreadable.append(Unreadable(row, reason, f"{exc} (the rest of the array is unreadable)", ""))
                 break
             if isinstance(obj, dict):
                 batch.rows.append(row)

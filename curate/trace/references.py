@@ -4,9 +4,10 @@ A source is read with a REFERENCE_PRESET (or `--map`) through the readers ingest
 A row's answer is its answer column (a list gives accepted forms: the first is the
 gold, the rest alternatives), else the last \\boxed of its solution. A row without a
 usable answer (no answer, a solution without a box, a placeholder such as `proof` or
-`notfound`) is rejected with its reason but still matched, so that a problem whose only
-references are such rows is reported as `placeholder`, not as missing. Rows whose
-problem is missing, empty or of the wrong type are rejected and not matched.
+`notfound`, an answer holding a control character such as NUL) is rejected with its
+reason but still matched, so that a problem whose only references are such rows is
+reported as `placeholder`, not as missing. Rows whose problem is missing, empty or of
+the wrong type are rejected and not matched.
 
 Each kept row gets the keys tracing joins on: `exact_id` (the problem_id ingest would
 give its problem) and `match_text`/`match_key` (curate/text/normalize.py, after stripping a
@@ -34,6 +35,7 @@ from curate.ingest.presets import (
     no_preset_error,
 )
 from curate.ingest.sources import ArrowBatch, DictBatch, SourceFile, arrow_schema, peek_columns
+from curate.text.characters import codepoint, control_character
 from curate.text.extract import last_boxed
 from curate.text.instructions import strip_instruction_suffixes
 from curate.text.normalize import answer_keys, match_key, match_text, placeholder_keys
@@ -43,7 +45,7 @@ from curate.workspace.schema import REJECTS
 _NO_ANSWER_FIELD = ("missing_field:gold_answer", "missing_field:solution")
 
 # Rejected rows that still take part in matching: their problem is fine, their answer not.
-_MATCHABLE = (None, "no_boxed_answer", "missing_answer", "placeholder_answer")
+_MATCHABLE = (None, "no_boxed_answer", "missing_answer", "placeholder_answer", "control_character_answer")
 
 # A kept reference row (the `refs` table that matching reads).
 REFERENCE_ROWS = pa.schema(
@@ -140,6 +142,11 @@ class ReferenceReader:
                     reasons[i], details[i] = "no_boxed_answer", f"the solution has no usable \\boxed ({why})"
             elif answer is None and reasons[i] is None:
                 reasons[i], details[i] = "missing_answer", "the row has no answer"
+            damaged = next((form for form in answer or () if control_character(form)), None)
+            if reasons[i] is None and damaged is not None:
+                # damaged data (verify would call every answer to it bad_gold): not a gold to take
+                reasons[i] = "control_character_answer"
+                details[i] = f"the answer {damaged!r} holds control character {codepoint(control_character(damaged))}"
             forms.append(answer)
         firsts = [f[0] if f else None for f in forms]
         keys = answer_keys(firsts)

@@ -26,14 +26,15 @@ conflict's outcome is in the `trace_conflicts` table.
 
 Output: one `answers` row per traced problem, and one `trace_conflicts` row per problem
 whose references differ, each written as one part that replaces the previous trace's
-(answers given at ingest stay), and the outcome of every pool problem in
-runs/trace/<run>/outcomes.parquet. The work tables live in a DuckDB file in the run
-folder (memory stays bounded), removed at the end.
+(answers given at ingest stay), the two published together (curate/trace/run_files.py),
+and the outcome of every pool problem in runs/trace/<run>/outcomes.parquet. The work
+tables live in a DuckDB file in the run folder (memory stays bounded), removed at the
+end. A trace first finishes the publication of a trace killed during its own and
+removes the scratch files of killed runs.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -51,11 +52,18 @@ from curate.text.normalize import PLACEHOLDERS, match_key, match_text
 from curate.trace.evidence import equal_pairs, pool_support
 from curate.trace.fuzzy import fuzzy_matches
 from curate.trace.references import REFERENCE_ROWS, ReferenceReader, resolve_reference_presets
+from curate.trace.run_files import (
+    SCRATCH_DATABASE,
+    SCRATCH_SPILL,
+    finish_unfinished_publications,
+    publish_together,
+    remove_scratch,
+    remove_stale_scratch,
+)
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, file_sha256, fingerprint
+from curate.workspace.parts import file_sha256, fingerprint
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
-from curate.workspace.schema import ANSWERS, TRACE_CONFLICTS
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 
@@ -122,13 +130,12 @@ def keyed_problems(problem_ids: pa.Array, problems: pa.Array) -> pa.Table:
 class _Trace:
     def __init__(self, ws: Workspace, run: StageRun, config: TraceConfig, progress: ProgressFn) -> None:
         self.ws, self.run, self.config, self.progress = ws, run, config, progress
-        self.scratch = run.dir / "scratch.duckdb"
-        self.con = duckdb.connect(str(self.scratch))
+        self.con = duckdb.connect(str(run.dir / SCRATCH_DATABASE))
         self.con.execute(sql_text("macros.sql"))
         self.con.execute(sql_text("trace/macros.sql"))
         # bounded memory: beyond the limit, joins and aggregates spill to the run folder
         self.con.execute("SET memory_limit = ?", [config.memory_limit])
-        self.con.execute("SET temp_directory = ?", [str(run.dir / "scratch.tmp")])
+        self.con.execute("SET temp_directory = ?", [str(run.dir / SCRATCH_SPILL)])
         self.con.execute("SET preserve_insertion_order = false")
         self.reader = ReferenceReader(tuple(config.placeholders), self.con)
         self.files: list[dict] = []
@@ -228,29 +235,29 @@ class _Trace:
         resolved = self.con.sql(
             sql_text("trace/resolve.sql"), params={"on_conflict": self.config.on_conflict}
         ).to_arrow_table()
-        self._replace_part("trace_conflicts", self._conflict_rows(resolved))
         given = pa.table({"problem_id": self.given["problem_id"], "outcome": ["given"] * self.given.num_rows})
         outcomes = pa.concat_tables([resolved, given], promote_options="default").sort_by("problem_id")
         pq.write_table(outcomes, self.run.dir / "outcomes.parquet", compression="zstd")
         traced = resolved.filter(pc.is_in(resolved["outcome"], pa.array(["exact", "normalized", "fuzzy"])))
-        self._replace_part("answers", traced)
+        publish_together(
+            self.ws,
+            self.run.dir,
+            f"trace-{_content_fingerprint(self.config)}",
+            {"answers": traced, "trace_conflicts": self._conflict_rows(resolved)},
+        )
         self.conflicted = int(pc.sum(resolved["conflict"]).as_py() or 0)
         self.outcomes = Counter(outcomes["outcome"].to_pylist())
         self.resolutions = Counter(r for r in resolved["resolution"].to_pylist() if r is not None)
 
-    def _replace_part(self, table: str, rows: pa.Table) -> None:
-        """Write `rows` as the table's trace part; the latest trace replaces the previous one."""
-        schema = {"answers": ANSWERS, "trace_conflicts": TRACE_CONFLICTS}[table]
-        folder = self.ws.table_folder(table)
-        writer = PartWriter(folder, f"trace-{_content_fingerprint(self.config)}", schema, "problem_id")
-        writer.write(rows.select(schema.names).cast(schema))
-        parts = writer.close()
-        for old in folder.glob("trace-*.parquet"):
-            if old not in parts:
-                old.unlink()
-
     def _conflict_rows(self, resolved: pa.Table) -> pa.Table:
+        """The trace_conflicts rows. A dropped conflict took no answer: its row names none
+        (outcomes.parquet keeps the one priority would have taken)."""
         conflicted = resolved.filter(pc.is_valid(resolved["resolution"]))
+        dropped = pc.equal(conflicted["resolution"], "dropped")
+        for name in ("gold_answer", "answer_source", "match_method"):
+            column = conflicted[name]
+            taken = pc.if_else(dropped, pa.scalar(None, column.type), column)
+            conflicted = conflicted.set_column(conflicted.schema.get_field_index(name), name, taken)
         return conflicted.append_column("policy", pa.array([self.config.on_conflict] * conflicted.num_rows))
 
     def _create(self, table: str, rows: pa.Table) -> None:
@@ -265,9 +272,7 @@ class _Trace:
 
     def close(self) -> None:
         self.con.close()
-        for path in (self.scratch, self.scratch.with_name(self.scratch.name + ".wal")):
-            path.unlink(missing_ok=True)
-        shutil.rmtree(self.run.dir / "scratch.tmp", ignore_errors=True)
+        remove_scratch(self.run.dir)
 
 
 def _fingerprint_config(config: TraceConfig) -> dict:
@@ -299,6 +304,9 @@ def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = 
     config.check()
     progress = progress or (lambda what, done, total: None)
     with ws.lock("answers", "oxa trace"):
+        # what killed traces left: first the answers they were publishing, then their scratch
+        finished = finish_unfinished_publications(ws)
+        removed = remove_stale_scratch(ws)
         run = StageRun(ws, "trace", _fingerprint_config(config))
         state = None
         try:
@@ -316,7 +324,8 @@ def run_trace(ws: Workspace, config: TraceConfig, progress: ProgressFn | None = 
                 step()
                 seconds[phase] = round(time.perf_counter() - start, 2)
             state.close()
-            return run.finish({**_stats(state), "phase_seconds": seconds})
+            left_by_killed_runs = {"publications_finished": finished, "scratch_removed": [str(p) for p in removed]}
+            return run.finish({**_stats(state), "phase_seconds": seconds, "left_by_killed_runs": left_by_killed_runs})
         except BaseException as exc:
             if state is not None:
                 state.close()

@@ -7,9 +7,9 @@ pair that the cache does not hold, once, in a DeadlinePool whose every item has 
 wall-clock deadline enforced from outside the worker -> fan the verdicts back out to
 rows, with the simple verdict (normalized string equality of the last box) beside them.
 
-Verdict precedence for a row: bad_gold (no gold, an empty one, or one that does not
-parse), then no_answer (extraction found none), then math-verify's correct, incorrect,
-timeout or error.
+Verdict precedence for a row: bad_gold (no gold, an empty one, one holding a control
+character, or one that does not parse), then no_answer (extraction found none), then
+math-verify's correct, incorrect, timeout or error.
 
 Resume: a sample is skipped when verify/ holds its verdict under the same settings
 hash against the same gold (sql/verify/todo.sql). Verdict parts are atomic and pair
@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.text.characters import codepoint, control_character
 from curate.text.extract import answer_region, as_math_input, extract_answers
 from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
@@ -150,6 +151,9 @@ class _GoldFacts:
 
     inputs: frozenset[str]  # the math-verify input of each form
     integers: frozenset[int] | None  # the forms' values when every form is a plain integer
+    # a control character in a form (a NUL, say) marks damaged data: math-verify would
+    # judge a right answer incorrect against it, or correct where it reads it as a space
+    control: str | None
 
     @classmethod
     def of(cls, forms: tuple[str, ...]) -> _GoldFacts:
@@ -157,6 +161,7 @@ class _GoldFacts:
         return cls(
             frozenset(as_math_input(form) for form in forms),
             frozenset(int(form) for form in forms) if plain else None,
+            control_character(*forms),
         )
 
 
@@ -302,6 +307,9 @@ class _Verify:
             if gold_key not in facts:
                 facts[gold_key] = _GoldFacts.of(forms)
             gold = facts[gold_key]
+            if gold.control is not None:
+                verdict[i], reason[i] = "bad_gold", f"the gold answer holds control character {codepoint(gold.control)}"
+                continue
             if gold.integers is None:  # an integer always parses: no check needed
                 golds.setdefault(gold_key, forms)
             if payload is None:

@@ -39,12 +39,23 @@ def named_queries() -> dict[str, str]:
 
 def named_query(name: str) -> str:
     if name not in named_queries():
-        raise OxaError(f"no named query {name!r}; known: {', '.join(named_queries())}")
+        raise OxaError(
+            f"no named query {name!r}; known: {', '.join(named_queries())} (`oxa sql WS --list` says what each returns)"
+        )
     return sql_text(f"queries/{name}.sql")
 
 
+def _no_statement(query: str | None) -> OxaError:
+    # None: no query at all, which is what the command line passes for `--query ""`
+    what = "no query to run (--query '' names none)" if query is None else f"the query {query!r} holds no SQL statement"
+    return OxaError(
+        f"{what}: give one (oxa sql WS 'SELECT count(*) FROM samples') "
+        "or a named query with --query NAME (`oxa sql WS --list` lists them)"
+    )
+
+
 def run_query(
-    ws: Workspace, query: str, fmt: str = "table", output: Path | None = None
+    ws: Workspace, query: str | None, fmt: str = "table", output: Path | None = None
 ) -> tuple[list[str], list[tuple]] | None:
     """Run `query` read-only. With `output`, write it there (csv for 'table'); csv and
     json without one go to stdout; 'table' returns (columns, rows) for the caller."""
@@ -54,11 +65,15 @@ def run_query(
         raise OxaError("--format parquet needs an output file: -o FILE.parquet")
     if output is not None:
         ws.check_outside_data(output, "--output")
+    if query is None or not query.strip():
+        raise _no_statement(query)
     con = ws.connect()
     try:
         lock_down(con, ws.root)
         try:
             statements = con.extract_statements(query)
+            if not statements:  # only comments
+                raise _no_statement(query)
             if len(statements) != 1:
                 raise OxaError(f"oxa sql runs one query at a time; got {len(statements)} statements")
             kind = statements[0].type.name
