@@ -194,7 +194,7 @@ def build_workspace(data: Path, wd: Path) -> tuple[Path, Path]:
     with its response, PPL and length lists); reused while the candidates are the same."""
     from curate.workspace import Workspace
     from curate.workspace.runs import StageRun
-    from curate.workspace.schema import PROBLEMS, SAMPLES, SCORES
+    from curate.workspace.schema import PROBLEMS, SAMPLES, SCORES, VERIFY
 
     root, jsonl = wd / "ws", wd / "released-input.jsonl"
     manifest = wd / "ws.json"
@@ -231,7 +231,7 @@ def build_workspace(data: Path, wd: Path) -> tuple[Path, Path]:
         "FROM samples AS s LEFT JOIN gold AS g USING (problem_id)"
     ).to_arrow_table()
     catalog.close()
-    pq.write_table(verify, ws.table_folder("verify") / BENCH_PART)
+    pq.write_table(_conform(verify, VERIFY), ws.table_folder("verify") / BENCH_PART)
     StageRun(ws, "verify", {"bench": True}).finish({"settings_hash": "bench", "summary": "bench verdicts"})
     con.register("problems", problems)
     con.register("samples", samples)

@@ -424,6 +424,39 @@ def test_a_trace_killed_while_publishing_is_finished_by_the_next(traced_ws, tmp_
     assert stale_scratch_files(ws) == [] and (live / "scratch.duckdb").is_file()
 
 
+def test_oxa_check_names_what_a_killed_trace_left_and_repair_finishes_it(traced_ws, tmp_path):
+    import subprocess
+    import sys
+
+    from curate.check import repair_workspace, run_check
+
+    ws = traced_ws
+    first, second = make_sources(tmp_path)
+    run_trace(ws, TraceConfig([str(first), str(second)]))
+    args = [ws.root, "--answers", second, "--answers", first, "--on-conflict", "drop", "--no-fuzzy"]
+    where = "before_conflicts_move_in"
+    killed = subprocess.run([sys.executable, "-c", KILL_DRIVER, where, *map(str, args)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [killed_dir] = [d for d in (ws.root / "runs" / "trace").iterdir() if not (d / "stats.json").exists()]
+    run = killed_dir.relative_to(ws.root).as_posix()
+    report = run_check(ws)
+    found = sorted((f.kind, f.path) for f in report.findings)
+    assert ("killed-run", run) in found and ("unfinished-publication", f"{run}/publication.json") in found
+    assert ("stale-scratch", f"{run}/scratch.duckdb") in found
+    # and what any killed process leaves: its lock naming it, its half-written rejects part
+    assert {kind for kind, _ in found} == {
+        "killed-run",
+        "unfinished-publication",
+        "stale-scratch",
+        "stale-lock",
+        "stale-temporary",
+    }
+    repair_workspace(ws, report)
+    assert query(ws, DISAGREEING) == [] and query(ws, UNEXPLAINED) == []
+    assert query(ws, "SELECT count(*) FROM trace_conflicts") == [(2,)]  # the killed trace's, now in place
+    assert run_check(ws).findings == []
+
+
 def test_a_reference_answer_holding_a_control_character_is_not_taken(ws, tmp_path):
     problems = ["What is $6 \\cdot 7$?", "What is $2^5$?", "What is $9-4$?"]
     pool = write_jsonl(tmp_path / "pool.jsonl", [{"problem": p, "response": "\\boxed{1}"} for p in problems])

@@ -14,6 +14,7 @@ folders. What it cannot re-derive (a lost teacher part) it names with the fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from curate.workspace.parts import atomic_write_json
 from curate.workspace.workspace import CATALOG, Workspace
 
 ProgressFn = Callable[[str, int, int], None]
+_WRITER_SCOPES = ("pool", "answers", "verify", "contamination", "subsets")
 
 
 @dataclass
@@ -96,7 +98,9 @@ def repair_workspace(ws: Workspace, report: CheckReport) -> CheckReport:
     """Act on every finding that has a repair; the catalog is rebuilt at the end."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = ws.root / QUARANTINE_DIR / stamp
-    with ws.lock("pool", "oxa check --repair"):
+    with contextlib.ExitStack() as held:  # every stage's writer lock: nothing writes while we repair
+        for scope in _WRITER_SCOPES:
+            held.enter_context(ws.lock(scope, "oxa check --repair"))
         for found in report.findings:
             if found.repair is None:
                 continue
@@ -118,6 +122,9 @@ def _repair_one(ws: Workspace, found: Finding, aside: Path) -> str:
         return f"removed {found.path}"
     if found.repair == actions.CLEAR_LOCK:
         import fcntl
+
+        if path.stem in _WRITER_SCOPES:  # held by this repair: its release leaves it empty
+            return f"emptied {found.path}"
 
         with open(path, "r+", encoding="utf-8") as handle:
             try:
@@ -144,6 +151,11 @@ def _repair_one(ws: Workspace, found: Finding, aside: Path) -> str:
 
         forgotten = forget_lost_generations(ws, found.path)
         return f"forgot {forgotten:,} lost problems as done in {found.path}; run `oxa generate` again to make them"
+    if found.repair == actions.FINISH_PUBLICATION:
+        from curate.trace.run_files import finish_publication
+
+        finish_publication(ws, path.parent)
+        return f"finished the publication {found.path} recorded"
     if found.repair == actions.REBUILD_CATALOG:
         return f"{found.path}: rebuilt below"
     raise AssertionError(f"no repair named {found.repair!r}")

@@ -12,6 +12,7 @@ RECORD_HASH = "record-hash"  # a part written before hashes were recorded: recor
 REBUILD_CATALOG = "rebuild-catalog"  # write catalog.duckdb again from the folders
 MARK_KILLED = "mark-killed"  # record a killed run as killed (stats.json), keeping what it published
 CLEAR_LOCK = "clear-lock"  # empty a lock file that names a dead process
+FINISH_PUBLICATION = "finish-publication"  # carry out the rest of a killed trace's recorded publication
 REGENERATE = "regenerate"  # forget generation's done markers of a lost part, so `oxa generate` redoes it
 
 

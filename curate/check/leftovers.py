@@ -14,7 +14,15 @@ from pathlib import Path
 
 import duckdb
 
-from curate.check.finding import CLEAR_LOCK, MARK_KILLED, QUARANTINE, REBUILD_CATALOG, REMOVE_TEMP, Finding
+from curate.check.finding import (
+    CLEAR_LOCK,
+    FINISH_PUBLICATION,
+    MARK_KILLED,
+    QUARANTINE,
+    REBUILD_CATALOG,
+    REMOVE_TEMP,
+    Finding,
+)
 from curate.check.parts import QUARANTINE_DIR
 from curate.workspace.parts import owner_state
 from curate.workspace.workspace import CATALOG, Workspace
@@ -25,6 +33,7 @@ def leftover_findings(ws: Workspace) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     notes: list[str] = []
     _temporaries(ws, findings, notes)
+    findings += _trace_leftovers(ws)
     findings += _stale_locks(ws)
     findings += _run_records(ws)
     findings += _catalog(ws)
@@ -68,6 +77,38 @@ def _temporaries(ws: Workspace, findings: list[Finding], notes: list[str]) -> No
                 who = "a running process" if state == "alive" else "a process of another host or an older oxa"
                 notes.append(f"{path} is being written by {who}")
         dirs[:] = [d for d in dirs if not d.endswith(".partial")]
+
+
+def _trace_leftovers(ws: Workspace) -> list[Finding]:
+    """What a killed `oxa trace` left in its run folder: its scratch database and spill
+    folder, and a publication of answers and conflicts it had recorded but not finished."""
+    from curate.trace.run_files import stale_scratch_files
+
+    found = [
+        Finding(
+            "stale-scratch",
+            path.relative_to(ws.root).as_posix(),
+            "is the scratch of a trace run that was killed; nothing reads it",
+            "`oxa check WS --repair` removes it (so does the next `oxa trace`)",
+            REMOVE_TEMP,
+        )
+        for path in stale_scratch_files(ws)
+    ]
+    for record in sorted(ws.root.glob("runs/trace/*/publication.json")):
+        config = _read_json(record.parent / "config.json") or {}
+        if owner_state(config.get("owner", "")) == "alive":
+            continue  # a trace publishing now
+        found.append(
+            Finding(
+                "unfinished-publication",
+                record.relative_to(ws.root).as_posix(),
+                "records a publication of answers and trace_conflicts that its trace was killed before finishing "
+                "(trace_conflicts may lack the rows that explain answers' conflicts)",
+                "`oxa check WS --repair` finishes it (so does the next `oxa trace`)",
+                FINISH_PUBLICATION,
+            )
+        )
+    return found
 
 
 def _stale_locks(ws: Workspace) -> list[Finding]:

@@ -35,6 +35,7 @@ from curate.workspace.parts import (
     publish_part,
     read_sum,
     remove_part,
+    sum_path,
 )
 from curate.workspace.progress import warn
 from curate.workspace.schema import ANSWERS, TRACE_CONFLICTS
@@ -133,6 +134,9 @@ def _move_in(staged: Path, folder: Path, names: list[str]) -> None:
         part = staged / name
         if part.exists():  # else moved in before the kill
             facts = read_sum(part) or {}
+            # the record goes with the part: killed in between, a staged part is left without
+            # one (hashed again when moved in), never a record of a part that seems lost
+            sum_path(part).unlink(missing_ok=True)
             publish_part(part, folder / name, facts.get("rows"), facts.get("sha256"))
 
 

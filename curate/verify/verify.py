@@ -46,7 +46,15 @@ from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, atomic_target, duckdb_path, part_files, part_glob
+from curate.workspace.parts import (
+    PartWriter,
+    duckdb_path,
+    part_files,
+    part_glob,
+    publish_part,
+    remove_part,
+    temp_path,
+)
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import GIVEN, PAIR_VERDICTS, VERIFY
@@ -139,7 +147,7 @@ class PairCache:
             merged = self._write([(k, *v) for k, v in sorted(self.entries.items())])
             for part in parts:
                 if part != merged:
-                    part.unlink()
+                    remove_part(part)
 
 
 _INTEGER = re.compile(r"[-+]?[0-9]{1,15}")
@@ -520,10 +528,12 @@ def drop_superseded(folder: Path) -> int:
         part = pq.read_table(filename)
         keep = [k not in drop for k in zip(part["sample_id"].to_pylist(), part["settings_hash"].to_pylist())]
         if any(keep):
-            with atomic_target(Path(filename)) as tmp:
-                pq.write_table(part.filter(pa.array(keep)), tmp, compression="zstd")
+            tmp = temp_path(Path(filename))
+            kept = part.filter(pa.array(keep))
+            pq.write_table(kept, tmp, compression="zstd")
+            publish_part(tmp, Path(filename), kept.num_rows)  # with its new record
         else:
-            Path(filename).unlink()
+            remove_part(Path(filename))
     return sum(len(d) for d in by_part.values())
 
 
