@@ -193,7 +193,7 @@ def test_resume_after_kill_writes_what_an_uninterrupted_run_writes(tiny_models, 
         run_score(copy_ws, config, progress=kill)
     partial = rows_of(copy_ws, "killed")
     assert 0 < len(partial) < len(rows_of(copy_ws, "whole"))
-    assert not list(copy_ws.scores_folder("killed").glob(".*"))  # no half-written part left
+    assert not list(copy_ws.scores_folder("killed").glob(".*.partial"))  # no half-written part left
     stats = run_score(copy_ws, config)
     assert stats["funnel"]["already_scored"] == len(partial)
     assert rows_of(copy_ws, "killed") == rows_of(copy_ws, "whole")  # no duplicate, no gap, same numbers

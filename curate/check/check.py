@@ -185,8 +185,8 @@ def _rebuild_catalog(ws: Workspace, aside: Path) -> str:
     return f"rebuilt {CATALOG} from the parts, runs and subsets"
 
 
-def find_damage(ws: Workspace) -> list[Finding]:
+def find_damage(ws: Workspace, deep: bool = True) -> list[Finding]:
     """The damaged parts a failed read may have met: the quick pass first, and when it
-    finds nothing certain, every part hashed against its record."""
+    finds nothing certain (and `deep`), every part hashed against its record."""
     quick = [f for f in scan_parts(ws, deep=False).findings if f.kind != "changed-part"]
-    return quick or scan_parts(ws, deep=True).findings
+    return quick or (scan_parts(ws, deep=True).findings if deep else [])

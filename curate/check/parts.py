@@ -202,15 +202,18 @@ def _check_part(ws: Workspace, folder: Path, part: Path, expected: pa.Schema | N
             fix,
             QUARANTINE,
         )
-    footer = _footer_problem(part, expected)
-    if footer is not None:
-        kind, problem = footer
-        if record is None:  # oxa never wrote it: a file dropped in under a part's name
-            kind, problem = "foreign-file", f"is named like a part but oxa did not write it, and it {problem}"
-        return Finding(kind, _rel(ws, part), problem, fix if kind == "damaged-part" else _foreign_fix(), QUARANTINE)
+    changed = record is not None and record.get("mtime_ns") != stat.st_mtime_ns
+    # A part whose record matches its size and time is what oxa wrote, as far as a listing
+    # can tell: its footer is not read (the deep pass hashes it). Any other is read.
+    if record is None or changed:
+        footer = _footer_problem(part, expected)
+        if footer is not None:
+            kind, problem = footer
+            if record is None:  # oxa never wrote it: a file dropped in under a part's name
+                kind, problem = "foreign-file", f"is named like a part but oxa did not write it, and it {problem}"
+            return Finding(kind, _rel(ws, part), problem, fix if kind == "damaged-part" else _foreign_fix(), QUARANTINE)
     if record is None:
         return None
-    changed = record.get("mtime_ns") != stat.st_mtime_ns
     if not deep:
         if changed:
             return Finding(

@@ -11,6 +11,7 @@ Guide: docs/cli.md.
 from __future__ import annotations
 
 import errno
+import re
 import sys
 from importlib.metadata import entry_points
 
@@ -19,7 +20,12 @@ import typer
 from curate.cli import check, decontaminate, ingest, score, select, subsets, synth, trace, verify, workspace
 from curate.workspace import DiskFull, OxaError, WorkspaceDamaged
 
-PLUGIN_GROUP = "oxa.cli"  # entry points: callables taking the app, adding commands to it
+PLUGIN_GROUP = "oxa.cli"
+# what DuckDB and Arrow say when a file's bytes are wrong: worth hashing the parts to find it
+_DAMAGE_WORDS = re.compile(
+    r"parquet|magic bytes|out of buffer|corrupt|decompress|zstd|snappy|thrift|footer|page header|checksum",
+    re.IGNORECASE,
+)  # entry points: callables taking the app, adding commands to it
 
 _PLUGINS = sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)
 
@@ -75,8 +81,9 @@ def explain_failure(exc: BaseException) -> OxaError | None:
     from curate.check import find_damage
     from curate.workspace.workspace import OPENED
 
+    deep = any(_DAMAGE_WORDS.search(str(e)) for e in chain)  # else only the quick pass: no hashing for a bug
     for ws in dict.fromkeys(OPENED):
-        found = find_damage(ws)
+        found = find_damage(ws, deep=deep)
         if found:
             more = f" ({len(found) - 1} more)" if len(found) > 1 else ""
             return WorkspaceDamaged(
