@@ -28,6 +28,7 @@ import platform
 import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -141,7 +142,22 @@ def main() -> None:
             f"{stage:7s} {with_s:9.2f}s {without_s:11.2f}s {100 * (with_s - without_s) / without_s:+10.1f}% "
             f"{hash_s:8.3f} {100 * hash_s / with_s:9.2f}% {hashed['parts']:6d} {hashed['hashed_bytes'] / 1e6:10.1f}"
         )
-    print("(medians of --repeat runs; difference: wall with vs without, noisy; hash/wall: time inside the hash)")
+    print("(medians of --repeat runs; difference: wall with vs without; hash s: wall time inside the hash calls on")
+    print(" the writer threads, waits for the GIL included)")
+    # the hash alone, one pass over the last ingest's parts in this process: its CPU cost
+    from curate.workspace.parts import PART_GLOB, file_sha256
+
+    parts = [p for folder in ("pool/samples", "pool/problems", "answers") for p in (wd / "ws" / folder).glob(PART_GLOB)]
+    start = time.perf_counter()
+    for part in parts:
+        file_sha256(part)
+    alone = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in parts)
+    ingest_s = statistics.median(m["wall"] for m in results["ingest"]["with"])
+    print(
+        f"sha256 alone over the ingest's {len(parts)} parts ({size / 1e6:.1f} MB): {alone:.3f} s, "
+        f"{size / 1e6 / alone:,.0f} MB/s = {100 * alone / ingest_s:.2f}% of ingest's wall"
+    )
 
 
 if __name__ == "__main__":
