@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from curate.check.leftovers import leftover_findings
 from curate.check.parts import QUARANTINE_DIR, record_unrecorded, scan_parts, sum_path
 from curate.check.subsets import subset_findings
 from curate.workspace.errors import OxaError, WorkspaceBusy
-from curate.workspace.parts import atomic_write_json
+from curate.workspace.parts import atomic_write_json, remove_paths
 from curate.workspace.workspace import CATALOG, Workspace
 
 ProgressFn = Callable[[str, int, int], None]
@@ -118,7 +117,7 @@ def _repair_one(ws: Workspace, found: Finding, aside: Path) -> str:
             _move_aside(ws, item, aside)
         return f"moved aside {found.path} -> {aside.relative_to(ws.root).as_posix()}/{found.path}"
     if found.repair == actions.REMOVE_TEMP:
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        remove_paths([path])
         return f"removed {found.path}"
     if found.repair == actions.CLEAR_LOCK:
         import fcntl

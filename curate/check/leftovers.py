@@ -8,7 +8,6 @@ quick pass of `oxa status` runs it whole.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from curate.check.finding import (
 )
 from curate.check.parts import QUARANTINE_DIR
 from curate.workspace.parts import owner_state
-from curate.workspace.workspace import CATALOG, Workspace
+from curate.workspace.workspace import CATALOG, Workspace, read_json_record
 
 
 def leftover_findings(ws: Workspace) -> tuple[list[Finding], list[str]]:
@@ -95,7 +94,7 @@ def _trace_leftovers(ws: Workspace) -> list[Finding]:
         for path in stale_scratch_files(ws)
     ]
     for record in sorted(ws.root.glob("runs/trace/*/publication.json")):
-        config = _read_json(record.parent / "config.json") or {}
+        config = read_json_record(record.parent / "config.json") or {}
         if owner_state(config.get("owner", "")) == "alive":
             continue  # a trace publishing now
         found.append(
@@ -140,14 +139,6 @@ def _stale_locks(ws: Workspace) -> list[Finding]:
     return found
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _run_records(ws: Workspace) -> list[Finding]:
     """Runs whose record cannot be read, and runs killed before they wrote one (with
     what they had published by then: a subset whose card names the run)."""
@@ -155,13 +146,13 @@ def _run_records(ws: Workspace) -> list[Finding]:
     found = []
     for run_dir in sorted(p.parent for p in (ws.root / "runs").glob("*/*/config.json")):
         relative = run_dir.relative_to(ws.root).as_posix()
-        config = _read_json(run_dir / "config.json")
+        config = read_json_record(run_dir / "config.json")
         stats_path = run_dir / "stats.json"
         if config is None:
             found.append(_unreadable(ws, run_dir / "config.json"))
             continue
         if stats_path.exists():
-            if _read_json(stats_path) is None:
+            if read_json_record(stats_path) is None:
                 found.append(_unreadable(ws, stats_path))
             continue
         if owner_state(config.get("owner", "")) != "dead":
@@ -186,7 +177,7 @@ def _run_records(ws: Workspace) -> list[Finding]:
 def _published_by_run(ws: Workspace) -> dict[str, str]:
     found = {}
     for card_path in (ws.root / "subsets").glob("*/*/card.json"):
-        card = _read_json(card_path)
+        card = read_json_record(card_path)
         if card and isinstance(card.get("run_id"), str):
             found[card["run_id"]] = f"subset {card_path.parent.parent.name}/{card_path.parent.name}"
     return found

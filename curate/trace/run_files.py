@@ -35,6 +35,7 @@ from curate.workspace.parts import (
     publish_part,
     read_sum,
     remove_part,
+    remove_paths,
     sum_path,
 )
 from curate.workspace.progress import warn
@@ -58,13 +59,7 @@ def scratch_files(run_dir: Path) -> list[Path]:
 
 def remove_scratch(run_dir: Path) -> list[Path]:
     """Remove a trace run's scratch (see scratch_files); returns what was there."""
-    removed = scratch_files(run_dir)
-    for path in removed:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return removed
+    return remove_paths(scratch_files(run_dir))
 
 
 def stale_scratch_files(ws: Workspace) -> list[Path]:

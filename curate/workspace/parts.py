@@ -150,15 +150,19 @@ def temp_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f".*{_TMP_SUFFIX}")) if folder.is_dir() else []
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove what dead writers left in `folder` (a killed run's half-written parts)."""
-    stale = stale_temp_files(folder)
-    for path in stale:
+def remove_paths(paths: list[Path]) -> list[Path]:
+    """Remove files and folders that nothing reads (temporaries, scratch); returns them."""
+    for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    return stale
+    return paths
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove what dead writers left in `folder` (a killed run's half-written parts)."""
+    return remove_paths(stale_temp_files(folder))
 
 
 @contextlib.contextmanager

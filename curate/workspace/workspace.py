@@ -97,7 +97,7 @@ def _holder(exc: Exception) -> str:
     return f"pid {pid}" + (f" (`{command[:200]}`)" if command else "")
 
 
-def _json_record(path: Path) -> dict | None:
+def read_json_record(path: Path) -> dict | None:
     """A run's or subset's JSON record, or None when it cannot be read as one."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -319,7 +319,7 @@ class Workspace:
         record: each finished run's stats.json and config.json, each subset's card.json."""
         runs = []
         for stats_path in sorted(self.root.glob("runs/*/*/stats.json")):
-            stats, config = _json_record(stats_path), _json_record(stats_path.parent / "config.json")
+            stats, config = read_json_record(stats_path), read_json_record(stats_path.parent / "config.json")
             if stats is None or config is None:  # damaged: `oxa check` names it
                 continue
             if "finished_at" not in stats:  # a failed run: its stats.json says why
@@ -337,7 +337,7 @@ class Workspace:
             )
         subsets = []
         for card_path in sorted(self.root.glob("subsets/*/*/card.json")):
-            card = _json_record(card_path)
+            card = read_json_record(card_path)
             # a damaged card, or a folder copied under another name: `oxa check` names it
             if card is None or (card.get("name"), card.get("version")) != (
                 card_path.parent.parent.name,
@@ -556,9 +556,9 @@ class Workspace:
         runs = []
         for config_path in sorted((self.root / "runs").glob("*/*/config.json")):
             run_dir = config_path.parent
-            config = _json_record(config_path) or {}
+            config = read_json_record(config_path) or {}
             stats_path = run_dir / "stats.json"
-            stats = _json_record(stats_path) if stats_path.exists() else None
+            stats = read_json_record(stats_path) if stats_path.exists() else None
             if stats_path.exists() and stats is None:
                 state = "record damaged"
             elif stats:
