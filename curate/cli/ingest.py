@@ -78,6 +78,21 @@ def ingest(
             "and run, so selection can run without golds; `oxa verify` leaves those samples alone."
         ),
     ] = None,
+    license_: Annotated[
+        str | None,
+        typer.Option(
+            "--license",
+            help="The sources' license, as the Hub names it (cc-by-4.0, apache-2.0, mit) or its name: subset cards "
+            "list it for the rows they take from these files. Default: unknown.",
+        ),
+    ] = None,
+    source_dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A data set these files come from, e.g. nvidia/AceReason-1.1-SFT (repeat for several): subset cards "
+            "list it as a source data set. Default: the preset's (acereason: nvidia/AceReason-1.1-SFT).",
+        ),
+    ] = None,
 ) -> None:
     """Add pool sources to a workspace: problems, samples, and the answers they give.
 
@@ -101,6 +116,8 @@ def ingest(
         scores_tag=scores_tag,
         max_record_bytes=max_record_bytes,
         verdict=verdict,
+        license=license_,
+        source_datasets=source_dataset or [],
     )
     with stage_progress(unit="bytes") as report:
         stats = run_ingest(ws, config, progress=report)

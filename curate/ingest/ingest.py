@@ -16,6 +16,10 @@ A run's parts stay hidden (temporary names) until it ends, then appear problems 
 answers first, samples last: a killed run leaves nothing visible (its temporary files go
 with the next writer), and no sample is ever visible without its problem. The parts are
 named by content (the config and the sources' bytes), not by paths or times.
+
+A run's license and source data sets (`--license`, `--source-dataset`, or the data set a
+preset is the layout of) are metadata: recorded per file in stats.json, where subset
+cards find them through each row's source_file, and never part of the parts' names.
 """
 
 from __future__ import annotations
@@ -75,6 +79,10 @@ from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import ANSWERS, GIVEN, PROBLEMS, REJECTS, SAMPLES, SCORES, VERIFY
 
 GIVEN_VERDICTS = ("correct", "incorrect")
+# Metadata of the rows, not what they derive from: recorded, left out of the parts' fingerprint.
+METADATA_FIELDS = ("license", "source_datasets")
+# The data set whose layout a preset reads, named for its files when --source-dataset is not given.
+PRESET_DATASETS = {"acereason": ["nvidia/AceReason-1.1-SFT"]}
 
 
 @dataclass
@@ -92,12 +100,25 @@ class IngestConfig:
     max_record_bytes: int = 4 * 2**20  # problem + response larger than this is rejected
     origin: str = "teacher"
     verdict: str | None = None  # 'correct' or 'incorrect': the source vouches for its responses
+    license: str | None = None  # the sources' license: a Hub id (cc-by-4.0, mit) or its name; None: unknown
+    source_datasets: list[str] = field(default_factory=list)  # Hub ids of the data sets they are; []: the preset's
 
     def check(self) -> None:
         if self.where is not None:
             check_expression(self.where, "--where")
         if self.verdict is not None and self.verdict not in GIVEN_VERDICTS:
             raise OxaError(f"--verdict takes {' or '.join(GIVEN_VERDICTS)}, got {self.verdict!r}")
+        if self.license is not None and not self.license.strip():
+            raise OxaError("--license is empty: give the sources' license (e.g. cc-by-4.0), or leave it out (unknown)")
+        if any(not name.strip() for name in self.source_datasets):
+            raise OxaError(
+                f"--source-dataset takes a data set's name (e.g. nvidia/AceReason-1.1-SFT); got {self.source_datasets!r}"
+            )
+
+    def file_metadata(self, preset: Preset | None) -> dict:
+        """The license and source data sets recorded for a file read with `preset`."""
+        datasets = self.source_datasets or PRESET_DATASETS.get(preset.name if preset else "", [])
+        return {"license": self.license, "source_datasets": list(datasets)}
 
 
 def resolve_presets(config: IngestConfig, files: list[SourceFile]) -> list[Preset]:
@@ -190,8 +211,9 @@ def _content_fingerprint(
 ) -> str:
     """What the run's rows derive from: the config without the sources' paths, and per
     file its bytes' sha256, the data-set name (the default `source`) and the preset. The
-    same bytes ingested from anywhere, or after a `touch`, give the same fingerprint."""
-    resolved = {k: v for k, v in asdict(config).items() if k != "sources"}
+    same bytes ingested from anywhere, or after a `touch`, give the same fingerprint; so do
+    the same bytes under another license or source data set (metadata, not content)."""
+    resolved = {k: v for k, v in asdict(config).items() if k not in ("sources", *METADATA_FIELDS)}
     resolved["sources"] = [
         {**content_record(f, h), "preset": p.name if p else None} for f, p, h in zip(files, presets, hashes)
     ]
@@ -676,6 +698,7 @@ def run_ingest(ws: Workspace, config: IngestConfig, progress: ProgressFn | None 
                         "preset": preset.name if preset else None,
                         "records": records,
                         "damaged": damaged is not None,
+                        **config.file_metadata(preset),
                     }
                 )
                 tracker.finished(file, records)

@@ -5,6 +5,10 @@ A config names a subset and one selection (`Selection`), or for `mix` (OXA_Full)
 reads only some fields; a config file that sets a field its strategy does not read is an
 error, and only the fields read enter the subset's version (with the inputs'
 fingerprints and the code version). `name`, `description` and `owner` are cosmetic.
+
+A config file's description was written for the file's selection: when `--set` changes
+that selection, the config remembers the selection described, so that the card can say
+what was selected instead (`SelectConfig.description_overrides`).
 """
 
 from __future__ import annotations
@@ -191,6 +195,17 @@ class SelectConfig(Selection):
         **_help("also leave out template matches: a benchmark problem with other numbers or expressions", default=False)
     )
 
+    def __post_init__(self) -> None:
+        # Not a config key: the selection (resolved()) that `description` was written for, when it
+        # is not this one's; load_select_config sets it when --set changed the config file's.
+        self.described_selection: dict | None = None
+
+    def description_overrides(self) -> dict[str, list]:
+        """Each selection key whose value differs from the one the description was written
+        for (dotted for a mix part): [described, selected]. Empty when the description
+        describes this selection."""
+        return {} if self.described_selection is None else _changed(self.described_selection, self.resolved())
+
     def dropped_methods(self) -> list[str]:
         """The contamination methods whose candidates this subset leaves out."""
         from curate.decontaminate.matching import CONTAMINATED
@@ -256,4 +271,33 @@ def load_select_config(ref: str | Path, overrides: list[str] | None = None) -> S
             _check_keys(data[label], (), label)
     config = build_config(SelectConfig, data, ALIASES)
     config.validate()
+    if overrides:
+        config.described_selection = _described_selection(ref, overrides, config)
     return config
+
+
+def _described_selection(ref: str | Path, overrides: list[str], config: SelectConfig) -> dict | None:
+    """The selection the config file's description was written for: the file's own, with
+    only the --set of name and owner. None when there is no description to compare, when
+    --set gave the description, or when the file is no whole config without its --set."""
+    kept = [item for item in overrides if item.partition("=")[0].strip() in ("name", "owner")]
+    try:
+        described = build_config(SelectConfig, apply_overrides(load_config_file(ref), kept, ALIASES), ALIASES)
+        described.validate()
+    except OxaError:
+        return None
+    if not described.description or described.description != config.description:
+        return None
+    return described.resolved()
+
+
+def _changed(described: dict, selected: dict, prefix: str = "") -> dict[str, list]:
+    """The keys whose values differ between two resolved selections, a mix part's dotted."""
+    changed = {}
+    for key in sorted(described.keys() | selected.keys()):
+        before, now = described.get(key), selected.get(key)
+        if isinstance(before, dict) and isinstance(now, dict):
+            changed.update(_changed(before, now, f"{prefix}{key}."))
+        elif before != now:
+            changed[f"{prefix}{key}"] = [before, now]
+    return changed

@@ -368,6 +368,8 @@ def run_select(ws: Workspace, config: SelectConfig, progress: ProgressFn | None 
         resolved = {
             "name": config.name,
             "description": config.description,
+            # what --set changed from the selection the description was written for (cosmetic, as it is)
+            "description_overrides": config.description_overrides(),
             "owner": config.owner,
             "selection": config.resolved(),
             "inputs": inputs,

@@ -1,19 +1,25 @@
 """A subset's data card, rendered from recorded facts only (docs/architecture.md §5).
 
 card.json holds every fact: provenance (input fingerprints, the ingest runs and their
-files, library versions), the selection and each part's funnel and per-bin targets,
+files, the files the rows come from with the license and source data sets their ingest
+recorded, library versions), the selection and each part's funnel and per-bin targets,
 the tracing and verification record (the tables, and the latest trace/verify run's
 config and stats where the workspace has them), the scorers' manifests, the subset's
 distributions, and its files' checksums. card.md renders them through the template
 data_cards/subset_card.md, opening with Hugging Face dataset-card YAML whose `configs`
-point at data.parquet, so the folder loads with `datasets.load_dataset(folder)`.
-README.md is the same card under the name the Hub reads.
+point at data.parquet, so the folder loads with `datasets.load_dataset(folder)`, and
+whose `license` and `source_datasets` are those of the rows. README.md is the same card
+under the name the Hub reads.
+
+The description is the config's; when `--set` changed the selection it was written for,
+a line rendered from the resolved config and the counts says what was selected instead.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 from string import Template
@@ -30,6 +36,10 @@ from curate.workspace.resources import resource_dir, sql_text
 
 _LIBRARIES = ("duckdb", "polars", "pyarrow", "numpy", "math-verify", "matplotlib")
 _SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
+UNKNOWN = "unknown"  # the license of rows whose ingest named none (a Hub license id too)
+# A license the Hub can take as its id (cc-by-4.0, apache-2.0, mit); other text is the
+# Hub's `other` with the text as license_details.
+_LICENSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")
 
 
 def write_card(
@@ -45,10 +55,13 @@ def write_card(
         plot_lengths(data, parts, folder / "plots" / "length.png")
     else:
         plot_pass_rates(data, folder / "plots" / "pass_rate.png")
+    sources = _row_sources(ws, con, data, unit)
     card = {
         "name": facts["name"],
         "version": facts["version"],
-        "description": facts["description"],
+        "description": _description(facts, parts, rows, unit),
+        "description_overrides": facts["description_overrides"],
+        **_licenses(sources),
         "owner": facts["owner"],
         "created_at": facts["created_at"],
         "run_id": facts["run_id"],
@@ -62,6 +75,7 @@ def write_card(
             "inputs_fingerprint": INPUTS_FINGERPRINT,
             "libraries": _library_versions(),
             "ingest_runs": _ingest_runs(ws),
+            "row_sources": sources,
         },
         "tracing": _tracing(ws, con),
         "verification": _verification(ws, con),
@@ -116,6 +130,76 @@ def _ingest_runs(ws: Workspace) -> list[dict]:
     ]
 
 
+def _recorded_files(ws: Workspace) -> dict[str, dict]:
+    """Each pool file's ingest runs, license and source data sets, from the runs' stats.json:
+    the latest run that read the file and named a license (source data sets) gives it, so
+    ingesting a file again with --license records one without adding rows."""
+    found: dict[str, dict] = {}
+    for run in _latest_runs(ws, "ingest"):
+        for file in run["stats"].get("files", []):
+            known = found.setdefault(file["path"], {"ingest_runs": [], "license": None, "source_datasets": []})
+            known["ingest_runs"].append(run["run_id"])
+            known["license"] = file.get("license") or known["license"]
+            known["source_datasets"] = file.get("source_datasets") or known["source_datasets"]
+    return found
+
+
+def _row_sources(ws: Workspace, con: duckdb.DuckDBPyConnection, data: Path, unit: str) -> list[dict]:
+    """The pool files the subset's rows come from (a row's sample's file and its problem's),
+    each with the rows it gave and what its ingest recorded."""
+    recorded = _recorded_files(ws)
+    empty = {"ingest_runs": [], "license": None, "source_datasets": []}
+    return [
+        {"source_file": r["source_file"], **recorded.get(r["source_file"], empty), "rows": r["rows"]}
+        for r in _rows(con, _subset_query("cards/subset_source_files.sql", unit), {"data": duckdb_path(data)})
+    ]
+
+
+def _licenses(sources: list[dict]) -> dict:
+    """The card's license (one, a list when the files differ, or 'unknown' for files whose
+    ingest named none, with a note naming them) and source data sets."""
+    named = {s["license"] or UNKNOWN for s in sources} or {UNKNOWN}
+    licenses = sorted(named - {UNKNOWN}) + [UNKNOWN] * (UNKNOWN in named)
+    unlicensed = [s["source_file"] or "(rows tied to no file)" for s in sources if not s["license"]]
+    note = None
+    if unlicensed:
+        note = (
+            f"no license was recorded for {len(unlicensed)} of the {len(sources)} pool files these rows come from: "
+            f"{', '.join(unlicensed)}. `oxa ingest WS FILE --license ID` records one (it adds no rows); cards "
+            "written after it show it"
+        )
+    return {
+        "license": licenses[0] if len(licenses) == 1 else licenses,
+        "license_note": note,
+        "source_datasets": sorted({d for s in sources for d in s["source_datasets"]}),
+    }
+
+
+def _description(facts: dict, parts: list[dict], rows: int, unit: str) -> str:
+    """The config's description; when --set changed the selection it was written for, with
+    a line saying what was selected: the changes, and each part's count, strategy and filter."""
+    overrides = facts["description_overrides"]
+    if not overrides:
+        return facts["description"]
+    changed = ", ".join(f"{key} from {json.dumps(was)} to {json.dumps(now)}" for key, (was, now) in overrides.items())
+    selection = facts["selection"]
+    how = []
+    for part in parts:
+        where = (selection[part["label"]] if selection["strategy"] == "mix" else selection).get("where")
+        how.append(f"by {part['strategy']}" + (f" where {where}" if where else "") + f" (target {part['target']:,})")
+    if len(parts) == 1:
+        selected = f"{rows:,} {unit} {how[0]}"
+    else:
+        selected = f"{rows:,} {unit}: " + "; ".join(f"{p['label']} {p['selected']:,} {h}" for p, h in zip(parts, how))
+    line = f"(The description above is the config's; --set changed {changed}. Selected: {selected}.)"
+    return f"{facts['description']}\n\n{line}"
+
+
+def _subset_query(name: str, unit: str) -> str:
+    """A cards/ query over a subset's rows, with {sample_id} its column (None for problems)."""
+    return sql_text(name).replace("{sample_id}", "sample_id" if unit == "samples" else "NULL::VARCHAR")
+
+
 def _rows(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> list[dict]:
     relation = con.sql(query, params=params)
     return [dict(zip(relation.columns, row)) for row in relation.fetchall()]
@@ -138,9 +222,7 @@ def decontamination_facts(
     settings, fingerprint), what its selection left out, and what it holds that the run
     matched or never checked."""
     runs = _rows(con, "SELECT run_id, stats FROM decontamination_run")
-    query = sql_text("cards/subset_contamination.sql").replace(
-        "{sample_id}", "sample_id" if unit == "samples" else "NULL::VARCHAR"
-    )
+    query = _subset_query("cards/subset_contamination.sql", unit)
     found = {r["what"]: r["rows"] for r in _rows(con, query, {"data": duckdb_path(data)})}
     stats = json.loads(runs[0]["stats"]) if runs else {}
     return {
@@ -207,6 +289,8 @@ def render_markdown(card: dict) -> str:
         created_at=card["created_at"],
         run_id=card["run_id"],
         owner=card["owner"] or "-",
+        license=_cell(_listed(card["license"])),
+        source_datasets=_cell(_listed(card["source_datasets"]) or None),
         oxa_version=card["provenance"]["oxa_version"],
         selection=_selection_md(card),
         funnel="\n\n".join(_funnel_md(p) for p in card["parts"]),
@@ -229,12 +313,27 @@ def _hub_metadata(card: dict) -> dict:
     size = next((label for limit, label in _SIZE_CATEGORIES if card["rows"] < limit), "1M<n<10M")
     return {
         "pretty_name": card["name"],
+        **_hub_license(card["license"]),
         "language": ["en"],
         "task_categories": ["text-generation"],
         "tags": ["oxa", "math", "reasoning", "chain-of-thought"],
         "size_categories": [size],
+        "source_datasets": card["source_datasets"],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data.parquet"}]}],
     }
+
+
+def _hub_license(licenses: str | list[str]) -> dict:
+    """The Hub's license keys (huggingface/hub-docs datasetcard.md): ids as given, one or a
+    list; a license named in words is `other`, with its text as `license_details`."""
+    given = [licenses] if isinstance(licenses, str) else licenses
+    ids = list(dict.fromkeys(v if _LICENSE_ID.match(v) else "other" for v in given))
+    texts = [v for v in given if not _LICENSE_ID.match(v)]
+    return {"license": ids[0] if len(ids) == 1 else ids, **({"license_details": "; ".join(texts)} if texts else {})}
+
+
+def _listed(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else ", ".join(value)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -335,7 +434,25 @@ def _provenance_md(card: dict) -> str:
         for f in run["files"]
     ]
     ingest = _table(["ingest run", "file", "preset", "records"], files) if files else "No ingest runs recorded."
-    return f"Inputs\n\n{inputs}\n\nPool sources\n\n{ingest}\n\nLibraries: {libraries}."
+    rows = _table(
+        ["file", "ingest runs", "license", "source data sets", "rows"],
+        [
+            [
+                f"`{s['source_file']}`" if s["source_file"] else "(no file)",
+                ", ".join(f"`{r}`" for r in s["ingest_runs"]),
+                s["license"] or UNKNOWN,
+                ", ".join(s["source_datasets"]),
+                s["rows"],
+            ]
+            for s in prov["row_sources"]
+        ],
+    )
+    note = f"\n\nLicense unknown: {card['license_note']}." if card["license_note"] else ""
+    return (
+        f"Inputs\n\n{inputs}\n\nWhere this subset's rows come from (a row counts under its response's file "
+        f"and its problem's)\n\n{rows}{note}\n\nPool sources (every ingest run of the workspace)\n\n{ingest}"
+        f"\n\nLibraries: {libraries}."
+    )
 
 
 def _latest_run_md(stage: str, run: dict | None) -> str:
