@@ -1,4 +1,4 @@
--- The catalog's own small tables.
+-- The catalog's own small tables (what each column holds: sql/comments.sql).
 
 -- oxa_meta: the workspace root the views point at, and a hash of the view script.
 CREATE TABLE IF NOT EXISTS oxa_meta (key VARCHAR PRIMARY KEY, value VARCHAR);

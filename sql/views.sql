@@ -6,6 +6,8 @@
 -- {parts} is the name pattern of oxa's parts (*-<16 hex digits>.parquet): a file of any
 -- other name in these folders is never read. Each folder holds a zero-row
 -- _schema-0000000000000000.parquet, so a view works before any data exists.
+-- What each view and column holds, for a reader of the catalog, is in sql/comments.sql
+-- (written into the catalog as its COMMENTs; `oxa sql WS --describe VIEW` prints them).
 
 -- problems: one row per distinct problem (problem_id = oxa_problem_id(problem)).
 CREATE OR REPLACE VIEW problems AS

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from curate.cli.common import WorkspaceArg, console
 from curate.workspace import OxaError, Workspace
-from curate.workspace.query import named_queries, named_query, run_query
+from curate.workspace.query import describe, named_queries, named_query, run_query
 
 
 def register(app: typer.Typer) -> None:
@@ -104,13 +104,22 @@ def sql(
     query: Annotated[
         str | None,
         typer.Argument(
-            help="A SQL query over the views problems, samples, answers, gold, verify, candidates, scores_<tag>, runs."
+            help="A SQL query over the views problems, samples, answers, gold, verify, candidates, scores_<tag>, runs "
+            "(with --describe: the view to describe)."
         ),
     ] = None,
     named: Annotated[
         str | None, typer.Option("--query", "-q", help="Run a named query from sql/queries/ instead (see --list).")
     ] = None,
     list_queries: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+    describe_view: Annotated[
+        bool,
+        typer.Option(
+            "--describe",
+            help="List the views and tables with what each holds; `--describe VIEW`: its columns, as SQL writes "
+            "them, with types and comments.",
+        ),
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
@@ -120,13 +129,27 @@ def sql(
     Only queries run (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN): no COPY,
     EXPORT, ATTACH, INSTALL or SET; files are read only inside the workspace, extensions
     are neither installed nor loaded. Save a result with -o (not into pool/, answers/,
-    verify/, scores/, subsets/ or runs/). Works while another program holds catalog.duckdb."""
+    verify/, scores/, subsets/ or runs/). Works while another program holds catalog.duckdb.
+    `--describe` lists the views with their comments, `--describe VIEW` one view's columns."""
+    if describe_view:
+        if named or list_queries or output is not None or fmt != "table":
+            raise OxaError(
+                "--describe prints the catalog's comments; it takes a view name, not --query, --list, --format or -o "
+                "(query duckdb_columns() for those)"
+            )
+        title, columns, rows = describe(Workspace.open(workspace), query)
+        if title:
+            console.print(title, markup=False, highlight=False, soft_wrap=True)
+        _print_rows(columns, rows, limit=len(rows))
+        return
     if list_queries:
         for name, what in named_queries().items():
             console.print(f"[bold]{name}[/]: {what}")
         return
     if (query is None) == (named is None):
-        raise OxaError("give either a query or --query NAME (see `oxa sql WS --list`)")
+        raise OxaError(
+            "give either a query or --query NAME (see `oxa sql WS --list`; `oxa sql WS --describe` lists the views)"
+        )
     text = named_query(named) if named else query
     result = run_query(Workspace.open(workspace), text, fmt, output)
     if result is None:

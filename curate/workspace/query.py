@@ -5,7 +5,8 @@ VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN; COPY, EXPORT, ATTACH, INSTALL, LOAD,
 the rest are refused), in an in-memory DuckDB holding the workspace's views
 (Workspace.connect) whose settings are then locked: files are read only inside the
 workspace, and no extension is installed or loaded on demand (so no network either). A
-result reaches a file only through -o, never inside the workspace's data.
+result reaches a file only through -o, never inside the workspace's data. `describe`
+reads the catalog's comments: what each view, table and column holds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from curate.workspace.workspace import Workspace
 FORMATS = ("table", "csv", "json", "parquet")
 _QUERY_STATEMENTS = ("SELECT", "EXPLAIN")
 _BATCH_ROWS = 10_000
+# a column name a query may write as it is, unless DuckDB reads it as SQL (one of _KEYWORDS)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYWORDS = "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category IN ('reserved', 'type_function')"
 
 
 def named_queries() -> dict[str, str]:
@@ -106,6 +111,44 @@ def run_query(
         return relation.columns, relation.fetchall()
     finally:
         con.close()
+
+
+def describe(ws: Workspace, view: str | None = None) -> tuple[str | None, list[str], list[tuple]]:
+    """The catalog's own account of itself, its comments (sql/comments.sql): with no view,
+    every view and table with its comment; with one (any case), a line naming it with its
+    comment, and its columns, each as SQL must write it (quoted where the name needs it),
+    with its type and comment. Read through the same locked connection as `run_query`."""
+    con = ws.connect()
+    try:
+        lock_down(con, ws.root)
+        relations = con.execute(
+            "SELECT view_name, 'view' AS kind, comment FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+            "UNION ALL SELECT table_name, 'table', comment FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
+            "ORDER BY kind = 'table', view_name"
+        ).fetchall()
+        if view is None:
+            return None, ["name", "kind", "comment"], relations
+        found = [r for r in relations if r[0].lower() == view.lower()]
+        if not found:
+            raise OxaError(f"no view or table {view!r} in {ws.root}; known: {', '.join(r[0] for r in relations)}")
+        name, kind, comment = found[0]
+        keywords = {k for (k,) in con.execute(_KEYWORDS).fetchall()}
+        columns = con.execute(
+            "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+            [name],
+        ).fetchall()
+    finally:
+        con.close()
+    rows = [(_sql_name(column, keywords), type_, text) for column, type_, text in columns]
+    return f"{kind} {name}: {comment}", ["column", "type", "comment"], rows
+
+
+def _sql_name(name: str, keywords: set[str]) -> str:
+    """A column name as a query must write it: a score tag's '-' and '.' need quotes
+    ("ppl_qwen2.5-math-1.5b"), and so does a keyword."""
+    if _PLAIN_NAME.fullmatch(name) and name.lower() not in keywords:
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _json_text(relation: duckdb.DuckDBPyRelation) -> str:

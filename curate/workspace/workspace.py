@@ -56,6 +56,10 @@ DATA_ENTRIES = ("pool", "answers", "verify", "scores", "subsets", "runs", ".lock
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOCK_WAIT_SECONDS = 10.0  # how long to wait for another oxa process writing the catalog
 _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+# a COMMENT statement of the catalog script (sql/comments.sql, sql/score_view.sql) and what it names
+_COMMENT_TARGET = re.compile(
+    r'^COMMENT ON (?:VIEW|TABLE|COLUMN) (?P<relation>\w+)(?:\.(?P<column>\w+|"[^"]+"))? IS ', re.MULTILINE
+)
 # The workspaces this process opened: when a command fails reading one, the CLI looks
 # for the damaged file there (curate/check) and names it instead of DuckDB's words.
 OPENED: list[Workspace] = []
@@ -301,6 +305,7 @@ class Workspace:
         for tag in tags:
             parts.append(sql_text("score_view.sql").replace("{view}", score_view_name(tag)).replace("{tag}", tag))
         parts.append(sql_text("views.sql").replace("{score_columns}", columns).replace("{score_joins}", joins))
+        parts.append(sql_text("comments.sql"))
         return "\n".join(parts).replace("{ws}", ws).replace("{parts}", PART_GLOB)
 
     def _ensure_schema_parts(self) -> None:
@@ -358,8 +363,20 @@ class Workspace:
         return runs, subsets
 
     def _fill(self, con: duckdb.DuckDBPyConnection, script: str, runs: list[tuple], subsets: list[tuple]) -> None:
-        """Views, macros and the runs and subsets tables, in the catalog or in memory."""
-        con.execute(script)
+        """Views, macros, the runs and subsets tables and the comments on them, in the
+        catalog or in memory. The script's COMMENT statements run last (a score tag's
+        comment on its candidates column sits beside its view, made before candidates),
+        each on a column only where its view has it (generated samples add columns)."""
+        statements = [(s, _COMMENT_TARGET.search(s.query)) for s in con.extract_statements(script)]
+        for statement, comment in statements:
+            if comment is None:
+                con.execute(statement)
+        columns = set(con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal").fetchall())
+        for statement, comment in statements:
+            if comment and (
+                comment["column"] is None or (comment["relation"], comment["column"].strip('"')) in columns
+            ):
+                con.execute(statement)
         con.execute("DELETE FROM runs")
         con.execute("DELETE FROM subsets")
         if runs:
@@ -501,7 +518,9 @@ class Workspace:
 
     def _memory_connection(self, state: tuple) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
+        con.execute("BEGIN")  # one commit for the script's hundred-odd statements, not one each
         self._fill(con, *state)
+        con.execute("COMMIT")
         return con
 
     def refuse_foreign_parts(self) -> None:
