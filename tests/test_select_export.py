@@ -1,6 +1,7 @@
 """Exports read back: TRL prompt/completion, LLaMA-Factory alpaca JSON, verl parquet
-(the exact schema of verl's own file, and a round trip through `oxa ingest --preset
-verl`), and a Hugging Face datasets folder."""
+(the schema of verl's own file, and a round trip through `oxa ingest --preset verl`), and
+a Hugging Face datasets folder. The negatives choices, the trl folder, dataset_info.json
+and verl's reward: tests/test_export_borders.py."""
 
 import json
 from pathlib import Path
@@ -36,6 +37,8 @@ def subset(tmp_path_factory):
 
 
 def export(ws, fmt, output, **options):
+    if fmt in ("trl", "alpaca"):  # the subset holds negatives: these tests keep them
+        options.setdefault("negatives", "keep")
     return run_export(ws, ExportConfig(subset="full", format=fmt, output=str(output), **options))
 
 
@@ -74,25 +77,37 @@ def test_alpaca(subset, tmp_path):
         }
         for r in rows
     ]
-    export(ws, "alpaca", tmp_path / "plain.json", instruction="")
-    assert json.loads((tmp_path / "plain.json").read_text())[0]["instruction"] == rows[0]["problem"]
+    export(ws, "alpaca", tmp_path / "plain" / "plain.json", instruction="")
+    assert json.loads((tmp_path / "plain" / "plain.json").read_text())[0]["instruction"] == rows[0]["problem"]
 
 
 def test_verl_schema_and_round_trip(subset, tmp_path):
     ws, rows = subset
     stats = export(ws, "verl", tmp_path / "rl.parquet")
     table = pq.read_table(tmp_path / "rl.parquet")
-    assert table.schema.equals(pq.read_schema(REAL_DATA / "formats" / "aime24.verl.parquet"))
+    verl = pq.read_schema(REAL_DATA / "formats" / "aime24.verl.parquet")
+    assert table.schema.names == verl.names
+    assert all(table.schema.field(name).equals(verl.field(name)) for name in verl.names if name != "extra_info")
+    assert table.schema.field("extra_info").type.names == ["index", "split", "source", "problem_id"]
     problems = list(dict.fromkeys(r["problem_id"] for r in rows))  # one prompt per problem
     assert stats["rows"] == table.num_rows == len(problems)
     first = table.to_pylist()[0]
     assert first["prompt"] == [{"content": rows[0]["problem"] + SUFFIX, "role": "user"}]
     assert first["reward_model"] == {"ground_truth": "1", "style": "rule"}
-    assert first["extra_info"] == {"index": 0, "split": "train"}
+    assert first["data_source"] == "DigitalLearningGmbH/MATH-lighteval"
+    assert first["extra_info"] == {
+        "index": 0,
+        "split": "train",
+        "source": rows[0]["source"],
+        "problem_id": problems[0],
+    }
 
     back = Workspace.init(tmp_path / "back")
     run_ingest(back, IngestConfig([str(tmp_path / "rl.parquet")], preset="verl"))
-    assert [r[0] for r in query(back, "SELECT problem_id FROM problems ORDER BY source_row")] == problems
+    sources = {r["problem_id"]: r["source"] for r in rows}
+    assert query(back, "SELECT problem_id, source FROM problems ORDER BY source_row") == [
+        (problem, sources[problem]) for problem in problems
+    ]
 
 
 def test_hf_folder(subset, tmp_path):
@@ -145,7 +160,7 @@ def test_overwrite_replaces_only_an_export_never_a_workspace_or_the_working_dire
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    with pytest.raises(OxaError, match="replaces only a folder that `oxa export --format hf` wrote"):
+    with pytest.raises(OxaError, match="replaces only a folder that `oxa export` wrote"):
         export(ws, "hf", mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep"
     (tmp_path / "d.parquet").mkdir()

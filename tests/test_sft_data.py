@@ -102,7 +102,7 @@ def test_subset_folder_and_exports_give_the_same_rows(subset, tokenizer, tmp_pat
     assert plain.to_list() == expected_rows(rows, suffix="")
 
     for name in ("trl.parquet", "trl.jsonl"):
-        run_export(ws, ExportConfig(subset="full", format="trl", output=str(tmp_path / name)))
+        run_export(ws, ExportConfig(subset="full", format="trl", output=str(tmp_path / name), negatives="keep"))
         exported, stats = load_sft_data(tmp_path / name, tokenizer, cutoff=None)
         assert exported.to_list() == expected_rows(rows)
         assert (stats.kind, stats.instruction, stats.subset, stats.positives, stats.negatives) == (

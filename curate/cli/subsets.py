@@ -18,6 +18,7 @@ from curate.subsets import (
     run_export,
 )
 from curate.subsets.export import FORMATS as EXPORT_FORMATS
+from curate.subsets.export import VERL_DATA_SOURCE
 from curate.subsets.subsets import intact_card
 from curate.workspace import Workspace
 
@@ -148,18 +149,44 @@ def export(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="trl: .parquet or .jsonl; alpaca: .json; verl: .parquet; hf: a new folder."
+            "--output",
+            "-o",
+            help="trl: a folder (what `trl sft --dataset_name` and `load_dataset` read), or a .parquet or .jsonl "
+            "file; alpaca: .json (dataset_info.json is written beside it); verl: .parquet; hf: a folder.",
         ),
     ],
     instruction: Annotated[
         str | None,
         typer.Option(help="Appended to each problem after a newline; '' for none. Default: the paper's instruction."),
     ] = None,
+    negatives: Annotated[
+        str | None,
+        typer.Option(
+            help="trl and alpaca, for a subset with loss_type 1 rows (required then): drop (the positives only, "
+            "for plain SFT), separate (the negatives in a second split or file) or keep (for trainers that read "
+            "loss_type: oxa train sft, the paper's LLaMA-Factory fork)."
+        ),
+    ] = None,
+    data_source: Annotated[
+        str | None,
+        typer.Option(
+            help=f"verl: every row's data_source, which picks verl's default reward. Default: {VERL_DATA_SOURCE}."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Write a subset in a trainer's format: TRL prompt/completion with loss_type,
-    LLaMA-Factory alpaca JSON, verl RL prompts, or a Hugging Face datasets folder."""
-    config = ExportConfig(subset=subset, format=fmt, output=str(output), overwrite=overwrite)
+    LLaMA-Factory alpaca JSON, verl RL prompts, or a Hugging Face datasets folder.
+    A subset with loss_type 1 rows needs --negatives for trl and alpaca, whose usual
+    trainers would train those rows as positives."""
+    config = ExportConfig(
+        subset=subset,
+        format=fmt,
+        output=str(output),
+        negatives=negatives,
+        data_source=data_source,
+        overwrite=overwrite,
+    )
     if instruction is not None:
         config.instruction = instruction
     stats = run_export(Workspace.open(workspace), config)

@@ -52,6 +52,7 @@ class Field:
     path: str  # source column; dots reach into nested objects (`\\.` is a literal dot); '*' = all unmapped fields
     kind: str
     required: bool = False
+    fallback: str | None = None  # a second path, read where `path` is absent or null
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Preset:
         """Top-level columns to read, or None when every column is needed."""
         if any(f.path == "*" for f in self.fields):
             return None
-        return sorted({split_path(f.path)[0] for f in self.fields})
+        return sorted({split_path(p)[0] for f in self.fields for p in (f.path, f.fallback) if p})
 
 
 def split_path(path: str) -> list[str]:
@@ -133,7 +134,9 @@ PRESETS: dict[str, Preset] = {
             (
                 Field("problem", "prompt", "user_message", True),
                 _f("gold_answer", "reward_model.ground_truth"),
-                _f("source", "data_source"),
+                # an oxa export keeps the pool's source in extra_info (its data_source names
+                # verl's scorer); verl's own files have it, if anywhere, in data_source
+                Field("source", "extra_info.source", "text", fallback="data_source"),
                 _f("category", "ability"),
                 _f("meta", "extra_info"),
             ),
@@ -374,6 +377,8 @@ def extract_dicts(preset: Preset, rows: list[int], objects: list[dict]) -> pa.Ta
                 value = json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
             else:
                 raw = _get_path(obj, f.path)
+                if raw is None and f.fallback:
+                    raw = _get_path(obj, f.fallback)
                 value = None
                 if raw is None:
                     if f.required and reason is None:
@@ -415,6 +420,15 @@ def _typed_array(f: Field, values: list, reasons: list[str | None], details: lis
         return pa.array(values, KIND_TYPES[f.kind])
 
 
+def _field_column(table: pa.Table, f: Field) -> pa.ChunkedArray | None:
+    """A field's column: its path's, with its fallback's values where that is absent or null."""
+    column = _arrow_column(table, f.path)
+    other = _arrow_column(table, f.fallback) if f.fallback else None
+    if column is None or other is None:
+        return other if column is None else column
+    return pc.coalesce(column, other.cast(column.type))
+
+
 def _arrow_column(table: pa.Table, path: str) -> pa.ChunkedArray | None:
     head, *rest = split_path(path)
     if head not in table.column_names:
@@ -433,7 +447,7 @@ def check_arrow_schema(preset: Preset, schema: pa.Schema, file: str) -> None:
     for f in preset.fields:
         if f.path == "*":
             continue
-        column = _arrow_column(empty, f.path)
+        column = _field_column(empty, f)
         if column is None:
             if f.required:
                 raise OxaError(
@@ -481,7 +495,7 @@ def extract_arrow(preset: Preset, first_row: int, table: pa.Table) -> pa.Table:
             ]
             arrays[f.name] = pa.array(values, target)
             continue
-        column = _arrow_column(table, f.path)
+        column = _field_column(table, f)
         if column is None:
             arrays[f.name] = pa.nulls(n, target)
             continue
