@@ -10,12 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
+from curate.subsets.subsets import file_sha256
 from curate.workspace import OxaError
 from train.sft.presets import resolve_preset, training_preset_names
 
 pytest.importorskip("trl")
 
 from tests.test_sft_data import SUFFIX, _pool, expected_rows, make_subset  # noqa: E402
+from tests.test_sft_inputs import exported  # noqa: E402
 from tests.tiny_random import save_tiny_random_model  # noqa: E402
 
 runner = CliRunner()
@@ -178,8 +180,52 @@ def test_train_sft_bad_input(setup, tmp_path):
     assert "every positive (loss_type 0) row is longer than the cutoff of 5 tokens (6 dropped)" in error(
         folder, "--set", "max_length=5"
     )
-    assert "has no loss_type column" in error(_without_loss_type(tmp_path, good))
+    no_type = error(_without_loss_type(tmp_path, good))  # read: every row a positive (issue 32)
+    assert "ul_alpha=0.0001 but the train dataset has no negatives" in no_type
     assert "ul_global=4 does not fit in the global batch of 4" in error(folder, "--set", "ul_global=4")
+
+
+def test_train_sft_takes_ws_name_or_an_export_and_records_the_subset(setup, tmp_path):
+    root, folder, _, model = setup
+    card = json.loads((folder / "card.json").read_text())
+    train = ("--model", model, "--preset", "tiny", "--max-steps", 1, "--output")
+
+    by_name = sft(root / "ws", f"full/{card['version'][:8]}", *train, tmp_path / "by-name")  # as `oxa export WS NAME`
+    assert by_name.exit_code == 0, by_name.output + repr(by_name.exception)
+    data = json.loads((tmp_path / "by-name" / "oxa_train.json").read_text())["data"]
+    assert (data["kind"], data["source"], data["subset"]["name"], data["subset"]["version"]) == (
+        "subset",
+        str(folder),
+        "full",
+        card["version"],
+    )
+    assert (tmp_path / "by-name" / "subset" / "card.json").read_bytes() == (folder / "card.json").read_bytes()
+
+    marker = exported(root / "ws", tmp_path / "hf", format="hf")
+    from_export = sft("--subset", tmp_path / "hf", *train, tmp_path / "from-export")  # an `oxa export --format hf`
+    assert from_export.exit_code == 0, from_export.output + repr(from_export.exception)
+    data = json.loads((tmp_path / "from-export" / "oxa_train.json").read_text())["data"]
+    assert data["subset"] == {
+        "name": "full",
+        "version": card["version"],
+        "export": {"path": str(tmp_path / "hf"), **marker},
+        "card_sha256": file_sha256(folder / "card.json"),
+        "decontamination": card.get("decontamination"),
+    }
+    assert (data["kind"], data["form"], data["rows_read"]) == ("hf", "problem/response", 9)
+    assert not (tmp_path / "from-export" / "subset").exists()  # the card is the export's, recorded by its sha256
+
+    def error(*data):
+        result = sft(*data, *train, tmp_path / "refused")
+        assert isinstance(result.exception, OxaError), result.output + repr(result.exception)
+        return str(result.exception)
+
+    assert error().startswith("give the data to train on: WS NAME (a subset of a workspace, NAME or NAME/VERSION)")
+    assert error(root / "ws").endswith(f"; {root / 'ws'} came without NAME")
+    assert "not both" in error(root / "ws", "full", "--subset", folder)
+    assert error(root / "ws", "full", "--split", "test") == (
+        f"{folder} holds one set of rows, without splits; leave out --split test"
+    )
 
 
 def _without_loss_type(tmp_path, good):

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.text.instructions import KNOWN_SUFFIXES
+from curate.workspace import OxaError
 from train.sft.presets import training_preset_names
 
 console = Console()
@@ -24,12 +25,6 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
 
 
 def sft(
-    subset: Annotated[
-        Path,
-        typer.Option(
-            help="Subset folder (WS/subsets/NAME/VERSION), an `oxa export --format trl` file, or a folder of them."
-        ),
-    ],
     model: Annotated[str, typer.Option(help="Model folder (see `oxa model prepare`) or hub id.")],
     preset: Annotated[
         str,
@@ -38,6 +33,39 @@ def sft(
         ),
     ],
     output: Annotated[Path, typer.Option(help="Output folder: the model, checkpoints and oxa_train.json.")],
+    workspace: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="WS",
+            help="Workspace of the subset to train on, with NAME, as `oxa export WS NAME` takes them (or give --subset).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME[/VERSION]",
+            help="The subset of WS: NAME (its newest version), NAME/VERSION or NAME/VERSION-PREFIX.",
+            show_default=False,
+        ),
+    ] = None,
+    subset: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of WS NAME: a subset folder (WS/subsets/NAME/VERSION), a .parquet/.jsonl/.json file or a "
+            "folder of them (an `oxa export`), or a `datasets` save_to_disk folder; rows of TRL prompt/completion, "
+            "messages or text, with or without loss_type (none: every row a positive).",
+            show_default=False,
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="The split to train on (NAME, or NAME+NAME for several), required of data that holds several: "
+            "train.parquet and test.parquet, data/train-*.parquet and data/test-*.parquet, a DatasetDict ...",
+            show_default=False,
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -50,7 +78,8 @@ def sft(
     instruction: Annotated[
         str,
         typer.Option(
-            help="Appended to each problem of a subset folder after a newline ('' for none); exports carry theirs."
+            help="Appended to each problem of a subset's rows after a newline ('' for none); rows in TRL's forms "
+            "carry theirs."
         ),
     ] = KNOWN_SUFFIXES[0],
     resume: Annotated[
@@ -63,14 +92,28 @@ def sft(
 ) -> None:
     """SFT with the OXA unlikelihood term (OXA_Full; ul_alpha=0 gives OXA_MLE) on a subset, with a preset.
 
+    The data: WS NAME (a subset of a workspace, NAME or NAME/VERSION) or --subset PATH (a
+    subset folder, an export, rows in TRL's forms); data of several splits needs --split.
     Sequences longer than the preset's max_length (the cutoff) are dropped and counted.
     gradient_accumulation_steps = global_batch_size / (per_device_train_batch_size x processes).
     Several GPUs: accelerate launch --config_file configs/accelerate/zero2.yaml -m curate.cli train sft ...
     """
     from train.sft import SftRunConfig, run_sft
 
+    if workspace is not None and subset is not None:
+        raise OxaError(
+            f"give the data once: WS NAME or --subset PATH, not both (got {workspace} and --subset {subset})"
+        )
+    if subset is None and (workspace is None or name is None):
+        raise OxaError(
+            "give the data to train on: WS NAME (a subset of a workspace, NAME or NAME/VERSION) or --subset PATH "
+            "(a subset folder, an export, a file or folder of rows in TRL's forms)"
+            + (f"; {workspace} came without NAME" if workspace is not None else "")
+        )
     config = SftRunConfig(
-        subset=str(subset),
+        subset=name if workspace is not None else str(subset),
+        workspace=str(workspace) if workspace is not None else None,
+        split=split,
         model=model,
         preset=preset,
         output=str(output),
@@ -85,8 +128,12 @@ def sft(
         return  # under accelerate launch: one summary, from the main process
     data = record["data"]
     table = Table(title=f"oxa train sft -> {output}", show_header=False)
-    source = f"{data['subset']['name']}/{data['subset']['version']}" if data["subset"] else data["source"]
-    table.add_row("data", source)
+    source = data["source"]
+    if data["subset"]:
+        subset_name = f"{data['subset']['name']}/{data['subset']['version']}"
+        source = subset_name if data["kind"] == "subset" else f"{subset_name}, exported to {source}"
+    table.add_row("data", source + (f" (split {data['split']})" if data["split"] else ""))
+    table.add_row("form", data["form"] + ("" if data["loss_type_column"] else ", no loss_type: every row a positive"))
     table.add_row(
         "rows",
         f"{data['rows_read']:,} read, {data['rows_kept']:,} kept, {data['dropped_over_cutoff']:,} over the cutoff of {data['cutoff']}",

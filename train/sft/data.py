@@ -1,38 +1,66 @@
-"""Training rows for `oxa train sft`: a subset or an export as TRL prompt/completion rows
-with `loss_type`, sequences over the cutoff dropped and counted.
+"""Training rows for `oxa train sft`: the data a user holds as TRL rows with `loss_type`,
+sequences over the cutoff dropped and counted (docs/train.md, what it trains on).
 
-Accepted inputs:
-- a subset folder WS/subsets/<name>/<version>/ (data.parquet + card.json): its checksums
-  are checked and its rows become prompt/completion by the same SQL as `oxa export
-  --format trl`, with the same instruction appended to each problem (the paper's);
-- an `oxa export --format trl` file (.parquet or .jsonl), or a folder of such files: the
-  prompts already hold the instruction they were exported with (recorded when known);
-- a `datasets` folder (`save_to_disk`) of prompt/completion/loss_type rows.
+Sources:
+- a subset: its folder WS/subsets/NAME/VERSION/, or a workspace and NAME[/VERSION] resolved
+  as `oxa export` resolves them. Its checksums are checked and its rows become prompt/
+  completion by the same SQL as `oxa export --format trl`, with the same instruction
+  appended to each problem (the paper's);
+- a file (.parquet, .jsonl, .json) or a folder of them, whose splits are named from the file
+  names as `datasets` names them (train.parquet, data/test-00000-of-00001.parquet, train/...);
+- a `datasets` folder (`save_to_disk`): a Dataset, or a DatasetDict of splits.
+A source of one split is read whole; of several, only those `split` names (NAME, or NAME+NAME
+as `datasets` joins splits), never a guess. A folder that `oxa export` wrote holds
+oxa_export.json naming its subset (and an hf export the subset's card): that is recorded.
 
-Cutoff (the paper's LLaMA-Factory `drop_exceed_length_data`): a sequence whose chat-
-templated prompt + completion is longer than `cutoff` tokens is dropped, never truncated
-(a truncated trajectory would teach, or suppress, an unfinished solution). Lengths are
-counted exactly as TRL tokenizes a conversational prompt/completion row.
+Row forms (TRL's dataset formats), each with an integer `loss_type` (0 promote, 1 suppress;
+a source without the column is all positives):
+- prompt/completion, conversational or plain strings: trained as TRL trains them (a plain
+  row without the chat template, an EOS after the completion); the completion is trained;
+- messages: the last turn, the assistant's, is the completion and the turns before it the
+  prompt, so that a row's loss falls on its answer as in every other form;
+- text: the whole sequence is trained (a loss_type 1 row suppresses every token of it);
+- problem/response, a subset's own rows (`oxa export --format hf`): made prompt/completion
+  as a subset folder's are.
+Only prompt/completion and text leave this module. The instruction (`instruction`) is
+appended to problem/response rows only; the other forms carry their prompts as written.
+
+Cutoff (the paper's LLaMA-Factory `drop_exceed_length_data`): a sequence longer than
+`cutoff` tokens is dropped, never truncated (a truncated trajectory would teach, or
+suppress, an unfinished solution). Lengths are counted exactly as TRL tokenizes the row.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.subsets.subsets import check_checksums, file_sha256, load_card
+from curate.subsets.export import EXPORT_MARKER
+from curate.subsets.subsets import check_checksums, file_sha256, load_card, read_card, resolve_subset
 from curate.text.instructions import KNOWN_SUFFIXES
-from curate.workspace import MissingExtra, OxaError, WorkspaceDamaged
+from curate.workspace import MissingExtra, OxaError, Workspace, WorkspaceDamaged
 from curate.workspace.parts import duckdb_path
 from curate.workspace.resources import sql_text
 
-COLUMNS = ("prompt", "completion", "loss_type")
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
+FORMS = "prompt + completion, messages or text (TRL's forms), or problem + response (a subset's rows)"
 _TOKENIZE_BATCH = 256
+# a messages row as prompt/completion: the last turn is the completion, the turns before it the prompt
+_MESSAGES_AS_PROMPT_COMPLETION = (
+    "SELECT messages[:-2] AS prompt, messages[-1:] AS completion, loss_type FROM rows ORDER BY source_row"
+)
+_MESSAGES_WITHOUT_ANSWER = """
+SELECT count(*) AS bad, min(source_row) AS first FROM rows
+WHERE len(messages) < 2 OR messages[-1].role IS DISTINCT FROM 'assistant'
+"""
 
 
 @dataclass
@@ -40,9 +68,12 @@ class SftDataStats:
     """What was read and what was kept: rows_read = rows_kept + dropped_over_cutoff."""
 
     source: str
-    kind: str  # 'subset' | 'trl' | 'hf'
-    instruction: str | None  # appended (subset) or found at the end of the prompts (export)
+    kind: str  # 'subset' (folder) | 'trl' (files) | 'hf' (`datasets` folder)
+    instruction: str | None  # appended (subset rows) or found at the end of the prompts
     cutoff: int | None
+    form: str  # the rows as read (see the module doc): 'prompt/completion (conversational)', 'messages', ...
+    split: str | None = None  # the split read, for a source that names its splits
+    loss_type_column: bool = True  # False: the source has none, every row is a positive (0)
     rows_read: int = 0
     rows_kept: int = 0
     positives: int = 0
@@ -51,22 +82,37 @@ class SftDataStats:
     dropped_by_loss_type: dict = field(default_factory=dict)
     dropped_rows: list = field(default_factory=list)  # 0-based row numbers in the source, ascending
     max_tokens_kept: int = 0
-    subset: dict | None = None  # name, version, checksums of a subset folder
+    # a subset folder: name, version, path, checksums; an export of one: name, version and
+    # "export" (its folder and oxa_export.json), with the card's sha256 and decontamination
+    # where the export holds the card (hf)
+    subset: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def load_sft_data(source: str | Path, tokenizer, cutoff: int | None, instruction: str = KNOWN_SUFFIXES[0]):
-    """(datasets.Dataset of prompt/completion/loss_type, SftDataStats) from a subset or an export.
+def load_sft_data(
+    source: str | Path,
+    tokenizer,
+    cutoff: int | None,
+    instruction: str = KNOWN_SUFFIXES[0],
+    split: str | None = None,
+    workspace: str | Path | None = None,
+):
+    """(datasets.Dataset of prompt/completion or text rows with loss_type, SftDataStats).
 
-    `instruction` is appended (after a newline) to each problem of a subset folder; exports
-    already carry theirs. `cutoff` None keeps every row."""
+    `source` is a path, or with `workspace` a subset NAME[/VERSION]. `instruction` is appended
+    (after a newline) to each problem of a subset's rows; `split` picks one of several splits.
+    `cutoff` None keeps every row."""
     try:
         import datasets
     except ImportError:
         raise MissingExtra("training needs the `datasets` library: pip install 'oxa[train]'") from None
-    table, stats = read_rows(Path(source).expanduser().resolve(), instruction)
+    if workspace is not None:
+        path = resolve_subset(Workspace.open(workspace), str(source))
+    else:
+        path = Path(source).expanduser().resolve()
+    table, stats = read_rows(path, instruction, split)
     stats.cutoff = cutoff
     stats.rows_read = table.num_rows
     if cutoff is not None and table.num_rows:
@@ -88,31 +134,28 @@ def load_sft_data(source: str | Path, tokenizer, cutoff: int | None, instruction
     return datasets.Dataset(datasets.table.InMemoryTable(table)), stats
 
 
-def read_rows(path: Path, instruction: str) -> tuple[pa.Table, SftDataStats]:
-    """The prompt/completion/loss_type table of a source, checked, in the source's order."""
+def read_rows(path: Path, instruction: str, split: str | None = None) -> tuple[pa.Table, SftDataStats]:
+    """The training table of a source (prompt/completion or text, and loss_type), checked, in the source's order."""
     if (path / "card.json").is_file() and (path / "data.parquet").is_file():
+        _pick_splits(path, None, split)
         return _subset_rows(path, instruction)
-    if path.is_dir() and (path / "state.json").is_file():  # datasets save_to_disk
-        import datasets
-
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            if "train" not in loaded:
-                raise OxaError(f"{path} holds splits {', '.join(loaded)} but no 'train' split to train on")
-            loaded = loaded["train"]
-        table, kind = loaded.data.table, "hf"
-    else:
-        files = _export_files(path)
-        reader = "read_parquet" if files[0].suffix == ".parquet" else "read_json"
-        query = f"SELECT * FROM {reader}($files)"
-        table = duckdb.connect().sql(query, params={"files": [duckdb_path(f) for f in files]}).to_arrow_table()
-        kind = "trl"
-    table = _checked(table, path)
-    found = None
-    if table.num_rows:
-        prompt = table["prompt"][0].as_py()[-1]["content"]
-        found = next((s for s in KNOWN_SUFFIXES if prompt.endswith(s)), None)
-    return table, SftDataStats(source=str(path), kind=kind, instruction=found, cutoff=None)
+    table, split_read, kind = _read_source(path, split)
+    loss_type_column = "loss_type" in table.column_names
+    if not loss_type_column:
+        table = table.append_column("loss_type", pa.repeat(pa.scalar(0, pa.int64()), table.num_rows))
+    table, form = _training_rows(_checked_loss_type(table, path), path, instruction)
+    subset_rows = form == "problem/response"
+    stats = SftDataStats(
+        source=str(path),
+        kind=kind,
+        instruction=(instruction or None) if subset_rows else _instruction_found(table),
+        cutoff=None,
+        form=form,
+        split=split_read,
+        loss_type_column=loss_type_column,
+        subset=_exported_subset(path),
+    )
+    return table, stats
 
 
 def _subset_rows(folder: Path, instruction: str) -> tuple[pa.Table, SftDataStats]:
@@ -130,8 +173,6 @@ def _subset_rows(folder: Path, instruction: str) -> tuple[pa.Table, SftDataStats
         raise OxaError(f"subset {folder} holds problems without responses (a prompt set for GRPO), not SFT rows")
     if "loss_type" not in pq.read_schema(data).names:
         raise OxaError(f"subset {folder} has no loss_type column; re-select it with this version of oxa")
-    params = {"data": duckdb_path(data), "suffix": f"\n{instruction}" if instruction else ""}
-    table = duckdb.connect().sql(sql_text("export/trl_prompt_completion.sql"), params=params).to_arrow_table()
     subset = {
         "name": card["name"],
         "version": card["version"],
@@ -139,39 +180,176 @@ def _subset_rows(folder: Path, instruction: str) -> tuple[pa.Table, SftDataStats
         "card_sha256": file_sha256(folder / "card.json"),
         "data_sha256": file_sha256(data),
     }
-    return _checked(table, folder), SftDataStats(str(folder), "subset", instruction or None, None, subset=subset)
+    table = _checked_loss_type(_export_trl_rows(data, instruction), folder)
+    stats = SftDataStats(str(folder), "subset", instruction or None, None, "problem/response", subset=subset)
+    return table, stats
 
 
-def _export_files(path: Path) -> list[Path]:
+def _export_trl_rows(data: Path, instruction: str) -> pa.Table:
+    params = {"data": duckdb_path(data), "suffix": f"\n{instruction}" if instruction else ""}
+    return duckdb.connect().sql(sql_text("export/trl_prompt_completion.sql"), params=params).to_arrow_table()
+
+
+def _read_source(path: Path, split: str | None) -> tuple[pa.Table, str | None, str]:
+    """(the rows of the splits read, their names where the source names splits, kind)."""
+    if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
+        import datasets
+
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.Dataset):
+            _pick_splits(path, None, split)
+            return loaded.data.table, None, "hf"
+        picked = _pick_splits(path, list(loaded), split)
+        try:
+            table = pa.concat_tables([loaded[name].data.table for name in picked], promote_options="default")
+        except pa.ArrowInvalid as exc:
+            raise OxaError(
+                f"{path}: the splits {', '.join(picked)} differ in their columns ({exc}); train on one"
+            ) from None
+        return table, "+".join(picked), "hf"
     if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".parquet", ".jsonl"))
+        if path.suffix not in DATA_SUFFIXES:
+            raise OxaError(
+                f"{path} is not a file of training rows (.parquet, .jsonl or .json); give one, a folder of them, a "
+                "subset folder (WS/subsets/NAME/VERSION) or a `datasets` folder"
+            )
+        picked, files = _pick_splits(path, None, split), [path]
     else:
-        raise OxaError(f"{path} does not exist; give a subset folder (WS/subsets/NAME/VERSION) or an exported file")
-    if not files or any(f.suffix not in (".parquet", ".jsonl") for f in files):
-        raise OxaError(
-            f"{path} is neither a subset folder (data.parquet + card.json) nor TRL export files (.parquet/.jsonl "
-            "from `oxa export --format trl`) nor a `datasets` folder"
-        )
+        by_split = _split_files(path)
+        picked = _pick_splits(path, list(by_split), split)
+        files = [file for name in picked for file in by_split[name]]
     if len({f.suffix for f in files}) > 1:
-        raise OxaError(f"{path} mixes .parquet and .jsonl files; keep one format per folder")
-    return files
+        raise OxaError(f"{path} mixes {', '.join(sorted({f.suffix for f in files}))} files; keep one format")
+    reader = "read_parquet" if files[0].suffix == ".parquet" else "read_json"
+    query = f"SELECT * FROM {reader}($files, union_by_name = true)"
+    table = duckdb.connect().sql(query, params={"files": [duckdb_path(f) for f in files]}).to_arrow_table()
+    return table, "+".join(picked) if picked else None, "trl"
 
 
-def _checked(table: pa.Table, path: Path) -> pa.Table:
-    """prompt/completion/loss_type with loss_type 0 or 1 on every row, or a clear error."""
-    missing = [c for c in ("prompt", "completion") if c not in table.column_names]
-    if missing:
+def _split_files(folder: Path) -> dict[str, list[Path]]:
+    """The data files of a folder by split, the splits named from the file names as
+    `datasets.load_dataset(folder)` names them (no names: one split, train)."""
+    if not folder.is_dir():
         raise OxaError(
-            f"{path} has no {' or '.join(missing)} column (columns: {', '.join(table.column_names)}); "
-            "give a subset folder or an `oxa export --format trl` file"
+            f"{folder} does not exist; give WS NAME (a subset of a workspace), a subset folder "
+            "(WS/subsets/NAME/VERSION), a file of training rows or a folder of them"
         )
-    if "loss_type" not in table.column_names:
+    from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
+
+    try:
+        patterns = get_data_patterns(str(folder))
+    except EmptyDatasetError:
+        patterns = {}
+    by_split = {}
+    for name, found in DataFilesDict.from_patterns(patterns, base_path=str(folder)).items():
+        files = sorted(f for f in map(Path, found) if f.suffix in DATA_SUFFIXES and f.name != EXPORT_MARKER)
+        if files:
+            by_split[str(name)] = files
+    if not by_split:
         raise OxaError(
-            f"{path} has no loss_type column; export it with `oxa export WS SUBSET --format trl` (which writes it) "
-            "or add one: 0 promotes a row (cross-entropy), 1 suppresses it (unlikelihood)"
+            f"{folder} holds no files of training rows (.parquet, .jsonl or .json) and is neither a subset folder "
+            "(data.parquet + card.json) nor a `datasets` folder"
         )
+    return by_split
+
+
+def _pick_splits(path: Path, names: list[str] | None, split: str | None) -> list[str] | None:
+    """The splits to read: those `split` names (NAME, or NAME+NAME as `datasets` joins splits),
+    or the only one; several and none named is an error naming them. `names` None: a source
+    without splits, read whole (`datasets` calls it train); None comes back."""
+    if names is None:
+        if split not in (None, "train"):
+            raise OxaError(f"{path} holds one set of rows, without splits; leave out --split {split}")
+        return None
+    if split is None:
+        if len(names) > 1:
+            example = "train" if "train" in names else names[0]
+            raise OxaError(
+                f"{path} holds the splits {', '.join(names)}; name the one to train on with --split (e.g. --split "
+                f"{example}), or several joined by + (--split {'+'.join(names)})"
+            )
+        return names
+    wanted = split.split("+")
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise OxaError(f"{path} has no split {unknown[0]!r}; its splits: {', '.join(names)}")
+    return wanted
+
+
+def _training_rows(table: pa.Table, path: Path, instruction: str) -> tuple[pa.Table, str]:
+    """(prompt/completion or text rows with loss_type, the form read); see the module doc."""
+    columns = table.column_names
+    # TRL's precedence: prompt/completion, then messages, then text
+    if "prompt" in columns and "completion" in columns:
+        kind = _kind_of(table, path, ["prompt", "completion"])
+        form = "prompt/completion (conversational)" if kind == "conversation" else "prompt/completion"
+        return _present(table, path, ["prompt", "completion"]), form
+    if "messages" in columns:
+        _kind_of(table, path, ["messages"], "conversation")
+        return _messages_as_prompt_completion(_present(table, path, ["messages"]), path), "messages"
+    if "text" in columns:
+        _kind_of(table, path, ["text"], "string")
+        return _present(table, path, ["text"]), "text"
+    if "problem" in columns and "response" in columns:
+        _kind_of(table, path, ["problem", "response"], "string")
+        rows = _present(table, path, ["problem", "response"])
+        with tempfile.TemporaryDirectory(prefix="oxa-sft-") as tmp:  # through the export's own SQL, which reads parquet
+            pq.write_table(rows, Path(tmp) / "data.parquet")
+            return _export_trl_rows(Path(tmp) / "data.parquet", instruction), "problem/response"
+    raise OxaError(
+        f"{path} has columns {', '.join(columns)}; oxa train sft reads rows of {FORMS}, with a loss_type or not"
+    )
+
+
+_HOLDS = {"conversation": "conversations (lists of role/content turns)", "string": "strings"}
+
+
+def _kind_of(table: pa.Table, path: Path, columns: list[str], wanted: str | None = None) -> str:
+    """'conversation' or 'string', what every one of `columns` holds (`wanted`, if given); an error otherwise."""
+    kinds = [_kind(table.schema.field(c).type) for c in columns]
+    if None in kinds or len(set(kinds)) > 1 or (wanted and kinds[0] != wanted):
+        found = " and ".join(
+            f"{c} holds {_HOLDS[kind] if kind else table.schema.field(c).type}" for c, kind in zip(columns, kinds)
+        )
+        holds = _HOLDS[wanted] if wanted else f"{_HOLDS['conversation']} or strings, both alike"
+        raise OxaError(f"{path}: {found}; {' and '.join(columns)} must hold {holds}")
+    return kinds[0]
+
+
+def _kind(type_: pa.DataType) -> str | None:
+    """'conversation' (a list of role/content structs), 'string' or None (neither)."""
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return "string"
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        turn = type_.value_type
+        if pa.types.is_struct(turn) and {"role", "content"} <= {turn.field(i).name for i in range(turn.num_fields)}:
+            return "conversation"
+    return None
+
+
+def _present(table: pa.Table, path: Path, columns: list[str]) -> pa.Table:
+    """`columns` and loss_type, or an error for a row without one of them."""
+    for name in columns:
+        if table[name].null_count:
+            raise OxaError(f"{path}: {table[name].null_count:,} rows have no {name}; give every row one")
+    return table.select([*columns, "loss_type"])
+
+
+def _messages_as_prompt_completion(table: pa.Table, path: Path) -> pa.Table:
+    """messages rows as prompt/completion, or an error naming the first row without an answer to train."""
+    connection = duckdb.connect()
+    connection.register("rows", table.append_column("source_row", pa.array(np.arange(table.num_rows))))
+    [(bad, first)] = connection.sql(_MESSAGES_WITHOUT_ANSWER).fetchall()
+    if bad:
+        raise OxaError(
+            f"{path}: {bad:,} messages rows (the first: row {first}) do not end with an assistant turn after at "
+            "least one other turn; the last assistant turn is what a row trains"
+        )
+    return connection.sql(_MESSAGES_AS_PROMPT_COMPLETION).to_arrow_table()
+
+
+def _checked_loss_type(table: pa.Table, path: Path) -> pa.Table:
+    """The table with loss_type as int64, or a clear error for a value other than 0 or 1."""
     loss_type = table["loss_type"]
     bad = pc.sum(pc.invert(pc.fill_null(pc.is_in(loss_type, pa.array([0, 1], loss_type.type)), False))).as_py()
     if bad:
@@ -180,16 +358,56 @@ def _checked(table: pa.Table, path: Path) -> pa.Table:
             f"{path}: {bad:,} rows have a loss_type other than 0 or 1 ({', '.join(map(str, values[:5]))}); "
             "use 0 to promote a row and 1 to suppress it"
         )
-    return table.select(list(COLUMNS)).cast(
-        pa.schema([table.schema.field("prompt"), table.schema.field("completion"), pa.field("loss_type", pa.int64())])
-    )
+    return table.set_column(table.column_names.index("loss_type"), "loss_type", loss_type.cast(pa.int64()))
+
+
+def _instruction_found(table: pa.Table) -> str | None:
+    """The known instruction the first prompt ends with, if any."""
+    if not table.num_rows or "prompt" not in table.column_names:
+        return None
+    prompt = table["prompt"][0].as_py()
+    text = prompt if isinstance(prompt, str) else (prompt[-1]["content"] if prompt else None)
+    return next((s for s in KNOWN_SUFFIXES if isinstance(text, str) and text.endswith(s)), None)
+
+
+def _exported_subset(path: Path) -> dict | None:
+    """The subset an `oxa export` folder was written from, as its oxa_export.json names it, with the
+    sha256 and decontamination of the subset's card where the export holds it (hf); None for other sources."""
+    marker = path / EXPORT_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        facts = json.loads(marker.read_text(encoding="utf-8"))
+        name, _, version = facts["subset"].partition("/")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        name = version = ""
+    if not (name and version):
+        raise OxaError(
+            f'{marker} does not name the subset it was exported from (NAME/VERSION under "subset"); export the '
+            "subset again, or train on the subset folder itself"
+        )
+    subset = {"name": name, "version": version, "export": {"path": str(path), **facts}}
+    card = read_card(path)
+    if card is not None and (card.get("name"), card.get("version")) == (name, version):
+        subset |= {"card_sha256": file_sha256(path / "card.json"), "decontamination": card.get("decontamination")}
+    return subset
 
 
 def sequence_lengths(table: pa.Table, tokenizer) -> list[int]:
-    """Tokens of each row's chat-templated prompt + completion, as TRL's SFTTrainer tokenizes it."""
+    """Tokens of each row as TRL's SFTTrainer tokenizes it: a conversational prompt + completion through
+    the chat template; a plain prompt + completion, or a text, as one string with the tokenizer's
+    special tokens and an EOS after it (TRL's add_eos, where it does not end with one already)."""
+    columns = ["text"] if "text" in table.column_names else ["prompt", "completion"]
+    conversational = columns != ["text"] and _kind(table.schema.field("prompt").type) == "conversation"
+    eos = tokenizer.eos_token
     lengths: list[int] = []
-    for batch in table.select(["prompt", "completion"]).to_batches(_TOKENIZE_BATCH):
-        conversations = [p + c for p, c in zip(batch["prompt"].to_pylist(), batch["completion"].to_pylist())]
-        texts = tokenizer.apply_chat_template(conversations, tokenize=False)
-        lengths += [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    for batch in table.select(columns).to_batches(_TOKENIZE_BATCH):
+        parts = [batch[c].to_pylist() for c in columns]
+        if conversational:
+            texts = tokenizer.apply_chat_template([p + c for p, c in zip(*parts)], tokenize=False)
+            ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        else:
+            texts = ["".join(row) + ("" if row[-1].endswith(eos) else eos) for row in zip(*parts)]
+            ids = tokenizer(texts)["input_ids"]
+        lengths += [len(row) for row in ids]
     return lengths

@@ -1,9 +1,10 @@
-"""`oxa train sft`: OXA SFT of a model on a subset (or an export) with a training preset.
+"""`oxa train sft`: OXA SFT of a model on a subset (or data in TRL's forms) with a training preset.
 
 The output folder holds the trained model and tokenizer, TRL's checkpoints and logs, and
-`oxa_train.json`: the subset's name, version and checksums (its card.json and card.md
-are copied into `subset/`) and its card's "decontamination" object (None for a card
-without one; `oxa eval` compares it with the sets it evaluates), the preset, the
+`oxa_train.json`: for a subset folder its name, version and checksums (its card.json and
+card.md are copied into `subset/`) and its card's "decontamination" object (None for a card
+without one; `oxa eval` compares it with the sets it evaluates); for an `oxa export` folder
+the subset its oxa_export.json names; the form, split and source of the rows; the preset, the
 overrides and the resolved training config, the rows read, kept and dropped over the
 cutoff, library versions and the code's git commit. It is written when training starts
 (status "running") and again at the end. Under `accelerate launch` or torchrun every
@@ -41,7 +42,10 @@ class SftRunConfig:
     """One `oxa train sft` run. Every field is also a command-line option."""
 
     subset: str = field(
-        metadata={"help": "subset folder WS/subsets/NAME/VERSION, or an `oxa export --format trl` file"}
+        metadata={
+            "help": "subset folder WS/subsets/NAME/VERSION, a file or folder of rows in TRL's forms, or a `datasets` "
+            "folder; with `workspace`, a subset NAME[/VERSION]"
+        }
     )
     model: str = field(metadata={"help": "model folder (prepared with `oxa model prepare`) or hub id"})
     preset: str = field(metadata={"help": "training preset in configs/train/ or a .toml file"})
@@ -50,7 +54,13 @@ class SftRunConfig:
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
     instruction: str = field(
         default=KNOWN_SUFFIXES[0],
-        metadata={"help": "appended to each problem of a subset folder (the paper's); '' for none"},
+        metadata={"help": "appended to each problem of a subset's rows (the paper's); '' for none"},
+    )
+    workspace: str | None = field(
+        default=None, metadata={"help": "the workspace holding the subset `subset` names (as `oxa export WS NAME`)"}
+    )
+    split: str | None = field(
+        default=None, metadata={"help": "the split to train on, of data that holds several (train, test, ...)"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in the output folder"})
     overwrite: bool = field(default=False, metadata={"help": "train again into an output folder that has a record"})
@@ -71,8 +81,11 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     args = training_config(resolved, str(output), max_steps=config.max_steps)
     progress(f"loading the tokenizer of {config.model}")
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    progress(f"reading {config.subset} (cutoff {args.max_length} tokens)")
-    dataset, stats = load_sft_data(config.subset, tokenizer, cutoff=args.max_length, instruction=config.instruction)
+    where = f" of workspace {config.workspace}" if config.workspace else ""
+    progress(f"reading {config.subset}{where} (cutoff {args.max_length} tokens)")
+    dataset, stats = load_sft_data(
+        config.subset, tokenizer, args.max_length, config.instruction, split=config.split, workspace=config.workspace
+    )
     _check_cutoff(stats, args.max_length, args.ul_alpha)
     check_oxa_dataset(dataset, args)
     progress(f"training {stats.rows_kept:,} rows ({stats.positives:,} positives, {stats.negatives:,} negatives)")
@@ -80,7 +93,7 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
         _init_deepspeed_comm(args)
     trainer = OXATrainer(model=config.model, args=args, train_dataset=dataset, processing_class=tokenizer)
     data = stats.to_dict()
-    if stats.subset:  # what the subset was checked against, for `oxa eval` (train/eval/contamination.py)
+    if stats.kind == "subset":  # what the subset was checked against, for `oxa eval` (train/eval/contamination.py)
         data["subset"]["decontamination"] = load_card(Path(stats.subset["path"])).get("decontamination")
     record = {
         "status": "running",
@@ -103,7 +116,7 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     trainer.accelerator.wait_for_everyone()  # every process has passed the "already holds a run" check above
     if main:
         output.mkdir(parents=True, exist_ok=True)
-        if stats.subset:
+        if stats.kind == "subset":
             (output / "subset").mkdir(exist_ok=True)
             for name in ("card.json", "card.md"):
                 if (Path(stats.subset["path"]) / name).is_file():
