@@ -400,3 +400,28 @@ def test_a_full_disk_under_a_plot_is_an_oserror_naming_the_file(small_disk):
     from curate.cli import explain_failure
 
     assert str(explain_failure(raised.value)).startswith("the disk is full")
+
+
+def test_oxa_sql_output_is_new_or_overwritten_whole(pool, tmp_path, capsys):
+    """Issue 32: `oxa sql -o` overwrote an existing file silently while `oxa export` refused."""
+    out = tmp_path / "counts.csv"
+    out.write_text("mine\n")
+    code, _, err = oxa(["sql", pool.root, "SELECT count(*) AS n FROM samples", "-f", "csv", "-o", out], capsys)
+    assert code == 2 and f"{out} exists; choose another path or pass --overwrite" in err
+    assert out.read_text() == "mine\n"
+    code, _, err = oxa(
+        ["sql", pool.root, "SELECT count(*) AS n FROM samples", "-f", "csv", "-o", out, "--overwrite"], capsys
+    )
+    assert code == 0, err
+    assert out.read_text() == "n\n6\n"
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_every_command_takes_h_and_oxa_has_a_version(capsys):
+    from curate import __version__
+
+    code, out, _ = oxa(["--version"], capsys)
+    assert (code, out) == (0, f"oxa {__version__}\n")
+    for args in (["-h"], ["status", "-h"], ["subsets", "show", "-h"], ["check", "-h"]):
+        code, out, _ = oxa(args, capsys)
+        assert code == 0 and "Usage:" in out, args

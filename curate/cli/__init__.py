@@ -37,7 +37,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from curate import __version__
+
+        typer.echo(f"oxa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print oxa's version and exit."
+    ),
+) -> None:
+    """The options of `oxa` itself (the commands have their own)."""
+
+
 for _commands in (workspace, check, ingest, trace, verify, decontaminate, score, select, subsets, synth):
     _commands.register(app)
 for _plugin in _PLUGINS:

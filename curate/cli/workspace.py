@@ -121,7 +121,10 @@ def sql(
         ),
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the result to this file (a new one, or --overwrite).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     limit: Annotated[int, typer.Option(help="Rows to show in --format table.")] = 50,
 ) -> None:
     """Run one SQL query against the workspace's views (read-only).
@@ -151,7 +154,7 @@ def sql(
             "give either a query or --query NAME (see `oxa sql WS --list`; `oxa sql WS --describe` lists the views)"
         )
     text = named_query(named) if named else query
-    result = run_query(Workspace.open(workspace), text, fmt, output)
+    result = run_query(Workspace.open(workspace), text, fmt, output, overwrite)
     if result is None:
         if output is not None:
             console.print(f"wrote {output}")

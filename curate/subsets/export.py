@@ -45,7 +45,7 @@ from curate import __version__
 from curate.subsets.subsets import intact_card, resolve_subset
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import MissingExtra, OxaError, Workspace
-from curate.workspace.parts import atomic_target, atomic_write_text, duckdb_path
+from curate.workspace.parts import atomic_target, atomic_write_text, duckdb_path, refuse_to_replace
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import VERL_PROMPTS
@@ -290,8 +290,7 @@ def _check_target(ws: Workspace, config: ExportConfig, output: Path, folder: boo
     ws.check_outside_data(output, "--output")
     if not (output.exists() or output.is_symlink()):
         return
-    if not config.overwrite:
-        raise OxaError(f"{output} exists; choose another path or pass --overwrite")
+    refuse_to_replace(output, config.overwrite)
     if folder and not (output.is_dir() and (output / EXPORT_MARKER).is_file()):
         raise OxaError(
             f"--overwrite replaces only a folder that `oxa export` wrote (it holds {EXPORT_MARKER}); "

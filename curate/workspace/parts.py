@@ -39,6 +39,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.workspace.errors import OxaError
+
 _TMP_SUFFIX = ".partial"
 _OWNER = re.compile(r"~(?P<host>[^~/]+)~(?P<pid>[0-9]+)(?=\.partial$|-|$)")
 _DIGEST_GLOB = "[0-9a-f]" * 16
@@ -180,6 +182,13 @@ def atomic_target(path: Path) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def refuse_to_replace(output: Path, overwrite: bool) -> None:
+    """The one rule for every output path a command is given: an existing one is replaced
+    only with --overwrite."""
+    if not overwrite and (output.exists() or output.is_symlink()):
+        raise OxaError(f"{output} exists; choose another path or pass --overwrite")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from curate.workspace.errors import OxaError
+from curate.workspace.parts import atomic_target, refuse_to_replace
 from curate.workspace.resources import resource_dir, sql_text
 from curate.workspace.sandbox import lock_down
 from curate.workspace.workspace import Workspace
@@ -60,16 +61,18 @@ def _no_statement(query: str | None) -> OxaError:
 
 
 def run_query(
-    ws: Workspace, query: str | None, fmt: str = "table", output: Path | None = None
+    ws: Workspace, query: str | None, fmt: str = "table", output: Path | None = None, overwrite: bool = False
 ) -> tuple[list[str], list[tuple]] | None:
-    """Run `query` read-only. With `output`, write it there (csv for 'table'); csv and
-    json without one go to stdout; 'table' returns (columns, rows) for the caller."""
+    """Run `query` read-only. With `output`, write it there (csv for 'table'; an existing
+    file only with `overwrite`; written whole or not at all); csv and json without one go
+    to stdout; 'table' returns (columns, rows) for the caller."""
     if fmt not in FORMATS:
         raise OxaError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise OxaError("--format parquet needs an output file: -o FILE.parquet")
     if output is not None:
         ws.check_outside_data(output, "--output")
+        refuse_to_replace(Path(output), overwrite)
     if query is None or not query.strip():
         raise _no_statement(query)
     con = ws.connect()
@@ -91,16 +94,16 @@ def run_query(
         except duckdb.Error as exc:
             raise OxaError(f"SQL error: {exc}") from exc
         if output is not None:
-            output = Path(output)
-            if fmt in ("table", "csv", "parquet"):
-                # the locked connection may not write files: its rows stream to another one that does
-                rows = duckdb.connect().from_arrow(relation.to_arrow_reader(_BATCH_ROWS))
-                if fmt == "parquet":
-                    rows.write_parquet(str(output), compression="zstd")
+            with atomic_target(Path(output)) as tmp:
+                if fmt in ("table", "csv", "parquet"):
+                    # the locked connection may not write files: its rows stream to another one that does
+                    rows = duckdb.connect().from_arrow(relation.to_arrow_reader(_BATCH_ROWS))
+                    if fmt == "parquet":
+                        rows.write_parquet(str(tmp), compression="zstd")
+                    else:
+                        rows.write_csv(str(tmp))
                 else:
-                    rows.write_csv(str(output))
-            else:
-                output.write_text(_json_text(relation), encoding="utf-8")
+                    tmp.write_text(_json_text(relation), encoding="utf-8")
             return None
         if fmt == "csv":
             sys.stdout.write(_csv_text(relation))
