@@ -118,3 +118,20 @@ def test_commands_followed_by_a_digit_are_folded():
     ]
     # a longer command that only starts the same way is left alone
     assert answer_keys(["\\leqslant", "\\dfracx", "\\tbinomial"]) == ["\\leqslant", "\\dfracx", "\\tbinomial"]
+
+
+def test_bare_box_mentions_after_the_answer_and_spaces_in_exponents():
+    """The last command is found past any number of bare mentions in prose (found in one
+    pass: searching back from each was quadratic, 40 s on a 4 MiB looping trace), and an
+    exponent's spaces are read without backtracking (a long run of them took seconds)."""
+    from curate.text.extract import as_math_input, last_boxed
+
+    prose = " I will put it in \\boxed later." * 2000
+    assert last_boxed("\\boxed{7}" + prose) == ("7", None)
+    assert last_boxed("\\fbox {8} then \\boxed{9}" + prose) == ("9", None)
+    assert last_boxed(prose) == (None, "no_box")
+    assert as_math_input("8.7 \\times 10^ { 8 }") == "\\boxed{870000000}"
+    assert as_math_input("8.7 \\times 10^  8") == "\\boxed{870000000}"
+    assert as_math_input("2 \\cdot 10^{-3}") == "\\boxed{2 \\times 10^{-3}}"
+    spaces = "1 \\times 10^" + " " * 20_000 + "x"
+    assert as_math_input(spaces) == f"\\boxed{{{spaces}}}"

@@ -21,8 +21,11 @@ _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)  # \{ and \} are literal braces
 # A number in scientific notation, the whole answer: 4.5e33, 8.7 \times 10^{8}, 3\cdot10^5.
 _SCIENTIFIC = re.compile(
-    r"^([-+]?\d+(?:\.\d+)?)\s*(?:[eE]\s*([-+]?\d+)|(?:\\times|\\cdot)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?)$"
+    # (`\^\s*(?:\{\s*)?`, not `\^\s*\{?\s*`: two spans of spaces side by side backtrack
+    # quadratically on a long run of spaces that ends in no number)
+    r"^([-+]?\d+(?:\.\d+)?)\s*(?:[eE]\s*([-+]?\d+)|(?:\\times|\\cdot)\s*10\s*\^\s*(?:\{\s*)?([-+]?\d+)\s*\}?)$"
 )
+_SCIENTIFIC_MAX_CHARS = 200  # longer is no number in scientific notation; nothing to rewrite
 _EXACT_EXPONENTS = range(0, 101)  # written out in full up to 100 digits
 
 # Reasons a response has no answer (the verify table's `reason` for no_answer rows).
@@ -44,13 +47,17 @@ def answer_region(response: str, require_think: bool = False) -> str | None:
 def last_boxed(text: str) -> tuple[str | None, str | None]:
     """(content of the last \\boxed{...} or \\fbox{...}, None), or (None, reason)."""
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    while start >= 0:
-        command = _BOX_COMMAND.match(text, start)
-        if command:
-            return _braced_content(text, command.end())
-        # a bare mention such as "\boxed" in prose: look further back
-        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
-    return None, NO_BOX
+    if start < 0:
+        return None, NO_BOX
+    command = _BOX_COMMAND.match(text, start)
+    if command is None:
+        # the last mention is bare ("\boxed" in prose): the last command before it, found in
+        # one pass (searching back from each bare mention was quadratic in their number)
+        for command in _BOX_COMMAND.finditer(text, 0, start):  # noqa: B007 (the last one is wanted)
+            pass
+        if command is None:
+            return None, NO_BOX
+    return _braced_content(text, command.end())
 
 
 def _braced_content(text: str, open_end: int) -> tuple[str | None, str | None]:
@@ -108,7 +115,7 @@ def as_math_input(answer: str) -> str:
     answer = answer.strip()
     if len(answer) >= 2 and answer[0] == answer[-1] == "$":
         answer = answer.strip("$").strip()
-    number = _SCIENTIFIC.match(answer)
+    number = _SCIENTIFIC.match(answer) if len(answer) <= _SCIENTIFIC_MAX_CHARS else None
     if number:
         mantissa, exponent = number.group(1), int(number.group(2) or number.group(3))
         if exponent in _EXACT_EXPONENTS:
