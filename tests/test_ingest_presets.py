@@ -246,3 +246,32 @@ def test_verl_and_benchmark_inline_rows(ws, tmp_path):
     assert query(
         ws, "SELECT gold_answer, conflict FROM gold WHERE problem_id = ?", [naive_problem_id("Find $k$.")]
     ) == [("0.5", True)]
+
+
+def test_one_response_per_row_takes_its_ppl_as_a_number(ws, tmp_path):
+    """Issue 33: an AceReason-shaped file with a PPL column could not be ingested: a number
+    was refused as not a list, and a one-element list crashed (ValueError in the scores
+    check). A row holding one response takes its PPL and length as numbers."""
+    rows = {"category": ["math"] * 3, "source": ["s"] * 3, "input": ["What is 1+1?", "What is 2+2?", "What is 3+3?"]}
+    rows["output"] = ["<think>a</think> \\boxed{2}", "<think>b</think> \\boxed{4}", "<think>c</think> \\boxed{6}"]
+    pq.write_table(pa.table({**rows, "ppl": [2.5, 0.5, 3.0], "n_tokens": [100, 7, 120]}), tmp_path / "flat.parquet")
+    mapping = {"ppl": "ppl", "n_tokens": "n_tokens"}
+    config = IngestConfig([str(tmp_path / "flat.parquet")], preset="acereason", mapping=mapping, scores_tag="base")
+    stats = run_ingest(ws, config)
+    ids = [naive_sample_id(p, r) for p, r in zip(rows["input"], rows["output"])]
+    assert sorted(query(ws, "SELECT sample_id, ppl, n_tokens FROM scores_base")) == sorted(
+        [(ids[0], 2.5, 100), (ids[2], 3.0, 120)]
+    )
+    assert stats["scores_dropped"] == {"invalid_ppl": 1} and stats["funnel"]["accepted"] == 3  # PPL 0.5 < 1
+    records = [{"problem": "What is 5+5?", "response": "\\boxed{10}", "ppl": 1.5, "length": 9}]
+    jsonl = write_jsonl(tmp_path / "flat.jsonl", records)
+    mapping = {"problem": "problem", "response": "response", "ppl": "ppl", "n_tokens": "length"}
+    run_ingest(ws, IngestConfig([str(jsonl)], mapping=mapping, scores_tag="base"))
+    assert query(ws, "SELECT ppl, n_tokens FROM scores_base WHERE n_tokens = 9") == [(1.5, 9)]
+    nested = pa.table({**rows, "ppl": [[2.5], [2.0], [3.0]], "n_tokens": [[100], [7], [120]]})
+    pq.write_table(nested, tmp_path / "nested.parquet")
+    listed = IngestConfig(
+        [str(tmp_path / "nested.parquet")], preset="acereason", mapping={"ppl": "ppl"}, scores_tag="b"
+    )
+    with pytest.raises(OxaError, match=r"column 'ppl' has type list<element: double>, but ppl needs number \(double\)"):
+        run_ingest(ws, listed)

@@ -27,6 +27,7 @@ KIND_TYPES: dict[str, pa.DataType] = {
     "answers": pa.list_(pa.string()),  # a gold answer or a list of accepted forms
     "texts": pa.list_(pa.string()),
     "numbers": pa.list_(pa.float64()),
+    "number": pa.float64(),  # ppl and n_tokens of a row holding one response
     "user_message": pa.string(),  # the last user turn of a chat `prompt` list
     "json": pa.string(),  # any value, kept as JSON text ('*': the row's unmapped fields)
 }
@@ -218,6 +219,10 @@ def generic_preset(
         raise OxaError("--map must name the problem column, e.g. --map problem=question")
     if "response" in fields and "responses" in fields:
         raise OxaError("--map response=... and responses=... exclude each other: map one")
+    if "response" in fields:  # one response per row: its PPL and length are numbers, not lists
+        for name in ("ppl", "n_tokens"):
+            if name in fields and fields[name].kind == "numbers":
+                fields[name] = replace(fields[name], kind="number")
     if base is None:
         return Preset("custom", "column mapping given with --map", tuple(fields.values()))
     return replace(base, name=f"{base.name}+map", fields=tuple(fields.values()))
@@ -343,6 +348,10 @@ def convert_value(kind: str, value: object) -> object:
         ):
             raise _WrongType(f"expected a list of numbers, got {_type_name(value)}")
         return [None if v is None else float(v) for v in value]
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _WrongType(f"expected a number, got {_type_name(value)}")
+        return float(value)
     if kind == "user_message":
         if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
             raise _WrongType(f"expected a list of chat messages, got {_type_name(value)}")
@@ -467,6 +476,8 @@ def _arrow_kind_fits(kind: str, typ: pa.DataType) -> bool:
     textual = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
     if kind == "text":
         return textual
+    if kind == "number":
+        return pa.types.is_integer(typ) or pa.types.is_floating(typ)
     if kind in ("texts", "numbers", "answers"):
         if kind == "answers" and (textual or pa.types.is_integer(typ) or pa.types.is_floating(typ)):
             return True
