@@ -36,6 +36,9 @@ from curate.workspace import OxaError
 
 JSON_BATCH_ROWS = 8_192
 ARROW_BATCH_ROWS = 32_768
+# A batch also stops at about this much data: R1 traces run to 100 KB and more, and 32,768
+# of them held 2+ GB at once (memory then grew with the responses' length, not bounded).
+BATCH_BYTES = 64 << 20
 _PREVIEW_CHARS = 200
 
 _FORMATS = {
@@ -267,13 +270,35 @@ def arrow_schema(source: SourceFile) -> pa.Schema:
         raise FileDamaged(Damaged.at(source, 0, None, exc)) from exc
 
 
+def rows_per_batch(bytes_per_row: float) -> int:
+    """Rows in a batch: ARROW_BATCH_ROWS, or fewer where rows are long (BATCH_BYTES)."""
+    return max(1, min(ARROW_BATCH_ROWS, int(BATCH_BYTES // max(bytes_per_row, 1.0))))
+
+
+def _parquet_bytes_per_row(parquet: pq.ParquetFile, columns: list[str] | None) -> float:
+    """Uncompressed bytes per row of the columns read, from the file's metadata."""
+    meta = parquet.metadata
+    if meta.num_rows == 0:
+        return 1.0
+    wanted = None if columns is None else {c.split(".")[0] for c in columns}
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            if wanted is None or column.path_in_schema.split(".")[0] in wanted:
+                total += column.total_uncompressed_size
+    return total / meta.num_rows
+
+
 def _parquet_batches(source: SourceFile, columns: list[str] | None) -> Iterator[ArrowBatch | Damaged]:
     row = 0
     try:
         parquet = pq.ParquetFile(source.path)
+        batch_rows = rows_per_batch(_parquet_bytes_per_row(parquet, columns))
         # batches span row groups (files written by `datasets` have 1,000-row groups); a
         # damaged group costs the batch it falls in, and what follows
-        for batch in parquet.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=columns):
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
             yield ArrowBatch(source, row, pa.Table.from_batches([batch]))
             row += batch.num_rows
     except DAMAGE_ERRORS as exc:
@@ -309,8 +334,9 @@ def _arrow_batches(source: SourceFile, columns: list[str] | None) -> Iterator[Ar
                 table = pa.Table.from_batches([batch])
                 if columns is not None:
                     table = table.select([c for c in columns if c in table.column_names])
-                for start in range(0, table.num_rows, ARROW_BATCH_ROWS):
-                    piece = table.slice(start, ARROW_BATCH_ROWS)
+                batch_rows = rows_per_batch(table.nbytes / max(table.num_rows, 1))
+                for start in range(0, table.num_rows, batch_rows):
+                    piece = table.slice(start, batch_rows)
                     yield ArrowBatch(source, row, piece)
                     row += piece.num_rows
     except DAMAGE_ERRORS as exc:
@@ -360,6 +386,7 @@ def _parse_line(line: bytes) -> tuple[dict | None, Unreadable | None]:
 
 def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
     batch = DictBatch(source)
+    batch_bytes = 0
     row = offset = 0  # the next line to read and where it starts
     damaged = None
     try:
@@ -377,9 +404,10 @@ def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
                 else:
                     batch.rows.append(index)
                     batch.objects.append(obj)
-                if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
+                batch_bytes += len(line)
+                if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS or batch_bytes >= BATCH_BYTES:
                     yield batch
-                    batch = DictBatch(source)
+                    batch, batch_bytes = DictBatch(source), 0
     except DAMAGE_ERRORS as exc:
         damaged = Damaged.at(source, row, offset, exc)
     if batch.rows or batch.unreadable:
