@@ -11,7 +11,10 @@ other sample.
 Resume: after a block's samples part is in place, a marker part in pool/self/<tag>/ names
 its problems under the config fingerprint; a rerun skips marked problems, and a problem
 whose samples landed but whose marker did not is drawn again and finds only duplicates.
-A tag generated under another config is refused: use a new tag.
+A tag generated under another config is refused: use a new tag. The tag is claimed for a
+config (pool/self/<tag>/manifest.json) when its first samples are written, so a run that
+failed before (no vLLM, a model that would not load, a prompt too long) claims nothing and
+the rerun its error suggests, under other settings, is not refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -39,7 +43,7 @@ from curate.score.modelinfo import (
 from curate.score.shards import Shard, claim_folder, retry_busy
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError, Workspace, check_tag
-from curate.workspace.parts import PartWriter, fingerprint
+from curate.workspace.parts import SCHEMA_PART, PartWriter, fingerprint, part_files
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
 from curate.workspace.sandbox import check_expression, lock_down
@@ -115,6 +119,7 @@ class _Generate:
         self.finish: Counter[str] = Counter()
         self.ids = duckdb.connect()
         self.ids.execute(sql_text("macros.sql"))
+        self.claimed = False
 
     def select(self) -> pa.Table:
         parts = sorted(self.folder.glob(f"done-{self.fp}-*.parquet"))
@@ -209,6 +214,9 @@ class _Generate:
                     )
             self.counts.update(mark)
             marks.append({"problem_id": row["problem_id"], "fingerprint": self.fp, **mark})
+        if not self.claimed:  # the tag is this config's from its first samples on
+            claim_folder(self.folder, self.manifest, f"done-{self.fp}-", None, "generated samples")
+            self.claimed = True
         prefix = f"generate-{self.config.tag}-{self.fp}-{self.shard.label}"
         samples = PartWriter(self.ws.table_folder("samples"), prefix, SELF_SAMPLES, "sample_id")
         samples.write(pa.Table.from_pylist(rows, SELF_SAMPLES))
@@ -248,6 +256,20 @@ class _Generate:
         }
 
 
+def _drop_unused_claim(ws: Workspace, folder: Path, tag: str, fp: str) -> None:
+    """Remove a manifest of another config that wrote nothing, neither a marker nor a sample: it
+    claims nothing (oxa wrote it before the model loaded, until a failed run's leftover
+    refused the rerun its own error suggested)."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))["fingerprint"]
+    if old == fp or any(p.name != SCHEMA_PART for p in part_files(folder)):
+        return
+    if not any(ws.table_folder("samples").glob(f"generate-{tag}-{old}-*.parquet")):
+        path.unlink()
+
+
 def run_generate(
     ws: Workspace, config: GenerateConfig, shard: Shard | None = None, progress: ProgressFn | None = None
 ) -> dict:
@@ -262,7 +284,9 @@ def run_generate(
     manifest = generate_manifest(config, tokenizer, folder)
     with ws.lock(f"generate-{config.tag}-{shard.label}", f"oxa generate --tag {config.tag} --shard {shard}"):
         state_folder = ws.root / "pool" / "self" / config.tag
-        claim_folder(state_folder, manifest, f"done-{manifest['fingerprint']}-", False, "generated samples")
+        _drop_unused_claim(ws, state_folder, config.tag, manifest["fingerprint"])
+        # refused now if another config holds the tag; claimed with the first samples (_write)
+        claim_folder(state_folder, manifest, f"done-{manifest['fingerprint']}-", None, "generated samples", True)
         run = StageRun(ws, "generate", {**asdict(config), "shard": str(shard), "manifest": manifest})
         state = _Generate(ws, config, shard, manifest, run)
         try:

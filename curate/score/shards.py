@@ -79,11 +79,17 @@ def retry_busy(call: Callable, seconds: float = 300.0):
 
 
 def claim_folder(
-    folder: Path, manifest: dict, part_prefix: str, overwrite: bool, what: str, check_only: bool = False
+    folder: Path,
+    manifest: dict,
+    part_prefix: str,
+    overwrite: bool | None,
+    what: str,
+    check_only: bool = False,
 ) -> None:
     """Make `folder` hold outputs of this manifest's config only: a folder holding
-    another config's parts is refused, or cleared of them with `overwrite`. With
-    `check_only`, refuse or return without changing anything (before the model loads)."""
+    another config's parts is refused, or cleared of them with `overwrite` (None: the
+    command has no --overwrite, and the refusal names none). With `check_only`, refuse
+    or return without changing anything (before the model loads)."""
     path = folder / "manifest.json"
     old = json.loads(path.read_text()) if path.exists() else None
     others = [p for p in part_files(folder) if p.name != SCHEMA_PART and not p.name.startswith(part_prefix)]
@@ -94,8 +100,11 @@ def claim_folder(
         return
     if not overwrite:
         made = f"config {old['fingerprint']} ({old.get('model_path')})" if old else "another source (ingested)"
+        fp = manifest["fingerprint"]
+        if overwrite is None:
+            raise OxaError(f"{folder} holds {what} made under {made}, not this config ({fp}); use a new --tag")
         raise OxaError(
-            f"{folder} holds {what} made under {made}, not this config ({manifest['fingerprint']}); "
+            f"{folder} holds {what} made under {made}, not this config ({fp}); "
             "use a new --tag, or --overwrite to replace them"
         )
     if check_only:
