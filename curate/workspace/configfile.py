@@ -24,22 +24,34 @@ from curate.workspace.resources import resource_dir
 _SUFFIXES = (".toml", ".yaml", ".yml")
 
 
+def preset_files(folder: Path) -> dict[str, Path]:
+    """The presets in a folder (TOML or YAML files), by file name without its suffix (a name
+    written in both: the .toml, which the reversed order puts last)."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir(), reverse=True) if p.suffix in _SUFFIXES and p.is_file()}
+
+
 def preset_names() -> list[str]:
     """The presets shipped in configs/, by file name without its suffix."""
-    return sorted(p.stem for p in resource_dir("configs").iterdir() if p.suffix in _SUFFIXES)
+    return sorted(preset_files(resource_dir("configs")))
 
 
 def load_config_file(ref: str | Path) -> dict:
     """A config as a dict, from a TOML/YAML file or a preset name in configs/."""
     path = Path(ref)
     if not path.is_file():
-        matches = [p for p in resource_dir("configs").iterdir() if p.stem == str(ref) and p.suffix in _SUFFIXES]
-        if not matches:
+        path = preset_files(resource_dir("configs")).get(str(ref))
+        if path is None:
             raise OxaError(
                 f"no config file or preset {str(ref)!r}; give a .toml/.yaml file or one of the presets: "
                 + ", ".join(preset_names())
             )
-        path = matches[0]
+    return read_config_file(path)
+
+
+def read_config_file(path: Path) -> dict:
+    """The table of settings a TOML file (by its suffix) or a YAML file holds."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

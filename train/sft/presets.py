@@ -1,4 +1,5 @@
-"""Training presets (configs/train/*.toml): the paper's SFT settings (appendix A.3) by name.
+"""Training presets (configs/train/*.toml): the paper's SFT settings (appendix A.3) by name;
+a preset of one's own is a TOML or YAML file of the same keys.
 
 A preset is a table of OXAConfig fields (TRL SFTConfig / transformers TrainingArguments
 plus the ul_* fields) with two keys of its own: `description`, and `global_batch_size`,
@@ -18,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 from curate.workspace import MissingExtra, OxaError
-from curate.workspace.configfile import apply_overrides
+from curate.workspace.configfile import apply_overrides, preset_files, read_config_file
 from curate.workspace.resources import resource_dir
 
 # Keys of a preset that are not OXAConfig fields.
@@ -48,23 +48,19 @@ def presets_dir() -> Path:
 
 
 def training_preset_names() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+    return sorted(preset_files(presets_dir()))
 
 
-def load_preset(ref: str) -> tuple[str, dict]:
-    """(name, table) of a preset in configs/train/ or of a .toml file."""
-    path = Path(ref)
+def load_preset(ref: str, folder: Path | None = None, kind: str = "training preset") -> tuple[str, dict]:
+    """(name, table) of a preset shipped in `folder` (configs/train/) or of a TOML or YAML file,
+    read as `oxa select` reads its configs (curate/workspace/configfile.py)."""
+    shipped = preset_files(folder or presets_dir())
+    path = shipped.get(ref) or Path(ref)
     if not path.is_file():
-        path = presets_dir() / f"{ref}.toml"
-        if not path.is_file():
-            raise OxaError(
-                f"no training preset or file {ref!r}; give a .toml file or one of: "
-                + ", ".join(training_preset_names())
-            )
-    try:
-        return path.stem, tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise OxaError(f"cannot parse {path}: {exc}") from exc
+        raise OxaError(
+            f"no {kind} or file {ref!r}; give a .toml or .yaml file or one of: " + ", ".join(sorted(shipped))
+        )
+    return path.stem, read_config_file(path)
 
 
 def world_size() -> int:
