@@ -31,7 +31,7 @@ def run_demo(workdir: Path, fast: bool) -> float:
     if workdir.exists():
         shutil.rmtree(workdir)
     started = time.perf_counter()
-    command = [sys.executable, "-m", "curate.cli", "demo", "--workdir", str(workdir), *(["--fast"] if fast else [])]
+    command = [sys.executable, "-m", "curate.cli", "demo", "-o", str(workdir), *(["--fast"] if fast else [])]
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 

@@ -178,7 +178,7 @@ def test_a_renamed_option_or_a_wrong_literal_fails():
     assert "'--k'" in parse_problem(OXA, ["eval", "--model", "m", "--k", "many"])
     assert parse_problem(OXA, ["trian", "sft"]).startswith("No such command 'trian'")
     assert parse_problem(OXA, ["train", "sft", "--model", "m"]) == "Missing option '--preset'."
-    assert parse_problem(OXA, ["eval", "report"]) == "Missing argument 'out'."
+    assert parse_problem(OXA, ["eval", "report"]) == "Missing argument 'DIR'."
     assert parse_problem(OXA, ["select", "ws", "x", "--help", "--config"]) == "No such option: --config (of oxa select)"
 
 

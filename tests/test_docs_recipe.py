@@ -68,10 +68,10 @@ def recipe_substitutions(world: Path) -> list[tuple[str, str]]:
         # the tiny instruct model solves about 1 in 200 of the world's problems: no pass rate
         # reaches 0.2, so the floor goes
         ("oxa select rl rlvr-pass-rate", "oxa select rl rlvr-pass-rate " + sets("N=8", "min_pass_rate=0")),
-        # the six benchmarks at k = 128: the world's held-out set, 4 problems, k = 2, short answers
+        # the six benchmarks at n = 128: the world's held-out set, 4 problems, n = 2, short answers
         (
-            "--k 128 --k-for minerva=64",
-            f"--benchmarks {world / 'heldout.json'} --k 2 --limit 4 --max-new-tokens 32 --backend hf",
+            "--n 128 --n-for minerva=64",
+            f"--benchmarks {world / 'heldout.json'} --n 2 --limit 4 --max-new-tokens 32 --backend hf",
         ),
     ]
 

@@ -203,7 +203,7 @@ def test_eval_end_to_end(tmp_path, tiny_models, synth_world):
     with pytest.raises(OxaError, match=r"another configuration \(temperature: 0.6 -> 0.7\)"):
         run_eval(config)
     config.k_for = {"minevra": 64}
-    with pytest.raises(OxaError, match=r"--k-for names minevra, which is no set of --benchmarks"):
+    with pytest.raises(OxaError, match=r"--n-for names minevra, which is no set of --benchmarks"):
         run_eval(config)
     with pytest.raises(OxaError, match=r"Pass@8 needs 8 samples per problem, but heldout stores 4"):
         write_report(out, k=8)

@@ -326,7 +326,7 @@ def test_eval_multiple_choice_end_to_end(tmp_path, tiny_models):
     out = tmp_path / "out"
     args = ["eval", "--model", tiny_models / "instruct", "--benchmarks", f"{gpqa},{mmlu}", "--out", out]
     args += ["--k", "2", "--max-new-tokens", "24", "--backend", "hf", "--device", "cpu", "--workers", "1"]
-    args += ["--shuffle-seed", "3"]
+    args += ["--no-require-think", "--shuffle-seed", "3"]  # 24 tokens rarely close </think>: judged whole
     result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
 

@@ -94,8 +94,8 @@ def test_compare_on_fixed_samples_gives_known_numbers(tmp_path):
     before = {f: (tmp_path / "cmp" / f).read_bytes() for f in ("compare.md", "compare.parquet", "compare.png")}
     result = runner.invoke(
         app,
-        ["eval", "compare", *(str(tmp_path / n) for n in ("base", "same", "best")), "--out", str(tmp_path / "cmp"),
-         "--names", "b,s,x"],
+        ["eval", "compare", *(str(tmp_path / n) for n in ("base", "same", "best")), "-o", str(tmp_path / "cmp"),
+         "--overwrite", "--names", "b,s,x"],
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -107,7 +107,8 @@ def test_bad_settings_are_clear_errors(tmp_path, overrides, message):
 def test_unknown_preset_from_the_command_line(tmp_path):
     args = ["train", "grpo", "--model", tmp_path, "--prompts", AIME24_VERL, "--output", tmp_path / "out"]
     with pytest.raises(
-        OxaError, match="no GRPO preset or file 'nope'; give a .toml file or one of: paper, paper-clipcov, tiny"
+        OxaError,
+        match="no GRPO preset or file 'nope'; give a .toml or .yaml file or one of: paper, paper-clipcov, tiny",
     ):
         CliRunner().invoke(app, [*map(str, args), "--preset", "nope"], catch_exceptions=False)
 

@@ -32,7 +32,7 @@ from curate.subsets import ExportConfig, run_export
 from curate.synth.world import HELDOUT_FILE, POOL_FILE, WorldConfig, build_world
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.trace import TraceConfig, run_trace
-from curate.verify import VerifyConfig, run_verify
+from curate.verify import VerifierSettings, VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import atomic_write_json, fingerprint
 
@@ -102,8 +102,12 @@ SIZES = {
 # The SFT runs: the tiny preset with the batch and learning rate of the tiny models' own
 # training (the base model is far from converged, so more of the same data still teaches).
 TRAIN_SETTINGS = ["global_batch_size=32", "per_device_train_batch_size=32", "learning_rate=2e-3", "warmup_steps=5"]
-# GRPO from a model: 8 prompts x 8 rollouts per step, the tiny preset otherwise.
-GRPO_SETTINGS = ["prompts_per_step=8", "num_generations=8", "max_completion_length=112", "save_strategy=no"]
+# GRPO from a model: 8 prompts x 8 rollouts per step, the tiny preset otherwise. The tiny
+# models' short completions are judged whole (require_think=false), in the reward as in
+# evaluation (_evaluate): the demo's figures as before both took oxa verify's default.
+GRPO_SETTINGS = [
+    "prompts_per_step=8", "num_generations=8", "max_completion_length=112", "save_strategy=no", "require_think=false",
+]  # fmt: skip
 METHODS = ("sft", "sft_lp", "oxa_mle", "oxa_full")
 RL_FROM = ("sft", "oxa_full")  # the paper's Q2: which start is better for RLVR
 # The paper's Q3 (Fig. 5a): OXA_Full's RLVR with Clip-Cov keeps policy entropy up (full run).
@@ -425,7 +429,7 @@ def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps
         out = root / "grpo" / method
         run = GRPORun(
             model=trained[start], prompts=prompts, output=str(out), preset="tiny", max_steps=size.grpo_steps,
-            overrides=(*GRPO_SETTINGS, *extra, f"instruction={INSTRUCTION}", "disable_tqdm=true"),
+            overrides=(*GRPO_SETTINGS, *extra, f"instruction={INSTRUCTION}", "disable_tqdm=true"), overwrite=True,
         )  # fmt: skip
         record = steps.run(
             f"grpo {method}",
@@ -463,7 +467,7 @@ def _evaluate(
         config = EvalConfig(
             model=model, out=str(root / "eval" / method), benchmarks=str(world / HELDOUT_FILE), k=size.eval_k,
             max_new_tokens=size.eval_tokens, backend="hf", overwrite=True, instruction=INSTRUCTION,
-            token_budget=EVAL_TOKEN_BUDGET,
+            token_budget=EVAL_TOKEN_BUDGET, verifier=VerifierSettings(require_think=False),
         )  # fmt: skip
         steps.run(f"eval {method}", asdict(config), lambda c=config: _brief_eval(run_eval(c, progress)), _eval_line)
         evals[method] = config.out

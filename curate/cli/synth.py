@@ -15,6 +15,15 @@ from curate.synth.families import RICH
 from curate.synth.styles import STRATEGIES, VOICES
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import OxaError
+from curate.workspace.options import (
+    OldPositionalCommand,
+    old_argument,
+    output_option,
+    overwrite_option,
+    renamed,
+    required_output,
+)
+from curate.workspace.parts import refuse_to_fill
 
 _WORLD = WorldConfig()
 
@@ -26,7 +35,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     app.add_typer(synth_app, name="synth")
-    synth_app.command("world")(synth_world)
+    synth_app.command("world", cls=OldPositionalCommand)(synth_world)
 
 
 def _parse_shares(pairs: list[str], option: str) -> dict[str, float]:
@@ -47,7 +56,12 @@ def _names(text: str) -> list[str]:
 
 
 def synth_world(
-    out: Annotated[Path, typer.Argument(help="Folder for the world (new, empty, or an earlier world to replace).")],
+    ctx: typer.Context,
+    out: Annotated[Path | None, old_argument()] = None,
+    output: Annotated[
+        Path | None, output_option("Folder for the world (required; new or empty).", show_default=False)
+    ] = None,
+    overwrite: Annotated[bool, overwrite_option("Replace the earlier world that --output holds.")] = False,
     seed: Annotated[int, typer.Option(help="The only source of randomness: same seed, same bytes.")] = _WORLD.seed,
     problems: Annotated[int, typer.Option(help="Pool problems, dealt to the families in turn.")] = _WORLD.problems,
     min_responses: Annotated[int, typer.Option(help="Fewest teacher responses per problem.")] = _WORLD.min_responses,
@@ -117,6 +131,8 @@ def synth_world(
     and NuminaMath-CoT (last \\boxed of a solution) layouts; manifest.json records what
     is true of every problem and response. The same seed gives byte-identical files.
     """
+    out = required_output(renamed(ctx, "output", output, "out", out))
+    refuse_to_fill(out, overwrite)
     config = WorldConfig(
         seed=seed,
         problems=problems,

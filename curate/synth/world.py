@@ -390,7 +390,7 @@ def _write_folder(out: Path, files: dict[str, bytes]) -> None:
 def load_manifest(world: Path) -> dict:
     path = Path(world) / MANIFEST
     if not path.is_file():
-        raise OxaError(f"{world} holds no synthetic world (no {MANIFEST}); make one with `oxa synth world {world}`")
+        raise OxaError(f"{world} holds no synthetic world (no {MANIFEST}); make one with `oxa synth world -o {world}`")
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
         raise OxaError(f"{path} has format {manifest.get('format')!r}; this oxa reads {FORMAT!r}. Rebuild the world")

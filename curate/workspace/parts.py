@@ -191,6 +191,16 @@ def refuse_to_replace(output: Path, overwrite: bool) -> None:
         raise OxaError(f"{output} exists; choose another path or pass --overwrite")
 
 
+def refuse_to_fill(folder: Path, overwrite: bool) -> None:
+    """The same rule for an output folder a command writes into: one that holds anything is
+    written into only with --overwrite; an empty folder is as good as none."""
+    if overwrite or not (folder.exists() or folder.is_symlink()):
+        return
+    if folder.is_dir() and not any(folder.iterdir()):
+        return
+    raise OxaError(f"{folder} exists and is not an empty folder; choose another path or pass --overwrite")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -28,7 +28,7 @@ def test_two_grpo_steps_with_vllm_generation(tmp_path, tiny_models, synth_world)
     preset = tmp_path / "tiny-vllm.toml"
     preset.write_text("\n".join(line for line in tiny if not line.startswith(dropped)))
     args = ["train", "grpo", "--model", tiny_models / "instruct", "--prompts", synth_world / "heldout.json",
-            "--output", tmp_path / "out", "--preset", preset, "--generation", "vllm",
+            "--output", tmp_path / "out", "--preset", preset, "--backend", "vllm",
             "--set", "reward_workers=1"]  # fmt: skip
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -60,7 +60,7 @@ def test_oxa_eval_vllm_generates_judges_and_reports(tiny_models, synth_world, tm
     """`oxa eval --backend vllm`: vLLM samples, the hf backend scores their entropy, then the report."""
     out = tmp_path / "eval"
     oxa("eval", "--model", tiny_models / "instruct", "--benchmarks", synth_world / "heldout.json", "--backend",
-        "vllm", "--k", 4, "--max-new-tokens", 24, "--limit", 3, "--out", out)  # fmt: skip
+        "vllm", "--n", 4, "--max-new-tokens", 24, "--limit", 3, "-o", out)  # fmt: skip
     import polars as pl
 
     samples = pl.read_parquet(out / "samples" / "heldout.parquet")

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from curate.workspace import OxaError
+from curate.workspace.options import old_option, output_option, renamed
 from curate.workspace.progress import stage_progress
 
 console = Console()
@@ -20,12 +22,18 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
 
 
 def demo(
-    workdir: Annotated[
-        Path, typer.Option(help="Folder for the world, the models, the workspace and the results.")
+    ctx: typer.Context,
+    output: Annotated[
+        Path,
+        output_option(
+            "Folder for the world, the models, the workspace and the results; a demo's folder is resumed "
+            "(a new one, an empty one or an earlier demo's)."
+        ),
     ] = Path("oxa-demo"),
     fast: Annotated[
         bool, typer.Option(help="A smaller world, shorter training and evaluation (about 3 minutes).")
     ] = False,
+    workdir: Annotated[Path | None, old_option("--workdir")] = None,
 ) -> None:
     """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
     ingest -> trace -> verify -> score -> self-distill -> verify -> score -> decontaminate
@@ -33,10 +41,17 @@ def demo(
     OXA_Full -> train each -> GRPO from SFT and OXA_Full -> evaluate on held-out problems ->
     compare with SFT, with 95% intervals.
 
-    A second run reuses the steps that are done (DIR/demo.json)."""
-    from train.demo import DemoConfig, run_demo
+    A second run reuses the steps that are done (OUTPUT/demo.json)."""
+    from train.demo import STATE, DemoConfig, run_demo
 
-    config = DemoConfig(workdir=workdir, fast=fast)
+    output = renamed(ctx, "output", output, "workdir", workdir)
+    # resumed, never overwritten: a folder holding anything but a demo is refused
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not (output / STATE).is_file():
+        raise OxaError(
+            f"{output} holds files but no demo ({STATE}); choose another --output (a new or empty folder, "
+            "or an earlier demo's, which is resumed)"
+        )
+    config = DemoConfig(workdir=output, fast=fast)
     console.rule(f"oxa demo{' --fast' if fast else ''}: {config.workdir}")
     with stage_progress() as progress:
         summary = run_demo(config, say=console.print, progress=progress)

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from curate.verify import VerifierSettings
 from curate.workspace.configfile import field_help
+from curate.workspace.options import old_option, output_option, overwrite_option, renamed, required_output
+from curate.workspace.parts import refuse_to_fill
 from train.eval import EntropyConfig, EvalConfig
 
 console = Console()
@@ -18,6 +20,7 @@ _EVAL = field_help(EvalConfig)
 _ENTROPY = field_help(EntropyConfig)
 _DEFAULTS = EvalConfig(model="", out="")
 _ENTROPY_DEFAULTS = EntropyConfig(model="", prompts="")
+_BATCH_TOKENS = "Tokens per batch of the hf backend (generation and entropy scoring), as `oxa score --batch-tokens`."
 
 
 def _print_metrics(metrics: list[dict]) -> None:
@@ -62,12 +65,12 @@ def _print_comparison(rows: list[dict], reference: str) -> None:
     console.print(table)
 
 
-def _parse_k_for(pairs: list[str]) -> dict[str, int]:
+def _parse_n_for(pairs: list[str]) -> dict[str, int]:
     parsed = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
         if not name.strip() or not value.strip().isdigit():
-            raise typer.BadParameter(f"expected NAME=K (e.g. minerva=64), got {pair!r}", param_hint="--k-for")
+            raise typer.BadParameter(f"expected NAME=N (e.g. minerva=64), got {pair!r}", param_hint="--n-for")
         parsed[name.strip()] = int(value)
     return parsed
 
@@ -86,15 +89,26 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         ctx: typer.Context,
         model: Annotated[Path | None, typer.Option(help=_EVAL["model"])] = None,
         benchmarks: Annotated[str, typer.Option(help=_EVAL["benchmarks"])] = _DEFAULTS.benchmarks,
-        k: Annotated[int, typer.Option("--k", help=_EVAL["k"])] = _DEFAULTS.k,
-        k_for: Annotated[
-            list[str] | None, typer.Option("--k-for", metavar="NAME=K", help=_EVAL["k_for"] + "; repeatable")
+        n: Annotated[
+            int, typer.Option("--n", help="Samples per problem (Pass@1 is averaged over them; Pass@k for k up to n).")
+        ] = _DEFAULTS.k,
+        n_for: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--n-for", metavar="NAME=N", help="Another --n for a set, e.g. minerva=64 (the paper's); repeatable."
+            ),
         ] = None,
         temperature: Annotated[float, typer.Option(help=_EVAL["temperature"])] = _DEFAULTS.temperature,
         top_p: Annotated[float, typer.Option(help=_EVAL["top_p"])] = _DEFAULTS.top_p,
         max_new_tokens: Annotated[int, typer.Option(help=_EVAL["max_new_tokens"])] = _DEFAULTS.max_new_tokens,
         backend: Annotated[str, typer.Option(help=_EVAL["backend"])] = _DEFAULTS.backend,
-        out: Annotated[Path | None, typer.Option(help=_EVAL["out"] + " [default: eval/<model folder name>]")] = None,
+        output: Annotated[
+            Path | None,
+            output_option(
+                "Output folder: samples/, table.md, metrics.parquet, pass_at_k.png; a rerun into it resumes.",
+                show_default="eval/<model folder name>",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option(help=_EVAL["seed"])] = _DEFAULTS.seed,
         instruction: Annotated[str, typer.Option(help=_EVAL["instruction"])] = _DEFAULTS.instruction,
         choice_instruction: Annotated[
@@ -106,21 +120,35 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         entropy: Annotated[bool, typer.Option("--entropy/--no-entropy", help=_EVAL["entropy"])] = True,
         dtype: Annotated[str, typer.Option(help=_EVAL["dtype"])] = _DEFAULTS.dtype,
         device: Annotated[str, typer.Option(help=_EVAL["device"])] = _DEFAULTS.device,
-        token_budget: Annotated[int, typer.Option(help=_EVAL["token_budget"])] = _DEFAULTS.token_budget,
+        batch_tokens: Annotated[int, typer.Option(help=_BATCH_TOKENS)] = _DEFAULTS.token_budget,
         max_model_len: Annotated[int | None, typer.Option(help=_EVAL["max_model_len"])] = None,
         workers: Annotated[int, typer.Option(help=_EVAL["workers"])] = 0,
         deadline: Annotated[
             float, typer.Option(help="Seconds per answer judged, enforced from outside the worker (then: timeout).")
         ] = VerifierSettings.deadline_s,
         require_think: Annotated[
-            bool, typer.Option("--require-think", help="No </think> in a completion means no_answer.")
+            bool,
+            typer.Option(
+                "--require-think/--no-require-think",
+                help="No </think> in a completion means no_answer, as `oxa verify` and the paper judge "
+                "(--no-require-think: the whole completion is the answer region, for models that do not think).",
+            ),
+        ] = VerifierSettings.require_think,
+        overwrite: Annotated[
+            bool,
+            overwrite_option(
+                "Replace what --output holds from another configuration (or write into a folder holding other files)."
+            ),
         ] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help=_EVAL["overwrite"])] = False,
+        out: Annotated[Path | None, old_option("--out")] = None,
+        k: Annotated[int | None, old_option("--k")] = None,
+        k_for: Annotated[list[str] | None, old_option("--k-for")] = None,
+        token_budget: Annotated[int | None, old_option("--token-budget")] = None,
     ) -> None:
-        """Sample k completions per problem once (stored in OUT/samples/), judge them as
-        `oxa verify` does, score their policy entropy, and write OUT/table.md,
+        """Sample n completions per problem once (stored in OUTPUT/samples/), judge them as
+        `oxa verify` does, score their policy entropy, and write OUTPUT/table.md,
         metrics.parquet, pass_at_k.parquet and pass_at_k.png. A rerun reuses the sets
-        already done; `oxa eval report OUT` recomputes the metrics without a model.
+        already done; `oxa eval report OUTPUT` recomputes the metrics without a model.
 
         Multiple-choice files (GPQA csv/parquet, MMLU parquet; found by their columns)
         are evaluated too: options shuffled per question, the letter asked for in
@@ -132,12 +160,16 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         from curate.workspace.progress import stage_progress, warn
         from train.eval import run_eval
 
+        output = renamed(ctx, "output", output, "out", out)
+        n = renamed(ctx, "n", n, "k", k)
+        n_for = renamed(ctx, "n_for", n_for, "k_for", k_for)
+        batch_tokens = renamed(ctx, "batch_tokens", batch_tokens, "token_budget", token_budget)
         config = EvalConfig(
             model=str(model),
-            out=str(out or Path("eval") / model.resolve().name),
+            out=str(output or Path("eval") / model.resolve().name),
             benchmarks=benchmarks,
-            k=k,
-            k_for=_parse_k_for(k_for or []),
+            k=n,
+            k_for=_parse_n_for(n_for or []),
             temperature=temperature,
             top_p=top_p,
             max_new_tokens=max_new_tokens,
@@ -151,7 +183,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             entropy=entropy,
             dtype=dtype,
             device=device,
-            token_budget=token_budget,
+            token_budget=batch_tokens,
             max_model_len=max_model_len,
             verifier=VerifierSettings(deadline_s=deadline, require_think=require_think),
             workers=workers,
@@ -171,28 +203,33 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
 
     @eval_app.command("report")
     def report(
-        out: Annotated[Path, typer.Argument(help="An evaluation's output folder (holds samples/).")],
+        folder: Annotated[Path, typer.Argument(metavar="DIR", help="An evaluation's output folder (holds samples/).")],
         k: Annotated[
             int | None, typer.Option("--k", help="The table's Pass@k column (default: every sample stored).")
         ] = None,
         benchmarks: Annotated[
-            str | None, typer.Option(help="Comma-separated set names (default: every set in OUT/samples/).")
+            str | None, typer.Option(help="Comma-separated set names (default: every set in DIR/samples/).")
         ] = None,
     ) -> None:
-        """Recompute the metrics, table and plot from stored samples: no model, no GPU."""
+        """Recompute the metrics, table and plot from stored samples, in DIR: no model, no GPU."""
         from train.eval.report import write_report
 
         names = [n.strip() for n in benchmarks.split(",") if n.strip()] if benchmarks else None
-        result = write_report(out, names, k)
+        result = write_report(folder, names, k)
         _print_metrics(result["metrics"])
         console.print(f"table: {result['table']}; plot: {result['plot']}")
 
     @eval_app.command("compare")
     def compare(
+        ctx: typer.Context,
         runs: Annotated[list[Path], typer.Argument(help="Evaluation output folders (each made by `oxa eval`).")],
-        out: Annotated[
-            Path, typer.Option(help="Output folder: compare.md, compare.parquet, pass_at_k.parquet, compare.png.")
-        ],
+        output: Annotated[
+            Path | None,
+            output_option(
+                "Output folder (required): compare.md, compare.parquet, pass_at_k.parquet, compare.png.",
+                show_default=False,
+            ),
+        ] = None,
         names: Annotated[
             str | None, typer.Option(help="Comma-separated labels, one per run (default: the folder names).")
         ] = None,
@@ -202,19 +239,24 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         k: Annotated[
             int | None, typer.Option("--k", help="The largest k (default: the fewest samples per problem stored).")
         ] = None,
+        overwrite: Annotated[bool, overwrite_option("Replace what --output holds.")] = False,
+        out: Annotated[Path | None, old_option("--out")] = None,
     ) -> None:
         """Compare evaluations of several models on the same problems: Pass@1 and Pass@k with
         95% bootstrap intervals, length, policy entropy, and each run's difference from the
         reference with its paired interval. Needs the stored samples only."""
         from train.eval.compare import CompareConfig, run_compare
 
+        output = required_output(renamed(ctx, "output", output, "out", out))
+        refuse_to_fill(output, overwrite)
         labels = [n.strip() for n in names.split(",")] if names else None
-        result = run_compare(CompareConfig([str(r) for r in runs], str(out), labels, reference, k))
+        result = run_compare(CompareConfig([str(r) for r in runs], str(output), labels, reference, k))
         _print_comparison(result["rows"], result["reference"])
         console.print(f"table: {result['table']}; plot: {result['plot']}")
 
     @eval_app.command("entropy")
     def entropy_command(
+        ctx: typer.Context,
         model: Annotated[Path, typer.Option(help=_ENTROPY["model"])],
         prompts: Annotated[str, typer.Option(help=_ENTROPY["prompts"])],
         n: Annotated[int, typer.Option("--n", help=_ENTROPY["n"])] = _ENTROPY_DEFAULTS.n,
@@ -229,8 +271,14 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         limit: Annotated[int | None, typer.Option(help=_ENTROPY["limit"])] = None,
         dtype: Annotated[str, typer.Option(help=_ENTROPY["dtype"])] = _ENTROPY_DEFAULTS.dtype,
         device: Annotated[str, typer.Option(help=_ENTROPY["device"])] = _ENTROPY_DEFAULTS.device,
-        token_budget: Annotated[int, typer.Option(help=_ENTROPY["token_budget"])] = _ENTROPY_DEFAULTS.token_budget,
-        out: Annotated[Path | None, typer.Option(help=_ENTROPY["out"])] = None,
+        batch_tokens: Annotated[int, typer.Option(help=_BATCH_TOKENS)] = _ENTROPY_DEFAULTS.token_budget,
+        output: Annotated[
+            Path | None,
+            output_option("Output folder for entropy.parquet (per completion) and entropy.json; none: printed only."),
+        ] = None,
+        overwrite: Annotated[bool, overwrite_option("Replace what --output holds.")] = False,
+        out: Annotated[Path | None, old_option("--out")] = None,
+        token_budget: Annotated[int | None, old_option("--token-budget")] = None,
     ) -> None:
         """The initial policy entropy of a model on a prompt set: sample n completions per
         prompt, and average over every generated token the entropy -sum_v p(v) log p(v) of
@@ -238,6 +286,10 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
         from curate.workspace.progress import stage_progress
         from train.eval import run_entropy
 
+        output = renamed(ctx, "output", output, "out", out)
+        batch_tokens = renamed(ctx, "batch_tokens", batch_tokens, "token_budget", token_budget)
+        if output is not None:
+            refuse_to_fill(output, overwrite)
         config = EntropyConfig(
             model=str(model),
             prompts=prompts,
@@ -251,8 +303,8 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             limit=limit,
             dtype=dtype,
             device=device,
-            token_budget=token_budget,
-            out=None if out is None else str(out),
+            token_budget=batch_tokens,
+            out=None if output is None else str(output),
         )
         with stage_progress() as progress:
             summary = run_entropy(config, progress=progress)
@@ -270,5 +322,5 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
                 entropy,
             )
         console.print(table)
-        if out is not None:
-            console.print(f"per completion: {out / 'entropy.parquet'}; summary: {out / 'entropy.json'}")
+        if output is not None:
+            console.print(f"per completion: {output / 'entropy.parquet'}; summary: {output / 'entropy.json'}")

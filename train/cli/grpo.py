@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.workspace import MissingExtra
+from curate.workspace.options import old_option, output_option, overwrite_option, renamed
 
 console = Console()
 
@@ -30,6 +31,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
 
     @train_app.command("grpo")
     def grpo(
+        ctx: typer.Context,
         model: Annotated[Path, typer.Option(help="Model folder to start from (the SFT model), with a chat template.")],
         prompts: Annotated[
             Path,
@@ -38,12 +40,12 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
                 "benchmark-layout file; each row needs its gold answer."
             ),
         ],
-        output: Annotated[Path, typer.Option(help="Output folder: checkpoints, trainer_state.json, oxa_grpo.json.")],
+        output: Annotated[Path, output_option("Output folder: checkpoints, trainer_state.json, oxa_grpo.json.")],
         preset: Annotated[
             str,
             typer.Option(
                 help="A preset in configs/train/grpo/ (paper; paper-clipcov: paper with Clip-Cov, OXA_Full+CC; "
-                "tiny) or a .toml file."
+                "tiny) or a .toml/.yaml file."
             ),
         ] = "paper",
         set_: Annotated[
@@ -60,18 +62,28 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             Path | None,
             typer.Option(help="Validation prompts (same formats), evaluated every eval_steps at eval_temperature."),
         ] = None,
-        generation: Annotated[
-            str | None, typer.Option(help="Rollout backend: auto (vLLM when installed), vllm or transformers.")
+        backend: Annotated[
+            str | None,
+            typer.Option(
+                help="Rollout backend: auto (vLLM when installed), vllm, or hf (transformers). Default: the preset's."
+            ),
         ] = None,
+        overwrite: Annotated[
+            bool,
+            overwrite_option("Train into an --output that holds files (another run's: GRPO does not resume)."),
+        ] = False,
+        generation: Annotated[str | None, old_option("--generation")] = None,
     ) -> None:
         """RLVR with GRPO (TRL) and the math-verify accuracy reward.
 
         Each completion's last \\boxed{} after </think> is judged against the gold answer
         exactly as `oxa verify` judges a sample, in worker processes with a wall-clock
-        deadline (a timeout is reward 0). The paper preset: 64 prompts x 8 rollouts per
-        step, temperature 0.85, lr 2e-6, KL 0.001, 16,384-token completions, validation
-        at temperature 0.6 and top-p 0.95. Reward, verdict shares, entropy and completion
-        lengths are logged to OUTPUT/trainer_state.json.
+        deadline (a timeout is reward 0); a completion that never closes </think> gets 0,
+        as in `oxa verify` and the paper (--set require_think=false judges it whole).
+        The paper preset: 64 prompts x 8 rollouts per step, temperature 0.85, lr 2e-6,
+        KL 0.001, 16,384-token completions, validation at temperature 0.6 and top-p 0.95.
+        Reward, verdict shares, entropy and completion lengths are logged to
+        OUTPUT/trainer_state.json.
 
         Entropy control (Cui et al., 2025; as verl's clip_cov, kl_cov):
         --set cov_mode=clip_cov zeroes the policy loss of a random share
@@ -84,6 +96,7 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             from train.grpo import GRPORun, run_grpo
         except ImportError as exc:
             raise MissingExtra(f"oxa train grpo needs the train extra ({exc.name}): pip install 'oxa[train]'") from None
+        backend = renamed(ctx, "backend", backend, "generation", generation)
         run = GRPORun(
             model=str(model),
             prompts=str(prompts),
@@ -92,7 +105,8 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
             overrides=tuple(set_ or ()),
             max_steps=max_steps,
             eval_prompts=str(eval_prompts) if eval_prompts else None,
-            generation_backend=generation,
+            generation_backend="transformers" if backend == "hf" else backend,
+            overwrite=overwrite,
         )
         record = run_grpo(run)
         _print_summary(record, output)

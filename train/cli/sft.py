@@ -12,6 +12,15 @@ from rich.table import Table
 
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
+from curate.workspace.options import (
+    OldPositionalCommand,
+    old_argument,
+    old_option,
+    output_option,
+    overwrite_option,
+    renamed,
+    required_output,
+)
 from train.sft.presets import training_preset_names
 
 console = Console()
@@ -21,18 +30,19 @@ err_console = Console(stderr=True)
 def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this module's commands to the top-level `oxa` app or its `train`/`model` groups."""
     train_app.command("sft")(sft)
-    model_app.command("prepare")(prepare)
+    model_app.command("prepare", cls=OldPositionalCommand)(prepare)
 
 
 def sft(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Model folder (see `oxa model prepare`) or hub id.")],
     preset: Annotated[
         str,
         typer.Option(
-            help="Training preset in configs/train/ (" + ", ".join(training_preset_names()) + ") or a .toml file."
+            help="Training preset in configs/train/ (" + ", ".join(training_preset_names()) + ") or a .toml/.yaml file."
         ),
     ],
-    output: Annotated[Path, typer.Option(help="Output folder: the model, checkpoints and oxa_train.json.")],
+    output: Annotated[Path, output_option("Output folder: the model, checkpoints and oxa_train.json.")],
     workspace: Annotated[
         Path | None,
         typer.Argument(
@@ -88,7 +98,11 @@ def sft(
             help="Continue from the newest checkpoint in --output (checkpoints saved with save_only_model=false)."
         ),
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Train again into an --output that holds a finished run.")] = False,
+    overwrite: Annotated[
+        bool,
+        overwrite_option("Train into an --output that holds files (an earlier run: trained again from the start)."),
+    ] = False,
+    no_overwrite: Annotated[bool, old_option("--no-overwrite")] = False,
 ) -> None:
     """SFT with the OXA unlikelihood term (OXA_Full; ul_alpha=0 gives OXA_MLE) on a subset, with a preset.
 
@@ -100,6 +114,7 @@ def sft(
     """
     from train.sft import SftRunConfig, run_sft
 
+    overwrite = renamed(ctx, "overwrite", overwrite, "no_overwrite", False)
     if workspace is not None and subset is not None:
         raise OxaError(
             f"give the data once: WS NAME or --subset PATH, not both (got {workspace} and --subset {subset})"
@@ -150,8 +165,10 @@ def sft(
 
 
 def prepare(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Model folder to start from (Hugging Face layout).")],
-    output: Annotated[Path, typer.Argument(help="New model folder.")],
+    out: Annotated[Path | None, old_argument()] = None,
+    output: Annotated[Path | None, output_option("New model folder (required).", show_default=False)] = None,
     rope_theta: Annotated[float | None, typer.Option(help="RoPE base (the paper: 1e6 for Qwen2.5-Math).")] = None,
     max_position_embeddings: Annotated[
         int | None, typer.Option(help="Context positions (the paper: 40000 for Qwen2.5-Math).")
@@ -162,13 +179,17 @@ def prepare(
     chat_template: Annotated[
         Path | None, typer.Option(help="A file whose text replaces the chat template (when the automatic edit cannot).")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: Annotated[bool, overwrite_option("Replace an existing --output folder.")] = False,
+    no_overwrite: Annotated[bool, old_option("--no-overwrite")] = False,
 ) -> None:
     """The paper's model changes (A.3): rope theta, max positions, no default system prompt.
 
-    Weights and other files are copied as they are; DST/oxa_prepare.json records every change.
+    Weights and other files are copied as they are; OUTPUT/oxa_prepare.json records every change.
     """
     from train.sft import PrepareConfig, prepare_model
+
+    output = required_output(renamed(ctx, "output", output, "out", out))
+    overwrite = renamed(ctx, "overwrite", overwrite, "no_overwrite", False)
 
     record = prepare_model(
         PrepareConfig(

@@ -8,6 +8,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from curate.workspace.options import (
+    OldPositionalCommand,
+    old_argument,
+    output_option,
+    overwrite_option,
+    renamed,
+    required_output,
+)
+from curate.workspace.parts import refuse_to_fill
 from curate.workspace.progress import err_console
 from train.tiny.config import TinyModelConfig
 
@@ -20,12 +29,18 @@ def register(app: typer.Typer, train_app: typer.Typer, model_app: typer.Typer) -
     synth = next((g.typer_instance for g in app.registered_groups if g.name == "synth"), None)
     if synth is None:
         raise RuntimeError("the oxa app has no `synth` group to add `synth model` to")
-    synth.command("model")(synth_model)
+    synth.command("model", cls=OldPositionalCommand)(synth_model)
 
 
 def synth_model(
-    out: Annotated[Path, typer.Argument(help="Folder for base/, instruct/ and build.json.")],
+    ctx: typer.Context,
     world: Annotated[Path, typer.Option(help="A folder made by `oxa synth world`.")],
+    out: Annotated[Path | None, old_argument()] = None,
+    output: Annotated[
+        Path | None,
+        output_option("Folder for base/, instruct/ and build.json (required; new or empty).", show_default=False),
+    ] = None,
+    overwrite: Annotated[bool, overwrite_option("Build into an --output that holds files (an earlier build).")] = False,
     styles: Annotated[
         str, typer.Option(help="Comma-separated styles the base model is pretrained on; the others stay rare.")
     ] = ",".join(_TINY.styles),
@@ -62,6 +77,8 @@ def synth_model(
     spreads; instruct/ is base after a short SFT, the sampler for self-distillation. Both
     are plain Hugging Face folders (safetensors, tokenizer, chat template).
     """
+    out = required_output(renamed(ctx, "output", output, "out", out))
+    refuse_to_fill(out, overwrite)
     from train.tiny import build_tiny_models  # brings torch: only for this command
 
     config = TinyModelConfig(

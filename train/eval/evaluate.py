@@ -36,7 +36,7 @@ from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifierSettings
 from curate.workspace import OxaError
 from curate.workspace.errors import refuse_in_a_rerun_main
-from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint
+from curate.workspace.parts import atomic_target, atomic_write_json, fingerprint, refuse_to_fill
 from curate.workspace.progress import warn
 from train.eval.contamination import check_model
 from train.eval.judge import AnswerJudge
@@ -79,9 +79,9 @@ class EvalConfig:
             "GPQA csv or parquet, MMLU parquet) or subset folders"
         },
     )
-    k: int = field(default=128, metadata={"help": "samples per problem (Pass@1 is averaged over them)"})
+    k: int = field(default=128, metadata={"help": "samples per problem, `oxa eval --n` (Pass@1 is averaged over them)"})
     k_for: dict[str, int] = field(
-        default_factory=dict, metadata={"help": "another k for some sets, e.g. minerva=64 (the paper's)"}
+        default_factory=dict, metadata={"help": "another k for some sets, e.g. minerva=64 (the paper's; `--n-for`)"}
     )
     temperature: float = field(default=0.6, metadata={"help": "sampling temperature (the paper's 0.6)"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling (the paper's 0.95)"})
@@ -113,8 +113,9 @@ class EvalConfig:
     max_model_len: int | None = field(
         default=None, metadata={"help": "vLLM's context length (prompt + completion); default: the model's"}
     )
-    # eval judges models, which may not think: no </think> does not mean no answer (as `oxa eval`)
-    verifier: VerifierSettings = field(default_factory=lambda: VerifierSettings(require_think=False))
+    # judged as `oxa verify` judges and the paper's evaluation reward does: no </think>, no answer
+    # (`--no-require-think` for models that do not think: the whole completion is the answer region)
+    verifier: VerifierSettings = field(default_factory=VerifierSettings)
     workers: int = field(default=0, metadata={"help": "processes judging answers; 0 = one per CPU"})
     overwrite: bool = field(default=False, metadata={"help": "replace what OUT holds from another configuration"})
 
@@ -155,16 +156,21 @@ def _write(path: Path, table: pa.Table, meta: dict) -> None:
 
 
 def _check_out(out: Path, resolved: dict, overwrite: bool) -> None:
-    """OUT holds one configuration: another one fails, naming what changed."""
-    previous_file = out / "config.json"
-    if not previous_file.is_file():
+    """OUT holds one configuration: another one fails, naming what changed; a folder holding
+    files but no evaluation is written into only with --overwrite."""
+    try:
+        recorded = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        recorded = None
+    if not (isinstance(recorded, dict) and "config" in recorded):  # a model folder has a config.json too
+        refuse_to_fill(out, overwrite)
         return
-    previous = json.loads(previous_file.read_text(encoding="utf-8"))["config"]
+    previous = recorded["config"]
     changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
     if changed and not overwrite:
         listed = "; ".join(f"{k}: {previous.get(k)!r} -> {resolved.get(k)!r}" for k in changed)
         raise OxaError(
-            f"{out} holds an evaluation with another configuration ({listed}); choose another --out or pass --overwrite"
+            f"{out} holds an evaluation with another configuration ({listed}); choose another --output or pass --overwrite"
         )
     if changed:
         for folder in ("samples", ".generated"):
@@ -189,7 +195,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> dict:
     ]
     unknown = sorted(set(config.k_for) - {s.name for s in sets} - set(BUILTIN))  # a typo, not a set left out
     if unknown:
-        raise OxaError(f"--k-for names {', '.join(unknown)}, which is no set of --benchmarks: {[s.name for s in sets]}")
+        raise OxaError(f"--n-for names {', '.join(unknown)}, which is no set of --benchmarks: {[s.name for s in sets]}")
     tokenizer = load_chat_tokenizer(model)
     resolved = {
         **{k: v for k, v in asdict(config).items() if k not in _NOT_FINGERPRINTED},

@@ -53,7 +53,7 @@ def set_metrics(name: str, samples: pl.DataFrame, k: int | None, seed: int = 0) 
         short = per_problem.filter(pl.col("n") == fewest)["problem_id"].sort()[0]
         raise OxaError(
             f"Pass@{k} needs {k} samples per problem, but {name} stores {fewest} for problem {short}; "
-            f"lower --k to at most {fewest}, or evaluate again with --k {k}"
+            f"lower --k to at most {fewest}, or evaluate again with --n {k}"
         )
     top = k or fewest
     ks = k_values(top)

@@ -37,7 +37,8 @@ from curate.benchmarks.sets import PromptSet, load_prompt_set
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifierSettings
 from curate.workspace import MissingExtra, OxaError
-from curate.workspace.configfile import apply_overrides
+from curate.workspace.configfile import apply_overrides, preset_files
+from curate.workspace.parts import refuse_to_fill
 from train.grpo.covariance import COV_MODES, select_clip_cov, select_kl_cov, token_covariance
 from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward
@@ -78,7 +79,11 @@ class OxaGRPOConfig(GRPOConfig):
         metadata={"help": "Processes judging completions, per training process; 0: its share of the CPUs, at most 8."},
     )
     require_think: bool = field(
-        default=False, metadata={"help": "A completion without </think> gets reward 0 (no_answer), as oxa verify."}
+        default=True,
+        metadata={
+            "help": "A completion without </think> gets reward 0 (no_answer), as oxa verify judges and the paper's "
+            "reward does; false: a completion that never thinks is judged whole."
+        },
     )
 
     cov_mode: str = field(
@@ -283,25 +288,23 @@ class GRPORun:
     max_steps: int | None = None
     eval_prompts: str | None = None  # validation set (e.g. the shipped aime24); evaluated every eval_steps
     generation_backend: str | None = None  # overrides the preset's
+    overwrite: bool = False  # train into an output folder that holds files (another run's: from the start)
 
 
 def grpo_preset_names() -> list[str]:
-    return sorted(p.stem for p in (presets_dir() / "grpo").glob("*.toml"))
+    return sorted(preset_files(presets_dir() / "grpo"))
 
 
 def resolve_grpo_settings(run: GRPORun, ranks: int | None = None) -> tuple[dict, dict]:
     """The OxaGRPOConfig fields of a run (preset, overrides, derived gradient accumulation, the
     command's own fields), and the preset facts to record."""
-    shipped = presets_dir() / "grpo" / f"{run.preset}.toml"
-    if not shipped.is_file() and not Path(run.preset).is_file():
-        names = ", ".join(grpo_preset_names())
-        raise OxaError(f"no GRPO preset or file {run.preset!r}; give a .toml file or one of: {names}")
-    name, table = load_preset(str(shipped) if shipped.is_file() else run.preset)
+    shipped = preset_files(presets_dir() / "grpo")
+    name, table = load_preset(run.preset, presets_dir() / "grpo", "GRPO preset")
     base = table.pop("base", None)
     if base is not None:  # a preset that changes a shipped one: its keys over the base's
-        if not (presets_dir() / "grpo" / f"{base}.toml").is_file() or base == name:
+        if base not in shipped or base == name:
             raise OxaError(f"GRPO preset {name!r}: base {base!r} is not another shipped GRPO preset")
-        base_table = load_preset(str(presets_dir() / "grpo" / f"{base}.toml"))[1]
+        base_table = load_preset(str(shipped[base]))[1]
         if "base" in base_table:
             raise OxaError(f"GRPO preset {name!r}: its base {base!r} has a base itself; give one level only")
         table = base_table | table
@@ -397,6 +400,8 @@ def _checked_tokenizer(model: str):
 
 def run_grpo(run: GRPORun) -> dict:
     """Train; returns the record written to OUTPUT/oxa_grpo.json."""
+    if os.environ.get("RANK", "0") == "0":  # the main process: the others wait for it, and it creates the folder
+        refuse_to_fill(Path(run.output), run.overwrite)  # GRPO does not resume: a folder holding files is another run's
     settings, preset = resolve_grpo_settings(run)
     config = grpo_config(settings, preset["name"])
     tokenizer = _checked_tokenizer(run.model)

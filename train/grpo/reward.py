@@ -40,7 +40,7 @@ class MathVerifyReward:
 
     def __init__(self, settings: VerifierSettings | None = None, workers: int = 0) -> None:
         self.__name__ = "accuracy"  # TRL names the reward's metrics after it: rewards/accuracy/mean
-        self.settings = settings or VerifierSettings(require_think=False)  # as OxaGRPOConfig.require_think
+        self.settings = settings or VerifierSettings()  # as OxaGRPOConfig.require_think: as oxa verify
         self.counts: Counter[str] = Counter({verdict: 0 for verdict in VERDICTS})
         self._judge = AnswerJudge(self.settings, workers)  # its pool starts with the first completions
 

@@ -29,7 +29,7 @@ from curate import __version__
 from curate.subsets.subsets import load_card
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError
-from curate.workspace.parts import atomic_write_json
+from curate.workspace.parts import atomic_write_json, refuse_to_fill
 from train.sft.data import load_sft_data
 from train.sft.model_prepare import RECORD as PREPARE_RECORD
 from train.sft.presets import resolve_preset, training_config
@@ -63,7 +63,10 @@ class SftRunConfig:
         default=None, metadata={"help": "the split to train on, of data that holds several (train, test, ...)"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint in the output folder"})
-    overwrite: bool = field(default=False, metadata={"help": "train again into an output folder that has a record"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "train into an output folder that holds files (an earlier run: from the start)"},
+    )
 
 
 def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda message: None) -> dict:
@@ -77,6 +80,8 @@ def run_sft(config: SftRunConfig, progress: Callable[[str], None] = lambda messa
     output = Path(config.output).expanduser().resolve()
     if (output / RECORD).is_file() and not (config.overwrite or config.resume):
         raise OxaError(f"{output} already holds a training run; choose another --output, --resume it or --overwrite")
+    if os.environ.get("RANK", "0") == "0" and not config.resume:  # the main process: the others wait for it
+        refuse_to_fill(output, config.overwrite)
     resolved = resolve_preset(config.preset, config.overrides)
     args = training_config(resolved, str(output), max_steps=config.max_steps)
     progress(f"loading the tokenizer of {config.model}")
