@@ -31,6 +31,23 @@ Every `oxa` command and group with its usage, help, arguments and options, as
 `oxa COMMAND --help` shows them (each also takes `--help`). This page is generated from the
 app by `docs/make_cli_reference.py`: do not edit it by hand; change the help in the code and
 run `{REGENERATE}` (tests/test_docs_cli.py fails while the page is stale).
+
+**Conventions**, the same for every command (tests/test_cli_grammar.py keeps them). Every
+command takes `-h` as well as `--help`, and `oxa --version` prints the version. A path a
+command writes is `-o/--output`. An output that exists and holds something is refused in
+one line unless `--overwrite`, a plain flag with one meaning everywhere: replace it (a
+folder: write into it). Outputs that resume say so: `oxa eval` reuses what its folder holds
+under the same settings, `oxa train sft --resume` continues its checkpoints, `oxa score`
+and `oxa generate` resume their tag, and the folder of `oxa demo` is always resumed (it has
+no `--overwrite`). A subset is `WS NAME[/VERSION]`. Presets and config files are TOML or
+YAML, by name or path, with `--set KEY=VALUE` over them. A knob has one name wherever it
+appears: `--batch-tokens` (tokens per batch of the hf backend), `--n` (samples per problem;
+`--k` is the k of a Pass@k, at most n), `--seed`, `--instruction`, `--backend`, `--dtype`,
+`--shard`, `--tag`, `--model`, `--where`, `--preset`, `--set`. The spellings renamed in this
+release still work for one release, hidden, with a note on stderr: `--out`, `--workdir`,
+`--token-budget`, the `--k` and `--k-for` of eval (now `--n`, `--n-for`), the `--generation`
+of train grpo (now `--backend`), `--no-overwrite`, and the positional outputs of synth
+world, synth model and model prepare.
 """
 
 
