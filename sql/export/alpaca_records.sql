@@ -7,5 +7,6 @@ SELECT
     response AS output,
     []::VARCHAR[] AS history,
     loss_type
-FROM read_parquet($data, file_row_number = true)
-ORDER BY file_row_number;
+-- in the file's order: a plain scan keeps it (DuckDB's preserve_insertion_order, on by
+-- default); ORDER BY file_row_number sorted the whole subset, long responses and all, in memory
+FROM read_parquet($data);
