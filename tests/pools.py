@@ -178,3 +178,20 @@ def in_memory(rows) -> Candidates:
     )
     chunks = table.to_batches(max_chunksize=max(1, len(rows) // 3))
     return Candidates(pa.Table.from_batches(chunks, table.schema), len(rows))
+
+
+def mix_subset(ws: Workspace, tmp_path: Path, name: str = "full") -> dict:
+    """STRATEGY_POOL in `ws` and a mix subset of it, 4 lowest-PPL positives then 2
+    lowest-PPL negatives (the exports' tests); the select stats."""
+    from curate.select import SelectConfig, Selection, run_select
+
+    add_pool(ws, tmp_path, STRATEGY_POOL)
+    return run_select(
+        ws,
+        SelectConfig(
+            name=name,
+            strategy="mix",
+            positives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=4),
+            negatives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'incorrect'", n=2),
+        ),
+    )

@@ -6,7 +6,6 @@ docs/sql.md#columns, and printed by `oxa sql WS --describe [VIEW]`."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -210,20 +209,3 @@ def test_describe_an_unknown_view_names_the_known_ones(ws, capsys, monkeypatch):
     )
     code, _, err = oxa(capsys, monkeypatch, "sql", str(ws.root), "--describe", "-o", str(ws.root / "x.csv"))
     assert code == 2 and err.startswith("error: --describe prints the catalog's comments") and err.count("\n") == 1
-
-
-def test_describe_starts_without_a_heavy_library(ws):
-    code = (
-        "import sys\n"
-        "from curate.cli import main\n"
-        "sys.argv = ['oxa', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "finally:\n"
-        "    print('heavy:', sorted(m for m in ('polars', 'torch', 'sympy') if m in sys.modules), file=sys.stderr)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, "sql", str(ws.root), "--describe", "gold"], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines()[-1] == "heavy: []"

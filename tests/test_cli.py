@@ -114,7 +114,7 @@ HEAVY = ("polars", "sympy", "math_verify", "torch", "matplotlib", "transformers"
 
 
 def test_the_commands_a_user_types_first_import_no_heavy_library(tmp_path):
-    """`oxa --help`, `oxa init`, `oxa status` and `oxa sql` start without polars, sympy,
+    """`oxa --help`, `oxa init`, `oxa status` and `oxa sql` (`--describe` too) start without polars, sympy,
     math-verify, torch, matplotlib or transformers (seconds to import; bench/cli_startup.py
     measures the time)."""
     code = (
@@ -127,7 +127,8 @@ def test_the_commands_a_user_types_first_import_no_heavy_library(tmp_path):
         f"    print('heavy:', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )
     ws = tmp_path / "ws"
-    for args in (["--help"], ["init", ws], ["status", ws], ["sql", ws, "SELECT 1"], ["sql", ws, "--list"]):
+    for args in (["--help"], ["init", ws], ["status", ws], ["sql", ws, "SELECT 1"], ["sql", ws, "--list"],
+                 ["sql", ws, "--describe", "gold"]):  # fmt: skip
         result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert result.stderr.splitlines()[-1] == "heavy: []", (args, result.stderr)

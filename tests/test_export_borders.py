@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 
 from curate import __version__
 from curate.cli import app
-from curate.select import SelectConfig, Selection, run_select
+from curate.select import SelectConfig, run_select
 from curate.subsets import ExportConfig, run_export
 from curate.subsets.export import ALPACA_COLUMNS, VERL_DATA_SOURCE
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.verify import VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace
 from tests.conftest import query
-from tests.pools import STRATEGY_POOL, TAG, add_pool
+from tests.pools import TAG, add_pool, mix_subset
 
 SUFFIX = "\n" + KNOWN_SUFFIXES[0]
 REWARD_FILE = Path(__file__).resolve().parents[1] / "train" / "grpo" / "verl_reward.py"
@@ -38,14 +38,7 @@ def subset(tmp_path_factory):
     """A mix subset `full` (4 positives, then 2 negatives) and `pos` (3 positives only)."""
     root = tmp_path_factory.mktemp("borders")
     ws = Workspace.init(root / "ws")
-    add_pool(ws, root, STRATEGY_POOL)
-    mix = SelectConfig(
-        name="full",
-        strategy="mix",
-        positives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=4),
-        negatives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'incorrect'", n=2),
-    )
-    full = run_select(ws, mix)
+    full = mix_subset(ws, root)
     run_select(ws, SelectConfig(name="pos", strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=3))
     rows = pq.read_table(f"{full['path']}/data.parquet").to_pylist()
     assert [r["loss_type"] for r in rows] == [0, 0, 0, 0, 1, 1]

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.ingest import IngestConfig, run_ingest
-from curate.select import SelectConfig, Selection, run_select
+from curate.select import SelectConfig, run_select
 from curate.subsets import ExportConfig, run_export
 from curate.text.instructions import KNOWN_SUFFIXES
 from curate.workspace import OxaError, Workspace
 from tests.conftest import REAL_DATA, query
-from tests.pools import STRATEGY_POOL, TAG, add_pool
+from tests.pools import STRATEGY_POOL, TAG, add_pool, mix_subset
 
 SUFFIX = "\n" + KNOWN_SUFFIXES[0]
 
@@ -25,14 +25,7 @@ def subset(tmp_path_factory):
     """A workspace with a mix subset (4 positives, 2 negatives); its data rows."""
     root = tmp_path_factory.mktemp("export")
     ws = Workspace.init(root / "ws")
-    add_pool(ws, root, STRATEGY_POOL)
-    config = SelectConfig(
-        name="full",
-        strategy="mix",
-        positives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'correct'", n=4),
-        negatives=Selection(strategy="lowest_ppl", scores_tag=TAG, where="verdict = 'incorrect'", n=2),
-    )
-    stats = run_select(ws, config)
+    stats = mix_subset(ws, root)
     return ws, pq.read_table(f"{stats['path']}/data.parquet").to_pylist()
 
 
