@@ -39,6 +39,7 @@ from curate import __version__
 from curate.select.config import SelectConfig, Selection
 from curate.select.gaussian import GaussianParams, select_gaussian_bins
 from curate.select.sampling import IdColumn, ProblemCap, RowOrder
+from curate.select.subset_data import write_in_rank_order
 from curate.subsets.cards import write_card
 from curate.subsets.subsets import existing_version, input_fingerprints, inputs_on_disk, publish, subset_version
 from curate.workspace import OxaError, Workspace
@@ -48,7 +49,6 @@ from curate.workspace.sandbox import check_expression, lock_down
 from curate.workspace.schema import SUBSET_PROBLEMS, SUBSET_SAMPLES, valid_ppl
 
 ProgressFn = Callable[[str], None]
-ROW_GROUP_ROWS = 1000  # long responses: about 50 MB per row group
 
 
 @dataclass
@@ -484,8 +484,7 @@ def _write_rejected(run: StageRun, results: list[PartResult]) -> None:
 
 
 def _write_data(con: duckdb.DuckDBPyConnection, results: list[PartResult], path: Path) -> int:
-    """data.parquet: the chosen rows with their text, in selection order (row groups of a
-    fixed size, so the same selection gives the same bytes)."""
+    """data.parquet: the chosen rows with their text, in selection order."""
     chosen = pa.concat_tables([r.chosen for r in results])
     chosen = chosen.append_column("rank", pa.array(np.arange(chosen.num_rows), pa.int64()))
     samples = results[0].unit == "samples"
@@ -493,12 +492,7 @@ def _write_data(con: duckdb.DuckDBPyConnection, results: list[PartResult], path:
     con.register("chosen", chosen)
     try:
         query = sql_text("select/subset_samples.sql" if samples else "select/subset_problems.sql")
-        reader = con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
-        written = 0
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-            for batch in reader:
-                writer.write_table(pa.Table.from_batches([batch]).cast(schema), row_group_size=ROW_GROUP_ROWS)
-                written += batch.num_rows
+        written = write_in_rank_order(con, query, chosen.num_rows, path, schema)
     finally:
         con.unregister("chosen")
     if written != chosen.num_rows:

@@ -1,6 +1,8 @@
--- subset_samples: the published rows of a response subset, in selection order; `chosen`
--- (registered by oxa) holds each selected sample with its rank, loss_type, PPL bin and
--- the PPL and length it was selected on.
+-- subset_samples: the published rows of a response subset with their selection `rank`;
+-- `chosen` (registered by oxa) holds each selected sample with its rank, loss_type, PPL
+-- bin and the PPL and length it was selected on. Not sorted here: oxa orders the rows by
+-- rank a bucket at a time (curate/select/subset_data.py), as sorting the subset's text
+-- at once would hold all of it in memory.
 SELECT
     c.sample_id,
     c.problem_id,
@@ -15,7 +17,7 @@ SELECT
     ch.ppl,
     ch.n_tokens,
     ch.ppl_bin,
-    ch.loss_type
+    ch.loss_type,
+    ch.rank
 FROM chosen AS ch
-JOIN candidates AS c USING (sample_id)
-ORDER BY ch.rank;
+JOIN candidates AS c USING (sample_id);
