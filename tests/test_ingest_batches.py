@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,6 +32,9 @@ def test_long_rows_come_in_smaller_batches(tmp_path, monkeypatch):
     jsonl = write_jsonl(tmp_path / "pool.jsonl", records)
     lines = [len(b.rows) for b in read_batches(SourceFile(jsonl, "jsonl"))]
     assert sum(lines) == 60 and max(lines) <= 11, lines
+    (tmp_path / "pool.json").write_text(json.dumps(records), encoding="utf-8")
+    array = [len(b.rows) for b in read_batches(SourceFile(tmp_path / "pool.json", "json"))]
+    assert sum(array) == 60 and max(array) <= 11, array
     short = pa.table({"category": ["math"] * 100, "source": ["s"] * 100, "input": ["q"] * 100, "output": ["a"] * 100})
     pq.write_table(short, tmp_path / "short.parquet")
     assert [b.table.num_rows for b in read_batches(SourceFile(tmp_path / "short.parquet", "parquet"))] == [100]

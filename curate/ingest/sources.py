@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from curate.ingest.json_array import MalformedJSON, iter_json_array
+from curate.ingest.json_array import MalformedJSON, sized_json_array
 from curate.workspace import OxaError
 
 JSON_BATCH_ROWS = 8_192
@@ -418,14 +418,14 @@ def _json_lines_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
 
 def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
     batch = DictBatch(source)
-    row = 0
+    row = batch_chars = 0
     with _open_binary(source) as handle:
         if handle.read(len(_BOM)) != _BOM:
             handle.seek(0)
-        items = iter_json_array(handle)
+        items = sized_json_array(handle)
         while True:
             try:
-                obj = next(items)
+                obj, chars = next(items)
             except StopIteration:
                 break
             except DAMAGE_ERRORS as exc:  # the bytes, not the JSON: a damaged .gz
@@ -446,9 +446,10 @@ def _json_array_batches(source: SourceFile) -> Iterator[DictBatch | Damaged]:
                     Unreadable(row, "not_an_object", f"a JSON {type(obj).__name__}", preview(json.dumps(obj)))
                 )
             row += 1
-            if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS:
+            batch_chars += chars
+            if len(batch.rows) + len(batch.unreadable) >= JSON_BATCH_ROWS or batch_chars >= BATCH_BYTES:
                 yield batch
-                batch = DictBatch(source)
+                batch, batch_chars = DictBatch(source), 0
     if batch.rows or batch.unreadable:
         yield batch
 
