@@ -9,8 +9,8 @@ and answers the repository ships (curate/data/).
 
 The pool (seeded, generated once per size and cached under --workdir):
 
-  shards     zstd parquet with AceReason's columns (category, source, input, output),
-             ROW_GROUP_ROWS rows per row group, SHARD_ROWS rows per shard; ~95% math,
+  shards     zstd parquet with AceReason's columns (category, source, input, output) and
+             the PPL's two (below), ROW_GROUP_ROWS rows per row group, SHARD_ROWS rows per shard; ~95% math,
              5% code (which ingest filters out); about 7.6 responses per problem (Poisson),
              rows in random problem order; problems from bench/ingest.py's templates. Ingest
              reads parquet in batches of 32,768 rows and verify reads ingest's row groups,
@@ -44,11 +44,11 @@ The pool (seeded, generated once per size and cached under --workdir):
              question_type, source): REFERENCE_SHARES of the problems verbatim (exact),
              drifted (normalized: bench/trace.py's drift), or missing (unmatched; their
              rows bad_gold); 10% of the golds written in another equivalent form.
-  PPL        no model: a stand-in for `oxa score` writes scores/qwen2.5-math-1.5b/ (PPL =
-             1 + log-normal(median 1.45, 0.35), x1.1 for wrong answers; n_tokens = the
-             row's characters / CHARS_PER_TOKEN) as parts recorded like any other. (An
-             AceReason-shaped file cannot carry PPLs today: `--preset acereason --map
-             ppl=COL --scores-tag T` refuses a number column and fails on a list column.)
+  PPL        two more columns on every row, as a scored copy of the data carries them: `ppl`
+             (float64: 1 + log-normal(median 1.45, sigma 0.35), x1.1 for wrong answers) and
+             `n_tokens` (int64: round(characters / CHARS_PER_TOKEN)). Ingest maps them into
+             scores/qwen2.5-math-1.5b/ (SCORES_TAG), which the selection presets read; no model
+             runs (`oxa score` is the GPU's part of the chain).
 
 The chain, each stage a process under a wrapper that records wall time, CPU time (user +
 system of the stage and every process under it, verify's workers included), peak RSS (of
@@ -56,19 +56,33 @@ the largest process), bytes written (the block layer's count) and the workspace'
 and peak size (polled):
 
   init      oxa init WS
-  ingest    oxa ingest WS pool/ --preset acereason
-  ppl       the stand-in above (not an oxa stage; measured to say what it cost)
+  ingest    oxa ingest WS pool/ --preset acereason --map ppl=ppl --map n_tokens=n_tokens
+            --scores-tag qwen2.5-math-1.5b
   trace     oxa trace WS --answers references.parquet
   verify    oxa verify WS --workers N (default: the CPUs)
   select    oxa select WS PRESET --set N=n for oxa-mle-qwen2.5-1.5b, sft-lp-qwen2.5-1.5b and
             sft-random, n = 50,000 x rows / 2.6M (the paper's 50k at 2.6M rows)
   export    oxa export WS oxa-mle-qwen2.5-1.5b --format trl (hf if trl refuses it)
 
+Then the baseline of issue 33's item 6 ("no stage more than 3x the cost of reading its
+input once with DuckDB"): for every stage but init, a DuckDB query that reads the stage's
+input once, every row and every byte of the columns it reads (sum(strlen(column))), in
+its own process under the same wrapper; x_read = the stage's wall time / the read's:
+
+  ingest    the shards: category, source, input, output
+  trace     the problems' text and the reference files (every column, as text)
+  verify    the samples' responses and the golds (answers)
+  select    the samples' responses, the scores (sample_id, ppl, n_tokens) and the verdicts
+            (sample_id, problem_id, verdict); measured once for the three presets
+  export    the subset's data.parquet: problem, response
+
 Then checks that the funnel adds up (samples = math rows generated), that every row's
-verdict is the one its generation implies, and that every stage exited 0; prints a table
-and writes pipeline.json (and pipeline.png, time and memory against rows on log-log axes,
-when two sizes or more ran) under --workdir. A size whose disk or time, extrapolated from
-the last size run, exceeds the free disk or --hours is skipped, saying why.
+verdict is the one its generation implies, and that every stage exited 0; prints a table,
+and per stage at the largest size its cost per million math rows of the pool (wall and
+CPU seconds, disk written: the workspace's growth, for export the file) and peak RSS;
+writes pipeline.json (and pipeline.png, time and memory against rows on log-log axes, the
+reads dashed, when two sizes or more ran) under --workdir. A size whose disk or time,
+extrapolated from the last size run, exceeds the free disk or --hours is skipped, saying why.
 
     .venv/bin/python bench/pipeline.py --scale 0.01 --workdir /tmp/oxa-bench-pipeline
     .venv/bin/python bench/pipeline.py --scale 0.01 --scale 0.1 --scale 1 --smoke --workdir /tmp/oxa-bench-pipeline
@@ -109,7 +123,7 @@ from bench.ingest import SOURCES, _problem_table, run_measured  # noqa: E402
 from bench.trace import normalized_drift  # noqa: E402
 from bench.verify import KIND_SHARES, VALUE_WEIGHTS, VALUES, answer_forms  # noqa: E402
 
-GEN_VERSION = 1  # bump when the generated pool changes
+GEN_VERSION = 2  # bump when the generated pool changes
 FULL_ROWS = 2_600_000  # AceReason-1.1-SFT's math samples, as the paper counts them
 PER_PROBLEM = 7.6  # responses per problem
 CODE_SHARE = 0.05
@@ -147,6 +161,8 @@ REAL_DATA = REPO / "curate" / "data"
 REAL_REFERENCES = [*sorted((REAL_DATA / "benchmarks").glob("*.json")), REAL_DATA / "formats" / "aime24.verl.parquet"]
 OTHER_FORM_SHARE = 0.10  # of the references: the gold in another equivalent form
 SCORES_TAG = "qwen2.5-math-1.5b"
+# the pool's PPL columns into scores/<SCORES_TAG>/ (docs/ingest.md)
+INGEST_OPTIONS = ["--preset", "acereason", "--map", "ppl=ppl", "--map", "n_tokens=n_tokens", "--scores-tag", SCORES_TAG]
 PRESETS = ("oxa-mle-qwen2.5-1.5b", "sft-lp-qwen2.5-1.5b", "sft-random")
 PAPER_N = 50_000
 
@@ -204,6 +220,12 @@ def token_lengths(rng: np.random.Generator, n: int) -> np.ndarray:
     """Tokens per response: the documented log-normal, at least MIN_TOKENS, cut at TOKENS_MAX."""
     tokens = rng.lognormal(math.log(TOKENS_MEDIAN), TOKENS_SIGMA, n)
     return np.clip(tokens, MIN_TOKENS, TOKENS_MAX).astype(np.int64)
+
+
+def ppl_values(rng: np.random.Generator, kind: np.ndarray) -> np.ndarray:
+    """PPL under the scoring model: 1 + log-normal (median 1.45, sigma 0.35), wrong answers x1.1."""
+    ppl = 1.0 + rng.lognormal(math.log(1.45), 0.35, len(kind))
+    return np.round(np.where(kind == "wrong", ppl * 1.1, ppl), 4)
 
 
 def _paragraph_bank(rng: np.random.Generator, n: int) -> pa.Array:
@@ -374,15 +396,19 @@ def _chunk(rng: np.random.Generator, first_row: int, n: int, problems: Problems,
         " whose elements are all divisible by ", _s(b % 13 + 2), ".", "",
     )  # fmt: skip
     code = pa.array(is_code)
+    chars = pc.utf8_length(output).to_numpy()
+    ppl = ppl_values(rng, kind)
+    n_tokens = np.rint(chars / CHARS_PER_TOKEN).astype(np.int64)
     table = pa.table(
         {
             "category": pa.array(np.where(is_code, "code", "math")),
             "source": pa.array(np.where(is_code, "code_contests", problems.source[pid])),
             "input": pc.if_else(code, code_input, problems.text.take(pids)),
             "output": output,
+            "ppl": pa.array(ppl, pa.float64()),
+            "n_tokens": pa.array(n_tokens, pa.int64()),
         }
     )
-    chars = pc.utf8_length(output).to_numpy()
     truth = {
         "row": np.arange(n),
         "category": table["category"],
@@ -390,6 +416,8 @@ def _chunk(rng: np.random.Generator, first_row: int, n: int, problems: Problems,
         "kind": kind,
         "target_tokens": tokens,
         "n_chars": chars,
+        "ppl": ppl,
+        "n_tokens": n_tokens,
         "n_bytes": pc.binary_length(output).to_numpy() + pc.binary_length(table["input"]).to_numpy(),
     }
     return table, truth
@@ -448,15 +476,9 @@ def expected_verdicts(truth: pa.Table, reference: np.ndarray) -> np.ndarray:
     return np.where(missing, "bad_gold", expected)
 
 
-def ppl_values(rng: np.random.Generator, kind: np.ndarray) -> np.ndarray:
-    """PPL under the scoring model: 1 + log-normal (median 1.45, sigma 0.35), wrong answers x1.1."""
-    ppl = 1.0 + rng.lognormal(math.log(1.45), 0.35, len(kind))
-    return np.round(np.where(kind == "wrong", ppl * 1.1, ppl), 4)
-
-
 def generate(wd: Path, rows: int | None, seed: int, shard_rows: int, real: bool = False, force: bool = False) -> dict:
     """The pool (shards under wd/pool/), its references and truth.parquet (every math row's
-    kind, length, expected verdict and PPL); reused while the manifest matches. `real`: the
+    kind, length, PPL, expected verdict); reused while the manifest matches. `real`: the
     problems of REAL_REFERENCES, PER_PROBLEM responses each (rows None), and those files as
     the references."""
     manifest_path = wd / "pool.manifest.json"  # outside pool/: ingest reads every file there
@@ -481,10 +503,8 @@ def generate(wd: Path, rows: int | None, seed: int, shard_rows: int, real: bool 
     generated_s = time.perf_counter() - t0
     math_rows = truth.filter(pc.equal(truth["category"], "math"))
     expected = expected_verdicts(math_rows, problems.reference)
-    kind = math_rows["kind"].to_numpy(zero_copy_only=False)
     math_rows = math_rows.append_column("expected", pa.array(expected.tolist(), pa.string()))
     math_rows = math_rows.append_column("reference", pa.array(problems.reference[math_rows["problem"].to_numpy()]))
-    math_rows = math_rows.append_column("ppl", pa.array(ppl_values(rng, kind)))
     pq.write_table(math_rows, wd / "truth.parquet")
     if real:
         references = [str(p) for p in REAL_REFERENCES]
@@ -519,34 +539,6 @@ def generate(wd: Path, rows: int | None, seed: int, shard_rows: int, real: bool 
         f"({mb / generated_s:,.0f} MB/s)"
     )
     return m
-
-
-# -- the PPL stand-in (a child process) ------------------------------------------------------------
-
-
-def write_ppl(root: Path, truth_path: Path) -> None:
-    """scores/<SCORES_TAG>/ for every sample, as `oxa score` leaves it: the truth's PPL and
-    the row's length in tokens, matched to the samples by their source file and row."""
-    from curate.workspace import Workspace
-    from curate.workspace.parts import PartWriter, atomic_write_json, part_glob
-    from curate.workspace.schema import SCORES
-
-    ws = Workspace.open(root)
-    con = duckdb.connect()
-    scores = con.execute(
-        """SELECT s.sample_id, round(t.n_chars / $cpt)::BIGINT AS n_tokens,
-                  ln(t.ppl) * round(t.n_chars / $cpt) AS nll_sum, t.ppl, NULL::BOOLEAN AS truncated
-           FROM read_parquet($samples) AS s
-           JOIN read_parquet($truth) AS t ON t.file = parse_filename(s.source_file) AND t.row = s.source_row
-           ORDER BY s.sample_id""",
-        {"cpt": CHARS_PER_TOKEN, "samples": part_glob(ws.table_folder("samples")), "truth": str(truth_path)},
-    ).to_arrow_table()
-    writer = PartWriter(ws.ensure_scores_folder(SCORES_TAG), "bench-ppl", SCORES, "sample_id")
-    writer.write(scores)
-    writer.close()
-    manifest = {"tag": SCORES_TAG, "origin": "bench", "note": "synthetic PPLs written by bench/pipeline.py"}
-    atomic_write_json(ws.scores_folder(SCORES_TAG) / "manifest.json", manifest)
-    print(f"scores/{SCORES_TAG}: {scores.num_rows:,} rows")
 
 
 # -- running a stage -------------------------------------------------------------------------------
@@ -650,8 +642,8 @@ def select_n(math_rows: int) -> int:
 
 
 def run_chain(wd: Path, m: dict, workers: int) -> dict:
-    """init, ingest, the PPL stand-in, trace, verify, select (each preset) and export over
-    the pool in wd; a failed stage ends the chain."""
+    """init, ingest, trace, verify, select (each preset) and export over the pool in wd; a
+    failed stage ends the chain."""
     ws, logs = wd / "ws", wd / "logs"
     shutil.rmtree(ws, ignore_errors=True)
     shutil.rmtree(wd / "export", ignore_errors=True)
@@ -661,8 +653,7 @@ def run_chain(wd: Path, m: dict, workers: int) -> dict:
     answers = [a for path in m["references"] for a in ("--answers", path)]
     stages = [
         Stage("init", [*OXA, "init", ws]),
-        Stage("ingest", [*OXA, "ingest", ws, wd / "pool", "--preset", "acereason"], m["rows"], m["text_bytes"]),
-        Stage("ppl", [sys.executable, __file__, "--write-ppl", ws, wd / "truth.parquet"], m["math_rows"]),
+        Stage("ingest", [*OXA, "ingest", ws, wd / "pool", *INGEST_OPTIONS], m["rows"], m["text_bytes"]),
         Stage(
             "trace",
             [*OXA, "trace", ws, *answers],
@@ -714,9 +705,13 @@ def _newest_version(ws: Path, subset: str) -> Path:
     return max((p.parent for p in (ws / "subsets" / subset).glob("*/card.json")), key=lambda p: p.stat().st_mtime)
 
 
+def _subset_text_columns(data: Path) -> list[str]:
+    return [c for c in ("problem", "response") if c in pq.read_schema(data).names]
+
+
 def _subset_text_bytes(ws: Path, subset: str) -> int:
     data = _newest_version(ws, subset) / "data.parquet"
-    columns = [c for c in ("problem", "response") if c in pq.read_schema(data).names]
+    columns = _subset_text_columns(data)
     table = pq.read_table(data, columns=columns)
     return sum(pc.sum(pc.binary_length(table[c])).as_py() or 0 for c in columns)
 
@@ -767,6 +762,102 @@ def _print_stage(f: dict) -> None:
         f"  wrote {mb(f['io_written_bytes'])} MB, ws {f['ws_growth_bytes'] / 1e6:+,.0f} MB"
         f" (peak {mb(f['ws_peak_bytes'])} MB)"
     )
+
+
+# -- the read baseline (issue 33, item 6) ---------------------------------------------------------
+
+# What reading a stage's input once costs DuckDB: every row, and every byte of the columns
+# named (None: every column, as text). argv[1]: a JSON list of {"files": [...], "columns": [...]};
+# files are parquet files or globs, or one .json file.
+READ_ONCE = """import duckdb, json, sys
+con = duckdb.connect()
+for read in json.loads(sys.argv[1]):
+    files = {"files": read["files"]}
+    is_json = read["files"][0].endswith(".json")
+    relation = "read_json_auto($files)" if is_json else "read_parquet($files, union_by_name = true)"
+    columns = read["columns"] or [c for c, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}", files).fetchall()]
+    chars = " + ".join(f'coalesce(sum(strlen(CAST("{c}" AS VARCHAR))), 0)' for c in columns)
+    rows, n = con.execute(f"SELECT count(*), {chars} FROM {relation}", files).fetchone()
+    print(f"{rows:,} rows, {n:,} characters of {', '.join(columns)} from {read['files']}")"""
+READ_FIGURES = ("read_s", "read_cpu_s", "read_peak_rss_mb", "x_read")
+
+
+def stage_input(stage: str, wd: Path, m: dict) -> list[dict] | None:
+    """What a stage reads, as READ_ONCE takes it (None: init, which reads nothing)."""
+    from curate.workspace import Workspace
+    from curate.workspace.parts import part_glob
+
+    ws = Workspace.open(wd / "ws")
+    responses = {"files": [part_glob(ws.table_folder("samples"))], "columns": ["response"]}
+    match stage.split()[0]:  # 'select <preset>': select
+        case "ingest":
+            shards = [str(wd / "pool" / f) for f in m["files"]]
+            return [{"files": shards, "columns": ["category", "source", "input", "output"]}]
+        case "trace":
+            problems = {"files": [part_glob(ws.table_folder("problems"))], "columns": ["problem"]}
+            return [problems, *({"files": [path], "columns": None} for path in m["references"])]
+        case "verify":
+            return [responses, {"files": [part_glob(ws.table_folder("answers"))], "columns": ["gold_answer"]}]
+        case "select":
+            scores = {"files": [part_glob(ws.scores_folder(SCORES_TAG))], "columns": ["sample_id", "ppl", "n_tokens"]}
+            verdicts = {
+                "files": [part_glob(ws.table_folder("verify"))],
+                "columns": ["sample_id", "problem_id", "verdict"],
+            }
+            return [responses, scores, verdicts]
+        case "export":
+            data = _newest_version(ws.root, PRESETS[0]) / "data.parquet"
+            return [{"files": [str(data)], "columns": _subset_text_columns(data)}]
+    return None
+
+
+def read_baseline(wd: Path, m: dict, stages: list[dict]) -> dict:
+    """Add to each stage's figures what reading its input once with DuckDB costs (READ_FIGURES;
+    None for init and a stage that failed), each distinct input read in a process of its own,
+    measured like a stage. Returns the reads' seconds and the stages whose read failed."""
+    print("  reading each stage's input once with DuckDB:")
+    reads: dict[str, dict] = {}
+    failed = []
+    for f in stages:
+        f.update(dict.fromkeys(READ_FIGURES))
+        read = stage_input(f["stage"], wd, m) if f["rc"] == 0 else None
+        if read is None:
+            continue
+        spec = json.dumps(read)
+        if spec not in reads:  # the three selections read the same
+            stage = Stage(f"read {f['stage'].split()[0]}", [sys.executable, "-c", READ_ONCE, spec])
+            reads[spec] = run_stage(stage, wd / "logs", wd / "ws")
+        r = reads[spec]
+        if r["rc"] != 0:
+            failed.append(f["stage"])
+            print(f"  {f['stage']:30} read FAILED rc={r['rc']} (see {wd / 'logs'})")
+            continue
+        x_read = round(f["wall_s"] / r["wall_s"], 2)
+        f.update(read_s=r["wall_s"], read_cpu_s=r["cpu_s"], read_peak_rss_mb=r["peak_rss_mb"], x_read=x_read)
+        print(
+            f"  {f['stage']:30} {r['wall_s']:8.1f} s {r['cpu_s']:8.1f} s cpu {r['peak_rss_mb']:7,.0f} MB"
+            f"  stage / read {x_read:6.1f}x"
+        )
+    return {"reads_s": round(sum(r["wall_s"] for r in reads.values()), 3), "reads_failed": failed}
+
+
+def per_million(result: dict) -> dict:
+    """Each stage's cost per million math rows of the pool (whatever the stage goes through):
+    wall and CPU seconds, disk written (disk_mb: the workspace's growth, which a stage that
+    replaces parts can make negative, or export's file; io_written_mb: the block layer's
+    count, scratch files included), and its peak RSS, which does not scale."""
+    scale = 1e6 / result["math_rows"]
+    figures = {}
+    for f in result["stages"]:
+        written = result["export"]["bytes"] if f["stage"] == "export" else f["ws_growth_bytes"]
+        figures[f["stage"]] = {
+            "wall_s": round(f["wall_s"] * scale, 2),
+            "cpu_s": round(f["cpu_s"] * scale, 2),
+            "disk_mb": round(written * scale / 1e6, 1),
+            "io_written_mb": None if f["io_written_bytes"] is None else round(f["io_written_bytes"] * scale / 1e6, 1),
+            "peak_rss_mb": f["peak_rss_mb"],
+        }
+    return figures
 
 
 # -- the slowest rows (issue 33, item 3) -------------------------------------------------------------
@@ -947,7 +1038,7 @@ def _too_big(rows: int, done: list[dict], wd: Path, deadline: float) -> str | No
         known = {
             "rows": last["rows"],
             "disk_bytes": last["pool_bytes"] + max(s["ws_peak_bytes"] for s in last["stages"]),
-            "seconds": last["generate_s"] + sum(s["wall_s"] for s in last["stages"]),
+            "seconds": last["generate_s"] + sum(s["wall_s"] for s in last["stages"]) + last["reads_s"],
         }
     else:
         known = PRIOR
@@ -970,6 +1061,8 @@ def run_size(wd: Path, rows: int | None, args: argparse.Namespace, real: bool = 
     result = {key: m[key] for key in ("rows", "math_rows", "problems", "text_bytes", "math_text_bytes", "pool_bytes")}
     result.update(generate_s=m["generate_s"], generate_cpu_s=m["generate_cpu_s"], workdir=str(wd))
     result.update(run_chain(wd, m, args.workers))
+    result.update(read_baseline(wd, m, result["stages"]))
+    result["per_million"] = per_million(result)
     if result["failed"] is None or result["failed"] == "export":
         result["checks"] = check_chain(wd, m)
         c = result["checks"]
@@ -987,21 +1080,36 @@ def run_size(wd: Path, rows: int | None, args: argparse.Namespace, real: bool = 
 
 
 def _print_summary(results: list[dict]) -> None:
-    """One line per stage: wall s / CPU s / peak RSS MB at each size."""
+    """One line per stage: wall s / CPU s / peak RSS MB / x read at each size; then, at the
+    largest size, each stage's cost per million math rows."""
     if not results:
         return
     labels = [f"{r['math_rows']:,} math rows" + (" (smoke)" if r["workdir"].endswith("smoke") else "") for r in results]
-    print(f"\n{'wall s / cpu s / peak RSS MB':32}" + "".join(f"{label:>28}" for label in labels))
-    for name in [s["stage"] for s in max(results, key=lambda r: len(r["stages"]))["stages"]]:
+    print(f"\n{'wall s / cpu s / peak RSS MB / x read':38}" + "".join(f"{label:>34}" for label in labels))
+    stages = [s["stage"] for s in max(results, key=lambda r: len(r["stages"]))["stages"]]
+    for name in stages:
         cells = []
         for r in results:
             f = next((s for s in r["stages"] if s["stage"] == name), None)
-            cells.append("-" if f is None else f"{f['wall_s']:.1f} / {f['cpu_s']:.1f} / {f['peak_rss_mb']:,.0f}")
-        print(f"{name:32}" + "".join(f"{c:>28}" for c in cells))
+            x_read = "-" if f is None or f["x_read"] is None else f"{f['x_read']:.1f}x"
+            cells.append(
+                "-" if f is None else f"{f['wall_s']:.1f} / {f['cpu_s']:.1f} / {f['peak_rss_mb']:,.0f} / {x_read}"
+            )
+        print(f"{name:38}" + "".join(f"{c:>34}" for c in cells))
+    largest = max(results, key=lambda r: r["math_rows"])
+    print(f"\nper million math rows (from {largest['math_rows']:,}; disk: the workspace's growth, export's file)")
+    print(f"{'':38}{'wall s':>12}{'cpu s':>12}{'disk MB':>12}{'written MB':>12}{'peak RSS MB':>12}")
+    for name, f in largest["per_million"].items():
+        written = "-" if f["io_written_mb"] is None else f"{f['io_written_mb']:,.1f}"
+        print(
+            f"{name:38}{f['wall_s']:12,.1f}{f['cpu_s']:12,.1f}{f['disk_mb']:12,.1f}{written:>12}"
+            f"{f['peak_rss_mb']:12,.0f}"
+        )
 
 
 def plot(results: list[dict], path: Path) -> None:
-    """Wall time and peak RSS of each stage against math rows, log-log."""
+    """Wall time and peak RSS of each stage against math rows, log-log; dashed, the same of
+    reading the stage's input once with DuckDB."""
     import io
 
     import matplotlib
@@ -1013,11 +1121,16 @@ def plot(results: list[dict], path: Path) -> None:
     names = [s["stage"] for s in results[-1]["stages"] if s["stage"] != "init"]
     for name in names:
         points = sorted(
-            (r["math_rows"], s["wall_s"], s["peak_rss_mb"]) for r in results for s in r["stages"] if s["stage"] == name
+            ((r["math_rows"], s) for r in results for s in r["stages"] if s["stage"] == name), key=lambda p: p[0]
         )
-        rows, wall, rss = zip(*points)
-        left.plot(rows, wall, marker="o", label=name)
-        right.plot(rows, rss, marker="o", label=name)
+        rows = [n for n, _ in points]
+        line = left.plot(rows, [s["wall_s"] for _, s in points], marker="o", label=name)[0]
+        right.plot(rows, [s["peak_rss_mb"] for _, s in points], marker="o", label=name)
+        reads = [(n, s) for n, s in points if s["read_s"] is not None]
+        if reads:
+            style = dict(linestyle="--", marker=".", color=line.get_color())
+            left.plot([n for n, _ in reads], [s["read_s"] for _, s in reads], **style)
+            right.plot([n for n, _ in reads], [s["read_peak_rss_mb"] for _, s in reads], **style)
     for ax, label in ((left, "wall time (s)"), (right, "peak RSS (MB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -1025,7 +1138,7 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7)
-    fig.suptitle("bench/pipeline.py: the CPU chain at R1's lengths")
+    fig.suptitle("bench/pipeline.py: the CPU chain at R1's lengths (dashed: DuckDB reading its input once)")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -1046,11 +1159,7 @@ def main() -> None:
     ap.add_argument("--no-slowest-rows", action="store_true", help="skip the per-row measurements")
     ap.add_argument("--clean", action="store_true", help="remove each size's pool and workspace when done")
     ap.add_argument("--regenerate", action="store_true", help="rebuild pools even if their manifests match")
-    ap.add_argument("--write-ppl", nargs=2, type=Path, metavar=("WS", "TRUTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.write_ppl:
-        write_ppl(*args.write_ppl)
-        return
 
     deadline = time.monotonic() + args.hours * 3600
     wd = args.workdir.resolve()
@@ -1085,7 +1194,7 @@ def main() -> None:
     print(f"\nfigures: {wd / 'pipeline.json'}" + (f", plot: {wd / 'pipeline.png'}" if len(ran) >= 2 else ""))
     everything = [*report["sizes"], *([report["smoke"]] if "smoke" in report else [])]
     _print_summary(everything)
-    ok = all(r["failed"] is None and r["checks"]["funnel_ok"] for r in everything)
+    ok = all(r["failed"] is None and r["checks"]["funnel_ok"] and not r["reads_failed"] for r in everything)
     sys.exit(0 if ok else 1)
 
 

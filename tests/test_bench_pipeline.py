@@ -11,13 +11,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from bench import pipeline
+from curate.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["init", "ingest", "ppl", "trace", "verify", *(f"select {p}" for p in pipeline.PRESETS), "export"]
+STAGES = ["init", "ingest", "trace", "verify", *(f"select {p}" for p in pipeline.PRESETS), "export"]
 
 
 def test_token_lengths_follow_the_documented_log_normal():
@@ -37,7 +40,13 @@ def test_the_pool_has_r1_lengths_and_shapes(tmp_path):
     pool = pq.read_table(tmp_path / "pool")
     truth = pq.read_table(tmp_path / "truth.parquet").to_pydict()
     assert m["files"] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
-    assert pool.column_names == ["category", "source", "input", "output"]  # AceReason's columns
+    assert pool.column_names == ["category", "source", "input", "output", "ppl", "n_tokens"]  # AceReason's, PPL's
+    assert pool.schema.field("ppl").type == pa.float64() and pool.schema.field("n_tokens").type == pa.int64()
+    chars = pc.utf8_length(pool["output"]).to_numpy()
+    assert pool["n_tokens"].to_pylist() == [round(c / pipeline.CHARS_PER_TOKEN) for c in chars]
+    assert min(pool["ppl"].to_pylist()) > 1
+    math_rows = pool.filter(pc.equal(pool["category"], "math"))
+    assert math_rows["ppl"].to_pylist() == truth["ppl"] and math_rows["n_tokens"].to_pylist() == truth["n_tokens"]
     assert pool.num_rows == 3_000 and len(set(pool["output"].to_pylist())) == 3_000  # every response distinct
     categories = Counter(pool["category"].to_pylist())
     assert categories["math"] == m["math_rows"] == len(truth["row"]) and 0.93 < categories["math"] / 3_000 < 0.97
@@ -80,12 +89,28 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
     [size] = report["sizes"]
     assert size["failed"] is None
     assert [s["stage"] for s in size["stages"]] == STAGES
+    scale = 1e6 / size["math_rows"]
+    assert list(size["per_million"]) == STAGES
     for stage in size["stages"]:
         assert stage["rc"] == 0, stage
         assert stage["wall_s"] > 0 and stage["cpu_s"] > 0 and stage["peak_rss_mb"] > 0, stage
         assert stage["ws_peak_bytes"] > 0, stage
-        if stage["stage"] != "init":
+        if stage["stage"] == "init":  # reads nothing
+            assert [stage[k] for k in pipeline.READ_FIGURES] == [None] * 4
+        else:
             assert stage["rows"] > 0 and stage["rows_per_s"] > 0, stage
+            assert stage["read_s"] > 0 and stage["read_peak_rss_mb"] > 0, stage
+            assert stage["x_read"] == round(stage["wall_s"] / stage["read_s"], 2), stage
+        million = size["per_million"][stage["stage"]]
+        assert million["wall_s"] == round(stage["wall_s"] * scale, 2)
+        assert million["cpu_s"] == round(stage["cpu_s"] * scale, 2)
+        assert million["peak_rss_mb"] == stage["peak_rss_mb"]
+        written = size["export"]["bytes"] if stage["stage"] == "export" else stage["ws_growth_bytes"]
+        assert million["disk_mb"] == round(written * scale / 1e6, 1)
+    # one read for the three selections: they read the same input
+    assert len({s["read_s"] for s in size["stages"] if s["stage"].startswith("select ")}) == 1
+    assert size["reads_failed"] == [] and size["reads_s"] > 0
+    assert "x read" in result.stdout and "per million math rows" in result.stdout
     assert {s["stage"]: s["mb_per_s"] > 0 for s in size["stages"] if s["mb_per_s"] is not None} == {
         "ingest": True,
         "trace": True,
@@ -100,6 +125,18 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert set(checks["verdicts"]) == {"correct", "incorrect", "no_answer", "bad_gold"}
     n = pipeline.select_n(size["math_rows"])
     assert checks["subset_rows"] == {preset: n for preset in pipeline.PRESETS}
+    # ingest took the pool's PPL columns as scores/<tag>/: the truth's, row for row
+    con = Workspace.open(tmp_path / "rows-200" / "ws").connect()
+    con.execute(
+        "CREATE TEMP TABLE truth AS SELECT * FROM read_parquet(?)", [str(tmp_path / "rows-200" / "truth.parquet")]
+    )
+    scores = con.sql(
+        """SELECT count(*), count(*) FILTER (c.ppl = t.ppl AND c.n_tokens = t.n_tokens)
+           FROM scores_qwen2_5_math_1_5b AS c JOIN samples AS s USING (sample_id)
+           JOIN truth AS t ON t.file = parse_filename(s.source_file) AND t.row = s.source_row"""
+    ).fetchall()
+    con.close()
+    assert scores == [(truth.num_rows, truth.num_rows)]
     assert size["export"]["format"] == "trl" and size["export"]["bytes"] > 0
 
 
