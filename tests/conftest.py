@@ -9,6 +9,11 @@ from curate.synth.families import RICH
 from curate.synth.styles import VOICES
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import Workspace
+from train.threads import sleep_while_waiting
+
+# Before any test loads torch: its OpenMP threads sleep while they wait, so the suite beside
+# a busy process slows by that process's share, not several times (train/threads.py).
+sleep_while_waiting()
 
 # The real benchmark sets and verl prompt file (a copy of ../shared/data that the package
 # ships), so the tests need nothing outside the repository.

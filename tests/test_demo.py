@@ -233,12 +233,13 @@ def test_cards_models_and_evaluations(demo):
     assert "funnels" in output
 
 
-def test_unlikelihood_lowers_the_negatives_probability(demo, tmp_path):
+def test_unlikelihood_lowers_the_negatives_probability(demo, tmp_path, one_torch_thread):
     """OXA_Full's model gives its own negatives' tokens less probability, and a lower
     unlikelihood term, than a model trained on the same rows in the same order without
     the term (ul_alpha 0: the negatives then only take their places in the batches). A
     mechanism, not an outcome: against OXA_MLE's model, whose batches differ, the term's
-    effect after the fast run's few steps is smaller than the noise of the data order."""
+    effect after the fast run's few steps is smaller than the noise of the data order.
+    Trained on one thread, as the demo trains."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

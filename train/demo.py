@@ -13,6 +13,11 @@ user of oxa, not a special path.
 Every step is recorded in DIR/demo.json with a fingerprint of its settings and of the
 steps before it; a second run reuses the steps whose fingerprint is unchanged (and the
 stages resume on their own where a step was cut short).
+
+The steps that do not depend on one another (the trainings; the GRPO runs, evaluations and
+entropies) run side by side, one torch thread each, as many at once as `threads`; the
+others run alone on two threads (train/threads.py says why). The results are the same
+whatever `threads` is.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from curate.decontaminate import CONTAMINATED, DecontaminateConfig, run_decontaminate
 from curate.decontaminate import METHODS as MATCH_METHODS
@@ -35,6 +42,13 @@ from curate.trace import TraceConfig, run_trace
 from curate.verify import VerifierSettings, VerifyConfig, run_verify
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import atomic_write_json, fingerprint
+from train.threads import ALONE_THREADS, SIDE_BY_SIDE_THREADS, SideBySide, torch_threads, usable_cpus
+
+if TYPE_CHECKING:
+    from train.eval import EvalConfig
+    from train.eval.entropy import EntropyConfig
+    from train.grpo import GRPORun
+    from train.sft import SftRunConfig
 
 Say = Callable[[str], None]
 ProgressFn = Callable[[str, int, int], None]
@@ -135,39 +149,81 @@ FUNNEL_STEPS = (
 class DemoConfig:
     workdir: Path = Path("oxa-demo")
     fast: bool = False
+    threads: int | None = None  # steps side by side, one thread each (None: the CPUs this process may use)
     size: DemoSize = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).expanduser().resolve()
         self.size = SIZES["fast" if self.fast else "full"]
+        self.threads = usable_cpus() if self.threads is None else self.threads
+        if self.threads < 1:
+            raise OxaError(f"--threads must be 1 or more; got {self.threads}")
+
+
+class Step(NamedTuple):
+    name: str
+    settings: object  # what the step's fingerprint is made of
+    work: Callable[[], dict]  # picklable where the step runs side by side (a partial of a module-level function)
+    line: Callable[[dict], str]  # the one-line result
 
 
 class _Steps:
     """Runs named steps once per fingerprint; the chain makes a changed step redo the ones after it."""
 
-    def __init__(self, workdir: Path, say: Say) -> None:
-        self.path, self.say = workdir / STATE, say
+    def __init__(self, workdir: Path, say: Say, side_by_side: SideBySide) -> None:
+        self.path, self.say, self.side_by_side = workdir / STATE, say, side_by_side
         self.state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.chain = "start"
         self.timings: dict[str, float] = {}
         self.lines: dict[str, str] = {}  # each step's one-line result, for the summary
 
     def run(self, name: str, settings: object, work: Callable[[], dict], line: Callable[[dict], str]) -> dict:
-        self.chain = fingerprint([self.chain, name, settings])
-        done = self.state.get(name)
-        if done and done["fingerprint"] == self.chain:
-            self.lines[name] = line(done["result"])
-            self.say(f"[dim]{name:<16} reused  {self.lines[name]}[/]")
-            self.timings[name] = 0.0
-            return done["result"]
+        """A step that runs alone, in this process."""
+        step = Step(name, settings, work, line)
+        done = self._done(step)
+        if done is not None:
+            return done
         started = time.monotonic()
         result = work()
-        self.timings[name] = time.monotonic() - started
-        self.state[name] = {"fingerprint": self.chain, "result": result, "seconds": round(self.timings[name], 1)}
-        atomic_write_json(self.path, self.state)
-        self.lines[name] = line(result)
-        self.say(f"{name:<16} {self.timings[name]:5.1f} s  {self.lines[name]}")
+        self._record(step, self.chain, result, time.monotonic() - started)
         return result
+
+    def run_side_by_side(self, steps: list[Step]) -> dict[str, dict]:
+        """Steps that do not depend on one another, in the chain in the order given; those
+        not done before run at once, up to the workers' count. Returns each step's result."""
+        results, pending = {}, []
+        for step in steps:
+            done = self._done(step)
+            if done is None:
+                pending.append((step, self.chain))
+            else:
+                results[step.name] = done
+        if len(pending) > 1 and self.side_by_side.workers > 1:
+            names = ", ".join(step.name for step, _ in pending)
+            self.say(f"[dim]{len(pending)} steps, {self.side_by_side.workers} at a time: {names}[/]")
+        for index, result, seconds in self.side_by_side.run([step.work for step, _ in pending]):
+            step, chain = pending[index]
+            results[step.name] = result
+            self._record(step, chain, result, seconds)
+        return results
+
+    def _done(self, step: Step) -> dict | None:
+        """The step's result where it is done with the same fingerprint (None: not done)."""
+        self.chain = fingerprint([self.chain, step.name, step.settings])
+        done = self.state.get(step.name)
+        if not (done and done["fingerprint"] == self.chain):
+            return None
+        self.lines[step.name] = step.line(done["result"])
+        self.say(f"[dim]{step.name:<16} reused  {self.lines[step.name]}[/]")
+        self.timings[step.name] = 0.0
+        return done["result"]
+
+    def _record(self, step: Step, chain: str, result: dict, seconds: float) -> None:
+        self.timings[step.name] = seconds
+        self.state[step.name] = {"fingerprint": chain, "result": result, "seconds": round(seconds, 1)}
+        atomic_write_json(self.path, self.state)
+        self.lines[step.name] = step.line(result)
+        self.say(f"{step.name:<16} {seconds:5.1f} s  {self.lines[step.name]}")
 
 
 def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
@@ -176,48 +232,60 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
         from train.tiny import TinyModelConfig, build_tiny_models
     except ImportError as exc:  # torch or transformers
         raise OxaError(f"the demo trains models and needs the train extra: pip install 'oxa[train]' ({exc})") from exc
-    from datasets.utils.logging import disable_progress_bar as disable_datasets_progress_bar
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # the demo shows its own progress
-    disable_datasets_progress_bar()
+    _no_progress_bars()
+    started = time.monotonic()
     size, root = config.size, config.workdir
     root.mkdir(parents=True, exist_ok=True)
     world, models = root / "world", root / "models"
-    steps = _Steps(root, say)
-
-    world_config = WorldConfig(**size.world, **LEAKS)
-    built = steps.run(
-        "world",
-        asdict(world_config),
-        lambda: {"counts": build_world(world, world_config)["counts"]},
-        lambda r: f"{world / POOL_FILE}",
-    )
-    model_config = TinyModelConfig(world=str(world), out=str(models), **size.models)
-    steps.run(
-        "models",
-        asdict(model_config),
-        lambda: _brief(build_tiny_models(model_config, progress=lambda message: progress(message, 0, 0))),
-        lambda r: f"{models}/{{base,instruct}}",
-    )
-    ws = Workspace.open(root / "ws") if (root / "ws" / "catalog.duckdb").is_file() else Workspace.init(root / "ws")
-    _curate(ws, world, models, size, steps, progress)
-    planted = built["counts"]["leaks"]["by_method"]
-    contamination = _decontaminate(ws, world, planted, steps, progress)
-    subsets = _select(ws, size, steps)
-    trained = _train(root, models, subsets, size, steps)
-    prompts, rlvr = _rl_prompts(ws, root, size, steps)
-    entropy = _policy_entropy(root, {"base": str(models / "base"), **trained}, prompts, size, steps)
-    tuned, rlvr_entropy = _grpo(root, trained, prompts, size, steps)
-    trained |= tuned
-    evals = _evaluate(root, world, {"base": str(models / "base"), **trained}, size, steps, progress)
-    comparison = _compare(root, evals, steps)
-    summary = _summary(ws, root, subsets, trained, comparison, entropy, steps)
+    with SideBySide(config.threads, prepare=_no_progress_bars) as side_by_side, torch_threads(ALONE_THREADS):
+        steps = _Steps(root, say, side_by_side)
+        world_config = WorldConfig(**size.world, **LEAKS)
+        built = steps.run(
+            "world",
+            asdict(world_config),
+            lambda: {"counts": build_world(world, world_config)["counts"]},
+            lambda r: f"{world / POOL_FILE}",
+        )
+        model_config = TinyModelConfig(world=str(world), out=str(models), threads=ALONE_THREADS, **size.models)
+        steps.run(
+            "models",
+            asdict(model_config),
+            lambda: _brief(build_tiny_models(model_config, progress=lambda message: progress(message, 0, 0))),
+            lambda r: f"{models}/{{base,instruct}}",
+        )
+        ws = Workspace.open(root / "ws") if (root / "ws" / "catalog.duckdb").is_file() else Workspace.init(root / "ws")
+        _curate(ws, world, models, size, steps, progress)
+        planted = built["counts"]["leaks"]["by_method"]
+        contamination = _decontaminate(ws, world, planted, steps, progress)
+        subsets = _select(ws, size, steps)
+        trained = _train(root, models, subsets, size, steps)
+        prompts, rlvr = _rl_prompts(ws, root, size, steps)
+        sft_models = {"base": str(models / "base"), **trained}
+        grpo_steps, tuned = _grpo_steps(root, trained, prompts, size)
+        eval_steps, evals = _eval_steps(root, world, sft_models, size)
+        entropy_steps = _entropy_steps(root, sft_models, prompts, size)
+        results = steps.run_side_by_side([*grpo_steps, *eval_steps, *entropy_steps])  # the longest first
+        tuned_eval_steps, tuned_evals = _eval_steps(root, world, tuned, size)
+        steps.run_side_by_side(tuned_eval_steps)
+        comparison = _compare(root, evals | tuned_evals, steps)
+    entropy = {method: results[f"entropy {method}"]["mean_entropy"] for method in sft_models}
+    summary = _summary(ws, root, subsets, trained | tuned, comparison, entropy, steps)
     summary["decontamination"] = _decontamination_summary(contamination, planted, {**subsets, "rlvr": rlvr})
     summary["funnels"]["dropped as contaminated"] = _dropped_line(summary["decontamination"]["dropped"])
-    summary["rlvr_entropy"] = rlvr_entropy
+    summary["rlvr_entropy"] = {run: _first_last_entropy(results[f"grpo {run}"]) for run, _, _ in _grpo_runs(size)}
+    summary["threads"] = {"alone": ALONE_THREADS, "side_by_side": SIDE_BY_SIDE_THREADS, "at_once": config.threads}
+    summary["wall_seconds"] = round(time.monotonic() - started, 1)
     atomic_write_json(root / "summary.json", summary)
     return summary
+
+
+def _no_progress_bars() -> None:
+    """The demo shows its own progress (in its process and its workers)."""
+    from datasets.utils.logging import disable_progress_bar as disable_datasets_progress_bar
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    disable_datasets_progress_bar()
 
 
 def _brief(build: dict) -> dict:
@@ -344,9 +412,10 @@ def _gaussian_shape(ws: Workspace) -> dict:
 
 
 def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Steps) -> dict[str, str]:
-    from train.sft import SftRunConfig, run_sft
+    """The four methods' SFT runs, side by side."""
+    from train.sft import SftRunConfig
 
-    trained = {}
+    trained, train_steps = {}, []
     for method in METHODS:
         out = root / "train" / method
         config = SftRunConfig(
@@ -354,14 +423,24 @@ def _train(root: Path, models: Path, subsets: dict, size: DemoSize, steps: _Step
             max_steps=size.train_steps, overwrite=True, instruction=INSTRUCTION,
             overrides=["disable_tqdm=true", *TRAIN_SETTINGS, *([] if method == "oxa_full" else ["ul_alpha=0"])],
         )  # fmt: skip
-        steps.run(
-            f"train {method}",
-            asdict(config),
-            lambda c=config, log=out.with_suffix(".log"): _brief_train(_quietly(log, lambda: run_sft(c))),
-            lambda r: f"{r['global_step']} steps, train loss {r['train_loss']:.3f}",
+        train_steps.append(
+            Step(
+                f"train {method}",
+                asdict(config),
+                partial(_train_model, config, out.with_suffix(".log")),
+                lambda r: f"{r['global_step']} steps, train loss {r['train_loss']:.3f}",
+            )
         )
         trained[method] = str(out)
+    steps.run_side_by_side(train_steps)
     return trained
+
+
+def _train_model(config: SftRunConfig, log: Path) -> dict:
+    from train.sft import run_sft
+
+    record = _quietly(log, lambda: run_sft(config))
+    return {"global_step": record["global_step"], "train_loss": record["metrics"].get("train_loss", float("nan"))}
 
 
 def _quietly(log: Path, work: Callable[[], dict]) -> dict:
@@ -369,10 +448,6 @@ def _quietly(log: Path, work: Callable[[], dict]) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle):
         return work()
-
-
-def _brief_train(record: dict) -> dict:
-    return {"global_step": record["global_step"], "train_loss": record["metrics"].get("train_loss", float("nan"))}
 
 
 def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> tuple[str, dict]:
@@ -393,58 +468,73 @@ def _rl_prompts(ws: Workspace, root: Path, size: DemoSize, steps: _Steps) -> tup
     return str(output), subset
 
 
-def _policy_entropy(root: Path, models: dict[str, str], prompts: str, size: DemoSize, steps: _Steps) -> dict:
+def _entropy_steps(root: Path, models: dict[str, str], prompts: str, size: DemoSize) -> list[Step]:
     """Each model's initial policy entropy (`oxa eval entropy`): the mean token entropy of
     its completions to the RL prompts, sampled as GRPO's rollouts are (the paper's Fig. 2c
     at step 0)."""
-    from train.eval.entropy import EntropyConfig, run_entropy
+    from train.eval.entropy import EntropyConfig
 
-    values = {}
+    entropy_steps = []
     for method, model in models.items():
         config = EntropyConfig(
             model=model, prompts=prompts, n=ENTROPY_SAMPLES, max_new_tokens=size.eval_tokens, backend="hf",
             instruction=INSTRUCTION, limit=ENTROPY_PROMPTS, out=str(root / "entropy" / method),
         )  # fmt: skip
-        result = steps.run(
-            f"entropy {method}",
-            asdict(config),
-            lambda c=config: run_entropy(c)["overall"],
-            lambda r: (
-                f"{r['mean_entropy']:.3f} nats per token, {r['completions']} completions of {r['prompts']} prompts"
-            ),
+        entropy_steps.append(
+            Step(
+                f"entropy {method}",
+                asdict(config),
+                partial(_measure_entropy, config),
+                lambda r: (
+                    f"{r['mean_entropy']:.3f} nats per token, {r['completions']} completions of {r['prompts']} prompts"
+                ),
+            )
         )
-        values[method] = result["mean_entropy"]
-    return values
+    return entropy_steps
 
 
-def _grpo(root: Path, trained: dict, prompts: str, size: DemoSize, steps: _Steps) -> tuple[dict[str, str], dict]:
+def _measure_entropy(config: EntropyConfig) -> dict:
+    from train.eval.entropy import run_entropy
+
+    return run_entropy(config)["overall"]
+
+
+def _grpo_runs(size: DemoSize) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, the SFT model it starts from, its extra settings) of each GRPO run."""
+    return [(method, method, ()) for method in RL_FROM] + ([CLIP_COV_RUN] if size.clip_cov else [])
+
+
+def _grpo_steps(root: Path, trained: dict, prompts: str, size: DemoSize) -> tuple[list[Step], dict[str, str]]:
     """A short GRPO run from each of RL_FROM's models, and in the full run OXA_Full+CC
-    (reward and entropy curves in curves.png). Returns the tuned models, and each run's
-    policy entropy at its first and last step."""
-    from train.grpo import GRPORun, run_grpo
+    (reward and entropy curves in curves.png). Returns the steps, whose results have the
+    policy entropy at every GRPO step, and the tuned models."""
+    from train.grpo import GRPORun
 
-    tuned, entropy = {}, {}
-    runs = [(method, method, ()) for method in RL_FROM] + ([CLIP_COV_RUN] if size.clip_cov else [])
-    for method, start, extra in runs:
+    tuned, grpo_steps = {}, []
+    for method, start, extra in _grpo_runs(size):
         out = root / "grpo" / method
         run = GRPORun(
             model=trained[start], prompts=prompts, output=str(out), preset="tiny", max_steps=size.grpo_steps,
             overrides=(*GRPO_SETTINGS, *extra, f"instruction={INSTRUCTION}", "disable_tqdm=true"), overwrite=True,
         )  # fmt: skip
-        record = steps.run(
-            f"grpo {method}",
-            asdict(run),
-            lambda r=run, log=out.with_suffix(".log"): _brief_grpo(_quietly(log, lambda: run_grpo(r))),
-            lambda r: (
-                f"{r['global_step']} steps, reward {_first_last(r['reward'])}, entropy {_first_last(r['entropy'])}"
-            ),
+        grpo_steps.append(
+            Step(
+                f"grpo {method}",
+                asdict(run),
+                partial(_tune, run, out.with_suffix(".log")),
+                lambda r: (
+                    f"{r['global_step']} steps, reward {_first_last(r['reward'])}, entropy {_first_last(r['entropy'])}"
+                ),
+            )
         )
         tuned[f"{method}+grpo"] = str(out)
-        entropy[method] = {"initial": record["entropy"][0], "final": record["entropy"][-1]} if record["entropy"] else {}
-    return tuned, entropy
+    return grpo_steps, tuned
 
 
-def _brief_grpo(record: dict) -> dict:
+def _tune(run: GRPORun, log: Path) -> dict:
+    from train.grpo import run_grpo
+
+    record = _quietly(log, lambda: run_grpo(run))
     curves = record["curves"]
     return {
         "global_step": record["train"]["global_step"],
@@ -453,30 +543,41 @@ def _brief_grpo(record: dict) -> dict:
     }
 
 
+def _first_last_entropy(record: dict) -> dict:
+    return {"initial": record["entropy"][0], "final": record["entropy"][-1]} if record["entropy"] else {}
+
+
 def _first_last(values: list[float]) -> str:
     return f"{values[0]:.3f} -> {values[-1]:.3f}" if values else "-"
 
 
-def _evaluate(
-    root: Path, world: Path, models: dict[str, str], size: DemoSize, steps: _Steps, progress: ProgressFn
-) -> dict[str, str]:
-    from train.eval import EvalConfig, run_eval
+def _eval_steps(root: Path, world: Path, models: dict[str, str], size: DemoSize) -> tuple[list[Step], dict[str, str]]:
+    """An evaluation of each model on the held-out problems; returns the steps and each
+    model's evaluation folder."""
+    from train.eval import EvalConfig
 
-    evals = {}
+    eval_steps, evals = [], {}
     for method, model in models.items():
         config = EvalConfig(
             model=model, out=str(root / "eval" / method), benchmarks=str(world / HELDOUT_FILE), k=size.eval_k,
             max_new_tokens=size.eval_tokens, backend="hf", overwrite=True, instruction=INSTRUCTION,
             token_budget=EVAL_TOKEN_BUDGET, verifier=VerifierSettings(require_think=False),
         )  # fmt: skip
-        steps.run(f"eval {method}", asdict(config), lambda c=config: _brief_eval(run_eval(c, progress)), _eval_line)
+        eval_steps.append(Step(f"eval {method}", asdict(config), partial(_evaluate, config), _eval_line))
         evals[method] = config.out
-    return evals
+    return eval_steps, evals
 
 
-def _brief_eval(result: dict) -> dict:
+def _evaluate(config: EvalConfig) -> dict:
+    from train.eval import run_eval
+
+    result = run_eval(config, _no_progress)
     average = result["report"]["metrics"][-1]
     return {"out": result["out"], **{k: average[k] for k in ("pass_at_1", "pass_at_k", "mean_length", "mean_entropy")}}
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    """Steps side by side report when each is done, not how far each has got."""
 
 
 def _eval_line(result: dict) -> str:

@@ -31,8 +31,17 @@ def demo(
         ),
     ] = Path("oxa-demo"),
     fast: Annotated[
-        bool, typer.Option(help="A smaller world, shorter training and evaluation (about 3 minutes).")
+        bool, typer.Option(help="A smaller world, shorter training and evaluation (about 2 minutes).")
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="How many of the independent steps (the trainings; the GRPO runs, evaluations and entropies) "
+            "run side by side, each on one CPU thread; by default as many as the CPUs this process may use. "
+            "The other steps run alone on two threads. The results do not change with it.",
+            show_default=False,
+        ),
+    ] = None,
     workdir: Annotated[Path | None, old_option("--workdir")] = None,
 ) -> None:
     """The whole OXA pipeline end to end on the test bed (a synthetic world and tiny models):
@@ -42,6 +51,9 @@ def demo(
     compare with SFT, with 95% intervals.
 
     A second run reuses the steps that are done (OUTPUT/demo.json)."""
+    from train.threads import sleep_while_waiting
+
+    sleep_while_waiting()  # before torch loads
     from train.demo import STATE, DemoConfig, run_demo
 
     output = renamed(ctx, "output", output, "workdir", workdir)
@@ -51,8 +63,8 @@ def demo(
             f"{output} holds files but no demo ({STATE}); choose another --output (a new or empty folder, "
             "or an earlier demo's, which is resumed)"
         )
-    config = DemoConfig(workdir=output, fast=fast)
-    console.rule(f"oxa demo{' --fast' if fast else ''}: {config.workdir}")
+    config = DemoConfig(workdir=output, fast=fast, threads=threads)
+    console.rule(f"oxa demo{' --fast' if fast else ''} --threads {config.threads}: {config.workdir}")
     with stage_progress() as progress:
         summary = run_demo(config, say=console.print, progress=progress)
     _print_demo_summary(summary)
@@ -99,7 +111,7 @@ def _print_demo_summary(summary: dict) -> None:
     rlvr = ", ".join(f"{m} {e['initial']:.3f} -> {e['final']:.3f}" for m, e in summary["rlvr_entropy"].items() if e)
     console.print(f"policy entropy during RLVR (first -> last GRPO step), nats per token: {rlvr}")
     console.print(f"table and plot: {comparison['table']}, {comparison['plot']}")
-    console.print(f"total {sum(summary['seconds'].values()):.0f} s; everything is in {summary['workdir']}:")
+    console.print(f"total {summary['wall_seconds']:.0f} s; everything is in {summary['workdir']}:")
     console.print(f"  oxa status {summary['workspace']}    oxa subsets list {summary['workspace']}")
     console.print("  subsets/<name>/<version>/card.md, train/<method>/, entropy/<method>/, grpo/<method>/curves.png,")
     console.print("  eval/<method>/, compare/compare.md and compare.png, summary.json")
