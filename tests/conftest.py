@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from curate.backends.base import sleep_while_waiting
 from curate.synth.families import RICH
 from curate.synth.styles import VOICES
 from curate.synth.world import WorldConfig, build_world
 from curate.workspace import Workspace
-from train.threads import sleep_while_waiting
 
 # Before any test loads torch: its OpenMP threads sleep while they wait, so the suite beside
 # a busy process slows by that process's share, not several times (train/threads.py).

@@ -33,13 +33,6 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1  # macOS has no affinity mask
 
 
-def sleep_while_waiting() -> None:
-    """Have torch's OpenMP threads sleep, not spin, while they wait for each other, unless
-    the user chose otherwise. OpenMP reads this once, as torch loads: call it first. It
-    changes the time a busy neighbour costs, never a result."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 @contextmanager
 def torch_threads(count: int):
     """Run the block on `count` torch threads; the caller's count comes back after."""

@@ -7,6 +7,7 @@ the same tokens and their outputs can be compared number for number.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,3 +59,13 @@ class Backend(Protocol):
     def generate(self, items: Sequence[GenerateItem], settings: SamplingSettings) -> list[list[Completion]]: ...
 
     def close(self) -> None: ...
+
+
+def sleep_while_waiting() -> None:
+    """Have torch's OpenMP threads sleep, not spin, while they wait for each other, unless
+    the user chose otherwise (OMP_WAIT_POLICY). Beside one busy process on 2 CPUs, a
+    two-thread training step of a small model ran 3x slower spinning and 1.7x sleeping,
+    while alone both ran alike (train/threads.py, BENCHMARKS.md "Demo"). OpenMP reads this
+    once, as torch loads: `oxa` sets it before any command runs. It changes the time a busy
+    neighbour costs, never a result."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 
 import typer
 
+from curate.backends.base import sleep_while_waiting
 from curate.cli import check, decontaminate, ingest, score, select, subsets, synth, trace, verify, workspace
 from curate.workspace import DiskFull, OxaError, WorkspaceDamaged
 
@@ -65,6 +66,7 @@ for _plugin in _PLUGINS:
 
 
 def main() -> None:
+    sleep_while_waiting()  # before any command loads torch
     command = typer.main.get_command(app)
     unwrap_help(command)
     try:

@@ -51,9 +51,6 @@ def demo(
     compare with SFT, with 95% intervals.
 
     A second run reuses the steps that are done (OUTPUT/demo.json)."""
-    from train.threads import sleep_while_waiting
-
-    sleep_while_waiting()  # before torch loads
     from train.demo import STATE, DemoConfig, run_demo
 
     output = renamed(ctx, "output", output, "workdir", workdir)

@@ -79,9 +79,6 @@ def synth_model(
     """
     out = required_output(renamed(ctx, "output", output, "out", out))
     refuse_to_fill(out, overwrite)
-    from train.threads import sleep_while_waiting
-
-    sleep_while_waiting()  # the build's threads beside a busy process (train/threads.py); before torch loads
     from train.tiny import build_tiny_models  # brings torch: only for this command
 
     config = TinyModelConfig(
