@@ -491,9 +491,12 @@ def _write_data(con: duckdb.DuckDBPyConnection, results: list[PartResult], path:
     schema = SUBSET_SAMPLES if samples else SUBSET_PROBLEMS
     con.register("chosen", chosen)
     try:
+        if samples:
+            con.execute("CREATE OR REPLACE TEMP TABLE chosen_facts AS " + sql_text("select/subset_sample_facts.sql"))
         query = sql_text("select/subset_samples.sql" if samples else "select/subset_problems.sql")
         written = write_in_rank_order(con, query, chosen.num_rows, path, schema)
     finally:
+        con.execute("DROP TABLE IF EXISTS chosen_facts")
         con.unregister("chosen")
     if written != chosen.num_rows:
         raise OxaError(

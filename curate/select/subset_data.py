@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 BUCKET_ROWS = 1000  # ranks per bucket: about 27 MB of text at R1's median length
 MAX_BUCKETS = 512  # bucket files open at once; a bigger subset gets wider buckets
-STREAM_ROWS = 2048  # rows per batch of the streamed join
+STREAM_ROWS = 256  # rows per batch of the streamed join: 2,048 held 0.55 GB more at R1 lengths
 ROW_GROUP_ROWS = 1000
 ROW_GROUP_BYTES = 16 * 2**20
 
