@@ -8,6 +8,7 @@ The children run this module (`torchrun --nproc-per-node 2 -m tests.test_oxa_mul
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -256,6 +257,9 @@ def torchrun(*args, deepspeed: bool = False) -> subprocess.CompletedProcess:
         # thread, SIGABRT) on a loaded machine, before any Python error; it is not the code
         # under test, whose own failures raise in Python. Once more, then the result stands.
         print(f"a rank aborted ({_GLOO_ABORT!r}); running torchrun once more", file=sys.stderr)
+        words = list(map(str, args))
+        if "--output" in words:  # the aborted run's folder: `oxa train sft` refuses to train into it again
+            shutil.rmtree(words[words.index("--output") + 1], ignore_errors=True)
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return done
 
