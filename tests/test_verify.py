@@ -479,3 +479,89 @@ def test_retry_judges_again_only_the_timeouts_or_errors(ws, tmp_path, monkeypatc
 def test_retry_takes_only_timeout_and_error():
     with pytest.raises(OxaError, match="--retry takes timeout and error"):
         VerifyConfig(retry=("incorrect",)).check()
+
+
+REGION_CASES = [
+    None,
+    "",
+    "no think at all \\boxed{1}",
+    "<think>a</think>b",
+    "<think>x</think>y</think>z",
+    "</think>",
+    "<think>é∑</think>ü \\boxed{\\frac{1}{2}}",
+    "<think>a</think",
+    "</think></think>q",
+    "<think>never closes \\boxed{3}",
+]
+
+
+@pytest.mark.parametrize("require_think", [True, False])
+def test_answer_regions_cut_in_duckdb_equal_answer_region(tmp_path, require_think):
+    """sql/verify/answer_regions.sql cuts what curate/text/extract.py's answer_region does,
+    row for row, in file order, over a row range that starts inside the file."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.text.extract import THINK_END, answer_region
+    from curate.workspace.resources import sql_text
+
+    path = tmp_path / "samples.parquet"
+    pq.write_table(pa.table({"response": pa.array(REGION_CASES, pa.string())}), path, row_group_size=3)
+    params = {"file": str(path), "first": 3, "end": len(REGION_CASES), "think_end": THINK_END}
+    got = duckdb.sql(sql_text("verify/answer_regions.sql"), params={**params, "require_think": require_think})
+    expected = [
+        (row, response is None, None if response is None else answer_region(response, require_think))
+        for row, response in enumerate(REGION_CASES)
+    ][3:]
+    assert got.fetchall() == expected
+
+
+def test_row_group_runs_read_only_the_groups_with_rows_to_verify(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.verify.verify import _row_group_runs
+
+    path = tmp_path / "samples.parquet"
+    pq.write_table(pa.table({"x": list(range(12))}), path, row_group_size=3)  # groups [0,3) [3,6) [6,9) [9,12)
+    metadata = pq.ParquetFile(path).metadata
+    assert _row_group_runs(metadata, np.array([1, 4, 10])) == [(0, 6), (9, 12)]
+    assert _row_group_runs(metadata, np.array([7])) == [(6, 9)]
+    assert _row_group_runs(metadata, np.arange(12)) == [(0, 12)]
+    assert _row_group_runs(metadata, np.array([], dtype=np.int64)) == []
+
+
+def test_batches_judged_beside_the_reading_give_the_verdicts_of_one_batch(ws, tmp_path, monkeypatch):
+    """Small batches are judged on the judging thread while the next is read: the verdict
+    rows, in order, are those of one batch; an error on that thread fails the run."""
+    from curate.workspace import Workspace
+
+    rows = generated_rows(seed=5, problems=30, per_problem=5)
+    add_pool(ws, tmp_path / "pool.jsonl", rows)
+    other = Workspace.init(tmp_path / "other")
+    add_pool(other, tmp_path / "pool.jsonl", rows)
+    run_verify(ws, VerifyConfig(FAST, workers=1))
+    batched = run_verify(other, VerifyConfig(FAST, workers=1, batch_rows=16))
+    assert batched["funnel"]["verified"] == len(rows)
+    table = "SELECT sample_id, pred_answer, verdict, reason, simple_verdict FROM read_parquet($glob)"
+    glob = {"glob": str(ws.table_folder("verify") / "verify-*.parquet")}
+    other_glob = {"glob": str(other.table_folder("verify") / "verify-*.parquet")}
+    assert query(ws, table, glob) == query(other, table, other_glob)
+
+    import curate.verify.verify as verify_module
+
+    calls = []
+
+    def fail_on_the_third(self, batch):
+        calls.append(len(batch["sample_id"]))
+        if len(calls) == 3:
+            raise RuntimeError("judging failed on purpose")
+
+    third = Workspace.init(tmp_path / "third")
+    add_pool(third, tmp_path / "pool.jsonl", rows)
+    monkeypatch.setattr(verify_module._Verify, "_judge_buffer", fail_on_the_third)
+    with pytest.raises(RuntimeError, match="judging failed on purpose"):
+        run_verify(third, VerifyConfig(FAST, workers=1, batch_rows=16))
+    assert calls[:3] == [16, 16, 16]

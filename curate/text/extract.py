@@ -96,10 +96,26 @@ def extract_answers(
     responses: Iterable[str | None], require_think: bool = False
 ) -> tuple[list[str | None], list[str | None]]:
     """`extract_answer` over a batch: (answers, reasons)."""
+    responses = list(responses)
+    regions = [None if r is None else answer_region(r, require_think) for r in responses]
+    return answers_of_regions(regions, [r is None for r in responses])
+
+
+def answers_of_regions(
+    regions: Iterable[str | None], missing: Iterable[bool]
+) -> tuple[list[str | None], list[str | None]]:
+    """`extract_answers` where the answer regions were cut already (verify cuts them in
+    DuckDB: sql/verify/answer_regions.sql): a region of None is a response without
+    `</think>` under `require_think`, unless the response itself is missing."""
     answers: list[str | None] = []
     reasons: list[str | None] = []
-    for response in responses:
-        answer, reason = extract_answer(response, require_think) if response is not None else (None, NO_BOX)
+    for region, absent in zip(regions, missing, strict=True):
+        if absent:
+            answer, reason = None, NO_BOX
+        elif region is None:
+            answer, reason = None, NO_THINK
+        else:
+            answer, reason = last_boxed(region)
         answers.append(answer)
         reasons.append(reason)
     return answers, reasons

@@ -1,11 +1,16 @@
 """`oxa verify`: a verdict for every sample, judged against its problem's gold answer.
 
-Per batch of samples: extract the final answer (curate/text/extract.py) -> decide what needs
+Per batch of samples: cut each response's answer region in DuckDB (the text after
+`</think>`: sql/verify/answer_regions.sql) and extract the final answer from it in
+Python (curate/text/extract.py) -> decide what needs
 no math-verify (no gold, no answer, an answer written exactly as the gold, two plain
 integers: the verdicts math-verify would give) -> judge each distinct (gold, answer)
 pair that the cache does not hold, once, in a DeadlinePool whose every item has a
 wall-clock deadline enforced from outside the worker -> fan the verdicts back out to
 rows, with the simple verdict (normalized string equality of the last box) beside them.
+Batches are judged on a second thread while this one reads the next: reading (DuckDB's
+threads) and math-verify (the workers) overlap, and the verdict parts are written in
+batch order, so the output is the same.
 
 Verdict precedence for a row: bad_gold (no gold, an empty one, one holding a control
 character, or one that does not parse), then no_answer (extraction found none), then
@@ -28,10 +33,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.text.characters import codepoint, control_character
-from curate.text.extract import answer_region, as_math_input, extract_answers
+from curate.text.extract import THINK_END, answers_of_regions, as_math_input
 from curate.text.normalize import answer_key
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
@@ -64,7 +70,8 @@ ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 RETRYABLE = ("timeout", "error")
 _OUT_OF_MEMORY = ("error", "out of memory", None)  # as judge() reports a MemoryError
 
-_READ_ROWS = 4096  # responses decoded at a time: long responses, bounded memory
+_READ_ROWS = 4096  # answer regions fetched at a time: whole responses where no </think> cuts them
+_FAILED_JUDGING_WAIT_S = 30.0  # a failed run waits this long for its judging thread to stop
 
 
 @dataclass
@@ -215,6 +222,8 @@ class _Verify:
             },
         )
         self.buffer: dict[str, list] = self._empty_buffer()
+        self._judging: Future | None = None  # the batch being judged on the judging thread
+        self._judging_progress: tuple[str, int, int] | None = None  # reported while this thread waits
         self.samples = self.skipped = 0
         self.verdicts: Counter[str] = Counter()
         self.simple: Counter[str] = Counter()
@@ -243,38 +252,44 @@ class _Verify:
             self.skipped += rows_in_file - todo.num_rows
             if todo.num_rows:
                 self._start_pool()
-                self._read_responses(path, todo)
+                self._read_regions(path, todo)
             self.samples += rows_in_file
             self.progress("samples", self.samples, self.total)
-        self._judge_buffer()
+        self._hand_over()
+        self._wait_judging()
         self.cache.compact()
 
-    def _read_responses(self, path: Path, todo: pa.Table) -> None:
-        """Stream the responses of the `todo` rows, reading only row groups that hold some."""
+    def _read_regions(self, path: Path, todo: pa.Table) -> None:
+        """Stream the answer regions of the `todo` rows, reading only the runs of row
+        groups that hold some."""
         rows = todo["row"].to_numpy()
-        parquet = pq.ParquetFile(path)
-        first = 0
-        for group in range(parquet.num_row_groups):
-            size = parquet.metadata.row_group(group).num_rows
-            lo, hi = np.searchsorted(rows, [first, first + size])
-            if hi > lo:
-                start = first
-                read_rows = min(_READ_ROWS, self.config.batch_rows)
-                for batch in parquet.iter_batches(batch_size=read_rows, row_groups=[group], columns=["response"]):
-                    a, b = np.searchsorted(rows, [start, start + batch.num_rows])
-                    if b > a:
-                        responses = batch.column(0).take(pa.array(rows[a:b] - start)).to_pylist()
-                        self._extract(todo.slice(a, b - a), responses)
-                    start += batch.num_rows
-                    self.progress("samples", self.samples + start, self.total)
-            first += size
+        for first, end in _row_group_runs(pq.ParquetFile(path).metadata, rows):
+            params = {
+                "file": duckdb_path(path),
+                "first": first,
+                "end": end,
+                "think_end": THINK_END,
+                "require_think": self.settings.require_think,
+            }
+            regions = self.con.sql(sql_text("verify/answer_regions.sql"), params=params)
+            expected = first
+            for batch in regions.to_arrow_reader(min(_READ_ROWS, self.config.batch_rows)):
+                batch_rows = batch["row"].to_numpy()
+                # row i of the batch is row expected + i (positions below depend on it)
+                if batch_rows[0] != expected or batch_rows[-1] - expected != batch.num_rows - 1:
+                    raise RuntimeError(f"{path}: DuckDB returned rows out of file order at row {expected}")
+                expected += batch.num_rows
+                a, b = np.searchsorted(rows, [batch_rows[0], expected])
+                if b > a:
+                    at = pa.array(rows[a:b] - batch_rows[0])
+                    regions_of = batch["region"].take(at).to_pylist()
+                    self._extract(todo.slice(a, b - a), regions_of, batch["missing"].take(at).to_pylist())
+                self.progress("samples", self.samples + expected, self.total)
 
-    def _extract(self, rows: pa.Table, responses: list[str | None]) -> None:
-        answers, no_answer = extract_answers(responses, self.settings.require_think)
-        if self.settings.extraction == "lenient":
-            payloads = [None if r is None else answer_region(r, self.settings.require_think) for r in responses]
-        else:
-            payloads = answers
+    def _extract(self, rows: pa.Table, regions: list[str | None], missing: list[bool]) -> None:
+        answers, no_answer = answers_of_regions(regions, missing)
+        # lenient mode hands math-verify the whole region (None where there is none)
+        payloads = regions if self.settings.extraction == "lenient" else answers
         golds, alternatives = rows["gold_answer"].to_pylist(), rows["gold_alternatives"].to_pylist()
         buffer = self.buffer
         buffer["sample_id"] += rows["sample_id"].to_pylist()
@@ -285,18 +300,37 @@ class _Verify:
         buffer["no_answer"] += no_answer
         buffer["payload"] += payloads
         if len(buffer["sample_id"]) >= self.config.batch_rows:
-            self._judge_buffer()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Judge the buffered rows on the judging thread while this one reads on. One
+        batch at a time: the previous one is finished (its parts written) first."""
+        self._wait_judging()
+        buffer, self.buffer = self.buffer, self._empty_buffer()
+        if not buffer["sample_id"]:
+            return
+        self._judging, self._judging_progress = Future(), None
+        threading.Thread(target=_run_into, args=(self._judging, self._judge_buffer, buffer), daemon=True).start()
+
+    def _wait_judging(self) -> None:
+        """Wait for the batch being judged (its error raised here); progress reports stay
+        on this thread, so while it waits it reports the judging's."""
+        while self._judging is not None:
+            try:
+                self._judging.result(timeout=1.0)
+            except TimeoutError:
+                if self._judging_progress is not None:
+                    self.progress(*self._judging_progress)
+                continue
+            self._judging = None
 
     # -- judging ----------------------------------------------------------------------
 
-    def _judge_buffer(self) -> None:
-        """Verdicts for the buffered rows. The pairs go first: judging one parses its gold,
-        so a gold with pairs needs no check of its own; the golds left (every answer
-        missing, or written as the gold) are checked after."""
-        b = self.buffer
+    def _judge_buffer(self, b: dict[str, list]) -> None:
+        """Verdicts for a batch of rows (on the judging thread). The pairs go first:
+        judging one parses its gold, so a gold with pairs needs no check of its own; the
+        golds left (every answer missing, or written as the gold) are checked after."""
         n = len(b["sample_id"])
-        if n == 0:
-            return
         verdict: list[str | None] = [None] * n
         reason: list[str | None] = [None] * n
         keys: list[str | None] = [None] * n
@@ -358,8 +392,7 @@ class _Verify:
                 if lenient:
                     pred[i] = extracted
         self.cache.flush()
-        self._write(verdict, reason, pred)
-        self.buffer = self._empty_buffer()
+        self._write(b, verdict, reason, pred)
 
     def _learn_gold(self, gold_key: str, pair_result: tuple) -> None:
         """What judging a pair tells of its gold: bad_gold means the gold did not parse;
@@ -398,7 +431,7 @@ class _Verify:
                 self.cache.hold(keys[index], result)
             else:
                 self.cache.add(keys[index], result)
-            self.progress(f"judging {kind}", done, len(keys))
+            self._judging_progress = (f"judging {kind}", done, len(keys))
         self.judged[kind] += len(keys)
 
     def _needs_judging(self, key: str) -> bool:
@@ -437,8 +470,7 @@ class _Verify:
             return None
         return self._pool_start.result()
 
-    def _write(self, verdict: list, reason: list, pred: list) -> None:
-        b = self.buffer
+    def _write(self, b: dict[str, list], verdict: list, reason: list, pred: list) -> None:
         n = len(verdict)
         simple = simple_verdicts(b["answer"], b["forms"])
         max_chars = self.settings.max_answer_chars
@@ -469,6 +501,9 @@ class _Verify:
         pool = self._started_pool()
         if pool is not None:
             pool.close(kill=failed)
+        if failed and self._judging is not None:
+            # its workers are gone, so it stops (with an error) before the writer is aborted
+            wait([self._judging], timeout=_FAILED_JUDGING_WAIT_S)
         if failed:
             self.writer.abort()
         else:
@@ -509,6 +544,33 @@ class _Verify:
             "cache_entries": {"loaded": self.cache.loaded, "now": len(self.cache.entries)},
             "workers": dict(pool.stats) if (pool := self._started_pool()) else {},
         }
+
+
+def _row_group_runs(metadata: pq.FileMetaData, rows: np.ndarray) -> list[tuple[int, int]]:
+    """[first, end) row ranges of the runs of consecutive row groups holding any of the
+    sorted `rows`: a fresh run reads the whole file in one range, a resumed one only
+    what it still has to verify."""
+    runs: list[tuple[int, int]] = []
+    first = 0
+    for group in range(metadata.num_row_groups):
+        end = first + metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(rows, [first, end])
+        if hi > lo:
+            if runs and runs[-1][1] == first:
+                runs[-1] = (runs[-1][0], end)
+            else:
+                runs.append((first, end))
+        first = end
+    return runs
+
+
+def _run_into(future: Future, fn: Callable, *args: object) -> None:
+    """fn(*args) on a daemon thread (one that cannot hold the process open after a
+    Ctrl-C), its result or error into `future`."""
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # handed to the thread that waits on it
+        future.set_exception(exc)
 
 
 def drop_superseded(folder: Path) -> int:
