@@ -20,7 +20,15 @@ from bench import pipeline
 from curate.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["init", "ingest", "trace", "verify", *(f"select {p}" for p in pipeline.PRESETS), "export"]
+STAGES = [
+    "init",
+    "ingest",
+    "trace",
+    "verify",
+    pipeline.VERIFY_CACHED,
+    *(f"select {p}" for p in pipeline.PRESETS),
+    "export",
+]
 
 
 def test_token_lengths_follow_the_documented_log_normal():
@@ -115,8 +123,15 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
         "ingest": True,
         "trace": True,
         "verify": True,
+        pipeline.VERIFY_CACHED: True,
         "export": True,
     }
+    # verify again over the same samples with every pair in the cache: nothing judged
+    runs = [json.loads(r.read_text()) for r in (tmp_path / "rows-200" / "ws" / "runs" / "verify").glob("*/stats.json")]
+    first, again = sorted(runs, key=lambda stats: stats["finished_ns"])
+    assert first["judged"]["pairs"] > 0 and again["judged"] == {"golds": 0, "pairs": 0}
+    assert again["funnel"]["verified"] == first["funnel"]["verified"] == size["math_rows"]
+    assert again["verdicts"] == first["verdicts"]
     checks = size["checks"]
     truth = pq.read_table(tmp_path / "rows-200" / "truth.parquet")
     assert checks["samples"] == checks["math_rows"] == truth.num_rows == size["math_rows"]  # the funnel adds up
