@@ -125,7 +125,13 @@ class ReferenceReader:
         self.read += n + len(unreadable)
         problems = staged["problem"].to_pylist()
         golds = staged["gold_answer"].to_pylist() if "gold_answer" in staged.column_names else [None] * n
-        solutions = staged["solution"].to_pylist() if "solution" in staged.column_names else [None] * n
+        # only the solutions of rows without an answer become Python strings: a solution
+        # is read for its last \\boxed when there is no answer, and most sets give one
+        unanswered = [i for i, gold in enumerate(golds) if gold is None]
+        solutions = dict.fromkeys(unanswered)
+        if "solution" in staged.column_names and unanswered:
+            taken = staged["solution"].take(pa.array(unanswered, pa.int64())).to_pylist()
+            solutions = dict(zip(unanswered, taken))
         reasons, details = staged["_reason"].to_pylist(), staged["_detail"].to_pylist()
         forms: list[list[str] | None] = []
         for i in range(n):

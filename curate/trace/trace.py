@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import duckdb
@@ -127,6 +127,23 @@ def keyed_problems(problem_ids: pa.Array, problems: pa.Array) -> pa.Table:
     return frame.with_columns(match_key(pl.col("match_text")).alias("match_key")).to_arrow()
 
 
+def _rebatched(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
+    """The reader's rows in tables of at least `rows` (the last may hold fewer), each in one
+    chunk. DuckDB hands a parquet scan over a row group at a time (a pool that ingest wrote
+    of 325k problems came as 1,018 batches), and keying a batch costs a Polars plan and a
+    DuckDB insert however small it is."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in reader:
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield pa.Table.from_batches(pending, reader.schema).combine_chunks()
+            pending, held = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, reader.schema).combine_chunks()
+
+
 class _Trace:
     def __init__(self, ws: Workspace, run: StageRun, config: TraceConfig, progress: ProgressFn) -> None:
         self.ws, self.run, self.config, self.progress = ws, run, config, progress
@@ -173,7 +190,7 @@ class _Trace:
             self.con.execute("CREATE TABLE pool (problem_id VARCHAR, match_text VARCHAR, match_key VARCHAR)")
             reader = catalog.sql("SELECT problem_id, problem FROM problems").to_arrow_reader(_POOL_BATCH)
             total = 0
-            for batch in reader:
+            for batch in _rebatched(reader, _POOL_BATCH):
                 keyed = keyed_problems(batch.column(0), batch.column(1))
                 self.con.register("keyed", keyed)
                 self.con.execute(
