@@ -3,8 +3,9 @@
 Per batch: read -> extract the preset's fields (reject missing/wrong-typed ones) ->
 explode response lists -> filter (the preset's default filter and --where, SQL over the
 staged fields) -> content checks (empty, NUL bytes, invalid UTF-8, size) -> strip
-instruction suffixes -> ids (the SQL macros in sql/macros.sql) -> drop ids already in
-the pool or earlier in the run -> parquet parts.
+instruction suffixes -> ids (problem ids by the SQL macros in sql/macros.sql, sample ids
+hashed from Arrow's buffers in ids.py, the same as the macro's) -> drop ids already in the
+pool or earlier in the run (kept as 12-byte digests) -> parquet parts.
 
 Every record read ends in exactly one bucket of the funnel:
 read = accepted + duplicate + rejected + filtered. Rejects go to the run's rejects/ with
@@ -24,16 +25,19 @@ cards find them through each row's source_file, and never part of the parts' nam
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import __version__
+from curate.ingest.ids import DigestSet, digests, first_rows, sample_ids
 from curate.ingest.presets import (
     FIELD_KINDS,
     PRESETS,
@@ -253,6 +257,7 @@ class _Ingest:
             self.verdicts = PartWriter(folder, f"given-{run.fingerprint}", VERIFY, "sample_id", staged=True)
         self.scores_dropped: Counter[str] = Counter()
         self.placeholder_golds = 0  # given answers that say there is none
+        # ids seen, as compact digests (curate/ingest/ids.py): the pool's, and this run's
         self.pool_samples = self._existing("pool/samples", "sample_id")
         self.pool_problems = self._existing("pool/problems", "problem_id")
         self.pool_answers = {
@@ -262,10 +267,12 @@ class _Ingest:
                 [part_glob(ws.root / "answers")],
             ).fetchall()
         }
-        self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else set()
+        self.pool_scores = self._existing(f"scores/{config.scores_tag}", "sample_id") if self.scores else DigestSet()
         lock_down(self.con, ws.root)  # --where runs here
-        self.run_samples: set[str] = set()
-        self.run_problems: set[str] = set()
+        self.run_samples = DigestSet()
+        self.run_problems = DigestSet()
+        self.hash_workers = os.cpu_count() or 1
+        self.hasher = ThreadPoolExecutor(max_workers=self.hash_workers, thread_name_prefix="sample-ids")
         self.run_answers: set[tuple] = set()
         self.funnel = Counter(read=0, accepted=0, duplicate=0, rejected=0, filtered=0)
         self.duplicates = Counter(in_pool=0, in_run=0)
@@ -276,12 +283,15 @@ class _Ingest:
         self.damaged: list[dict] = []
         self.skipped_files: list[dict] = []  # what the source folders hold that is not read
 
-    def _existing(self, folder: str, column: str) -> set[str]:
+    def _existing(self, folder: str, column: str) -> DigestSet:
+        """The ids a pool folder holds, read in batches: the hex ids of a whole pool would
+        take twice the memory of their digests."""
         rows = self.con.sql(
             f"SELECT {column} FROM read_parquet($glob, union_by_name=true)",
             params={"glob": part_glob(self.ws.root / folder)},
-        ).to_arrow_table()
-        return set(rows.column(column).to_pylist())
+        ).to_arrow_reader(1_000_000)
+        found = [digests(batch.column(0)) for batch in rows]
+        return DigestSet(np.concatenate(found) if found else None)
 
     # -- one batch --------------------------------------------------------------------
 
@@ -394,24 +404,26 @@ class _Ingest:
             self.scores_dropped.update(rows["_reason"].to_pylist())
 
     def _write_valid(self, valid: pa.Table, preset: Preset, file: SourceFile) -> None:
-        self.con.register("valid", _in_morsels(valid))
+        self.con.register("valid", _in_morsels(valid.select(["problem", "response"])))
         ids = self.con.sql(
-            "SELECT problem_id, oxa_sample_id(problem_id, response) AS sample_id, n_chars FROM ("
-            "  SELECT oxa_problem_id(problem) AS problem_id, response, length(response)::BIGINT AS n_chars"
-            "  FROM valid)"
+            "SELECT oxa_problem_id(problem) AS problem_id, length(response)::BIGINT AS n_chars FROM valid"
         ).to_arrow_table()
         self.con.unregister("valid")
         self.instructions_stripped += valid.num_rows - valid["instruction"].null_count
         problem_ids = ids["problem_id"].to_pylist()
-        new_problems = self._new_problems(problem_ids)
+        problem_digests = digests(ids["problem_id"])
+        new_problems = self._new_problems(problem_digests)
         new_answers = self._new_answers(problem_ids, valid)
         if preset.has_responses:
-            sample_ids = ids["sample_id"].to_pylist()
-            new_samples = self._new_samples(sample_ids)
-            new_scores = self._new_scores(sample_ids, valid) if self.scores is not None else []
+            ids = ids.append_column(
+                "sample_id", sample_ids(problem_ids, valid["response"], self.hasher, self.hash_workers)
+            )
+            sample_digests = digests(ids["sample_id"])
+            new_samples = self._new_samples(sample_digests)
+            new_scores = self._new_scores(sample_digests, valid) if self.scores is not None else []
         else:
             new_samples, new_scores = [], []
-            self._count_problem_records(problem_ids, set(new_problems) | set(new_answers))
+            self._count_problem_records(problem_digests, set(new_problems) | set(new_answers))
         path = pa.array([str(file.path)] * valid.num_rows, pa.string())
         table = valid.append_column("problem_id", ids["problem_id"]).append_column("source_file", path)
         table = table.rename_columns(
@@ -478,14 +490,12 @@ class _Ingest:
         )
         self.added["verdicts"] += n
 
-    def _new_problems(self, problem_ids: list[str]) -> list[int]:
+    def _new_problems(self, problem_ids: np.ndarray) -> list[int]:
         """Rows holding the first sighting of a problem not yet in the pool."""
-        first_row = dict(zip(reversed(problem_ids), range(len(problem_ids) - 1, -1, -1)))
-        rows = sorted(
-            i for pid, i in first_row.items() if pid not in self.pool_problems and pid not in self.run_problems
-        )
-        self.run_problems.update(problem_ids[i] for i in rows)
-        return rows
+        new = first_rows(problem_ids) & ~self.pool_problems.contains(problem_ids)
+        new &= ~self.run_problems.contains(problem_ids)
+        self.run_problems.add(problem_ids[new])
+        return np.flatnonzero(new).tolist()
 
     def _new_answers(self, problem_ids: list[str], valid: pa.Table) -> list[int]:
         if valid["gold_answer"].null_count == valid.num_rows:
@@ -502,54 +512,44 @@ class _Ingest:
                 rows.append(i)
         return rows
 
-    def _new_samples(self, sample_ids: list[str]) -> list[int]:
-        """Rows with a sample not yet in the pool; the others are counted as duplicates."""
-        if (
-            len(set(sample_ids)) == len(sample_ids)
-            and self.pool_samples.isdisjoint(sample_ids)
-            and self.run_samples.isdisjoint(sample_ids)
-        ):
-            rows = list(range(len(sample_ids)))  # the common case, checked at C speed
-            self.run_samples.update(sample_ids)
-        else:
-            rows = []
-            for i, sid in enumerate(sample_ids):
-                if sid in self.pool_samples:
-                    self._duplicate("in_pool")
-                elif sid in self.run_samples:
-                    self._duplicate("in_run")
-                else:
-                    self.run_samples.add(sid)
-                    rows.append(i)
-        self.funnel["accepted"] += len(rows)
-        return rows
+    def _new_samples(self, sample_ids: np.ndarray) -> list[int]:
+        """Rows with a sample not yet in the pool; the others are counted as duplicates:
+        in_pool, or in_run (earlier in this run, this batch's earlier rows included)."""
+        in_pool = self.pool_samples.contains(sample_ids)
+        in_run = ~in_pool & (self.run_samples.contains(sample_ids) | ~first_rows(sample_ids))
+        new = ~(in_pool | in_run)
+        self.run_samples.add(sample_ids[new])
+        self._duplicate(int(in_pool.sum()), int(in_run.sum()))
+        self.funnel["accepted"] += int(new.sum())
+        return np.flatnonzero(new).tolist()
 
-    def _new_scores(self, sample_ids: list[str], valid: pa.Table) -> list[int]:
-        rows = []
-        for i, (sid, ppl) in enumerate(zip(sample_ids, valid["ppl"].to_pylist())):
-            if ppl is not None and sid not in self.pool_scores:
-                self.pool_scores.add(sid)
-                rows.append(i)
-        return rows
+    def _new_scores(self, sample_ids: np.ndarray, valid: pa.Table) -> list[int]:
+        """Rows with a PPL for a sample that has no score under the tag yet (the first such row per sample)."""
+        candidates = np.flatnonzero(pc.is_valid(valid["ppl"]).to_numpy(zero_copy_only=False))
+        candidates = candidates[~self.pool_scores.contains(sample_ids[candidates])]
+        rows = candidates[first_rows(sample_ids[candidates])]
+        self.pool_scores.add(sample_ids[rows])
+        return rows.tolist()
 
-    def _count_problem_records(self, problem_ids: list[str], added_rows: set[int]) -> None:
+    def _count_problem_records(self, problem_ids: np.ndarray, added_rows: set[int]) -> None:
         """For sources without responses: a record is accepted when it added a problem or
         an answer, else it is a duplicate."""
-        for i, pid in enumerate(problem_ids):
-            if i in added_rows:
-                self.funnel["accepted"] += 1
-            else:
-                self._duplicate("in_pool" if pid in self.pool_problems else "in_run")
+        added = np.zeros(len(problem_ids), bool)
+        added[list(added_rows)] = True
+        in_pool = ~added & self.pool_problems.contains(problem_ids)
+        self.funnel["accepted"] += int(added.sum())
+        self._duplicate(int(in_pool.sum()), int((~added & ~in_pool).sum()))
 
-    def _duplicate(self, where: str) -> None:
-        self.funnel["duplicate"] += 1
-        self.duplicates[where] += 1
+    def _duplicate(self, in_pool: int, in_run: int) -> None:
+        self.funnel["duplicate"] += in_pool + in_run
+        self.duplicates.update(in_pool=in_pool, in_run=in_run)
 
     # -- the end ----------------------------------------------------------------------
 
     def close(self, content_fingerprint: str) -> None:
         """Finish the parts and make them visible: problems and answers first, then
         scores, samples last, so that no sample is ever seen without its problem."""
+        self.hasher.shutdown()
         for writer in self._writers():
             writer.close()
         for writer in (self.problems, self.answers, self.scores, self.samples):
@@ -571,6 +571,7 @@ class _Ingest:
             )
 
     def abort(self) -> None:
+        self.hasher.shutdown(cancel_futures=True)
         for writer in self._writers():
             writer.abort()
 
