@@ -494,7 +494,7 @@ class _Ingest:
         """Rows holding the first sighting of a problem not yet in the pool."""
         new = first_rows(problem_ids) & ~self.pool_problems.contains(problem_ids)
         new &= ~self.run_problems.contains(problem_ids)
-        self.run_problems.add(problem_ids[new])
+        self.run_problems.add_new(problem_ids[new])
         return np.flatnonzero(new).tolist()
 
     def _new_answers(self, problem_ids: list[str], valid: pa.Table) -> list[int]:
@@ -518,7 +518,7 @@ class _Ingest:
         in_pool = self.pool_samples.contains(sample_ids)
         in_run = ~in_pool & (self.run_samples.contains(sample_ids) | ~first_rows(sample_ids))
         new = ~(in_pool | in_run)
-        self.run_samples.add(sample_ids[new])
+        self.run_samples.add_new(sample_ids[new])
         self._duplicate(int(in_pool.sum()), int(in_run.sum()))
         self.funnel["accepted"] += int(new.sum())
         return np.flatnonzero(new).tolist()
@@ -528,7 +528,7 @@ class _Ingest:
         candidates = np.flatnonzero(pc.is_valid(valid["ppl"]).to_numpy(zero_copy_only=False))
         candidates = candidates[~self.pool_scores.contains(sample_ids[candidates])]
         rows = candidates[first_rows(sample_ids[candidates])]
-        self.pool_scores.add(sample_ids[rows])
+        self.pool_scores.add_new(sample_ids[rows])
         return rows.tolist()
 
     def _count_problem_records(self, problem_ids: np.ndarray, added_rows: set[int]) -> None:
