@@ -87,5 +87,8 @@ def test_rebatched_keeps_every_row_once_in_order():
     assert [t.num_rows for t in tables] == [6, 4]
     assert all(t.column(0).num_chunks == 1 for t in tables)
     assert pa.concat_tables(tables).column("n").to_pylist() == list(range(10))
+    # tables too (the staged reference rows), in order
+    tables = list(_rebatched([table.slice(0, 3), table.slice(3, 3), table.slice(6, 4)], 5))
+    assert [t.column("n").to_pylist() for t in tables] == [list(range(6)), [6, 7, 8, 9]]
     empty = pa.RecordBatchReader.from_batches(table.schema, [])
     assert list(_rebatched(empty, 4)) == []
