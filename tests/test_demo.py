@@ -302,3 +302,18 @@ def test_the_demo_workspace_checks_clean(demo):
     report = run_check(Workspace.open(workdir / "ws"))
     assert report.findings == [] and report.notes == [], (report.findings, report.notes)
     assert report.parts > 20
+
+
+def test_a_select_step_run_again_on_an_existing_version_reads_its_card(demo):
+    """A select step run again (its fingerprint holds paths: a copied demo folder) finds its
+    version on disk, which oxa select reports without the parts' facts: the demo takes them
+    from the card, checks the targets and prints the line as for a new version."""
+    from train.demo import _met, _select_line
+
+    workdir, _ = demo
+    (folder,) = (workdir / "ws" / "subsets" / "sft").iterdir()
+    existing = {"summary": "sft exists already", "name": "sft", "version": folder.name, "path": str(folder)}
+    stats = _met({**existing, "existing": True})
+    card = json.loads((folder / "card.json").read_text())
+    assert stats["parts"] == card["parts"] and stats["parts"][0]["selected"] == stats["parts"][0]["target"] > 0
+    assert _select_line(stats).startswith("sft exists already; left out as contaminated: ")

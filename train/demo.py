@@ -385,7 +385,12 @@ def _rows(n: int, unit: str) -> str:
 
 
 def _met(stats: dict) -> dict:
-    """A subset whose every part got its target, bin by bin: the demo compares methods at equal N."""
+    """A subset whose every part got its target, bin by bin: the demo compares methods at equal N.
+    A version that exists already (its step run again, e.g. in a copied folder, whose
+    fingerprints hold paths) brings its parts' facts from its card."""
+    if "parts" not in stats:
+        card = json.loads((Path(stats["path"]) / "card.json").read_text(encoding="utf-8"))
+        stats = {**stats, "parts": card["parts"]}
     short = {p["label"]: p["target"] - p["selected"] for p in stats["parts"] if p["selected"] < p["target"]}
     if short:
         raise OxaError(f"subset {stats['name']} is short of its target ({short}): the world's pool is too small")
