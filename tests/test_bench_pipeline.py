@@ -132,6 +132,19 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert first["judged"]["pairs"] > 0 and again["judged"] == {"golds": 0, "pairs": 0}
     assert again["funnel"]["verified"] == first["funnel"]["verified"] == size["math_rows"]
     assert again["verdicts"] == first["verdicts"]
+    # bench/ingest_floor.py over the same pool, beside the ingest it ran
+    floor = subprocess.run(
+        [sys.executable, "bench/ingest_floor.py", "--pool", str(tmp_path / "rows-200" / "pool")]
+        + ["--results", str(tmp_path / "pipeline.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert floor.returncode == 0, floor.stdout + floor.stderr
+    lines = floor.stdout.splitlines()
+    assert lines[0].startswith("200 rows in 2 shards of ")
+    assert lines[1].startswith("floor, CPU s: decode ") and "; total " in lines[1]
+    assert lines[2].startswith("DuckDB read: ") and lines[3].startswith("oxa ingest: ")
     checks = size["checks"]
     truth = pq.read_table(tmp_path / "rows-200" / "truth.parquet")
     assert checks["samples"] == checks["math_rows"] == truth.num_rows == size["math_rows"]  # the funnel adds up
