@@ -44,12 +44,16 @@ def run_pytest(arguments: list[str], loaded: bool) -> tuple[float, int]:
     with neighbour_if(loaded):
         load = os.getloadavg()[0]
         started = time.perf_counter()
-        rc = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - started
+    rc = result.returncode
     label = "beside a busy neighbour" if loaded else "as the machine is"
     print(
         f"{label}: {wall:.0f} s, exit code {rc} (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)"
     )
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    # pytest's summary line; a failed run's short summary above it too
+    print("\n".join("  " + line for line in (lines[-30:] if rc else lines[-1:])), flush=True)
     return wall, rc
 
 
