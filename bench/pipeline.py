@@ -124,6 +124,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from bench.ingest import SOURCES, _problem_table, run_measured  # noqa: E402
 from bench.trace import normalized_drift  # noqa: E402
 from bench.verify import KIND_SHARES, VALUE_WEIGHTS, VALUES, answer_forms  # noqa: E402
+from curate.thread_names import PREFIX  # noqa: E402
 
 GEN_VERSION = 2  # bump when the generated pool changes
 FULL_ROWS = 2_600_000  # AceReason-1.1-SFT's math samples, as the paper counts them
@@ -550,22 +551,7 @@ def generate(wd: Path, rows: int | None, seed: int, shard_rows: int, real: bool 
 # fork server and workers, when their parent ends first) is reaped here, not by init, so its
 # CPU time counts. ru_oublock counts what the stage's processes wrote to the block layer
 # (512-byte units), scratch files removed before the end included.
-USAGE_WRAPPER = """import ctypes, json, os, resource, subprocess, sys, time
-try:
-    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER (Linux)
-except (AttributeError, OSError):
-    pass
-rc = subprocess.call(sys.argv[2:])
-until = time.monotonic() + 60
-while time.monotonic() < until:
-    try:
-        if os.waitpid(-1, os.WNOHANG)[0] == 0:
-            time.sleep(0.05)
-    except ChildProcessError:
-        break
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-json.dump({"cpu_s": u.ru_utime + u.ru_stime, "io_written_bytes": u.ru_oublock * 512}, open(sys.argv[1], "w"))
-sys.exit(rc)"""
+USAGE = Path(__file__).with_name("stage_usage.py")  # CPU, bytes written and busiest threads of a stage
 OXA = [sys.executable, "-m", "curate.cli"]
 
 
@@ -617,7 +603,7 @@ def run_stage(stage: Stage, logs: Path, ws: Path) -> dict:
     before = folder_bytes(ws)
     watch = PeakSize(ws)
     watch.start()
-    command = [sys.executable, "-c", USAGE_WRAPPER, str(usage), *map(str, stage.command)]
+    command = [sys.executable, str(USAGE), str(usage), *map(str, stage.command)]
     wall, rss, rc = run_measured(command, logs / f"{stage.name.replace(' ', '-')}.log")
     peak = watch.stop()
     used = json.loads(usage.read_text()) if usage.exists() else {}
@@ -628,6 +614,7 @@ def run_stage(stage: Stage, logs: Path, ws: Path) -> dict:
         "cpu_s": round(used.get("cpu_s", float("nan")), 3),
         "peak_rss_mb": round(rss, 1),
         "io_written_bytes": used.get("io_written_bytes"),
+        "busiest_threads": used.get("busiest_threads", []),
         "ws_growth_bytes": folder_bytes(ws) - before,
         "ws_peak_bytes": peak,
         "rows": stage.rows,
@@ -883,8 +870,33 @@ def per_million(result: dict) -> dict:
             "disk_mb": round(written * scale / 1e6, 1),
             "io_written_mb": None if f["io_written_bytes"] is None else round(f["io_written_bytes"] * scale / 1e6, 1),
             "peak_rss_mb": f["peak_rss_mb"],
+            "thread_cpu_s": round(serial_thread_s(f) * scale, 2),
+            f"on_{CORES}_cores_s": round(on_cores(f) * scale, 2),
         }
     return figures
+
+
+CORES = 64  # the machine the sizing extrapolates to (issue 33, item 5)
+
+
+def serial_threads(f: dict) -> list[dict]:
+    """The stage's threads that work alone, busiest first: its main thread and those oxa
+    names `oxa:...` (curate/thread_names.py). The others are pools (DuckDB's, Polars',
+    pyarrow's, verify's workers) that divide their work over however many cores there are."""
+    return [t for t in f["busiest_threads"] if t["where"] == "the main thread" or t["name"].startswith(PREFIX)]
+
+
+def serial_thread_s(f: dict) -> float:
+    """The CPU seconds of the stage's busiest thread that works alone (0 where /proc gave none)."""
+    return max((t["cpu_s"] for t in serial_threads(f)), default=0.0)
+
+
+def on_cores(f: dict, cores: int = CORES) -> float:
+    """A stage's wall seconds on `cores` cores, estimated from below: the larger of its
+    busiest lone thread's CPU seconds (a thread runs on one core at a time) and all its CPU
+    seconds spread over every core. It assumes that nothing else waits, so the truth lies
+    between this and the wall time measured here."""
+    return max(serial_thread_s(f), f["cpu_s"] / cores)
 
 
 # -- the slowest rows (issue 33, item 3) -------------------------------------------------------------
@@ -1125,13 +1137,33 @@ def _print_summary(results: list[dict]) -> None:
         print(f"{name:38}" + "".join(f"{c:>34}" for c in cells))
     largest = max(results, key=lambda r: r["math_rows"])
     print(f"\nper million math rows (from {largest['math_rows']:,}; disk: the workspace's growth, export's file)")
-    print(f"{'':38}{'wall s':>12}{'cpu s':>12}{'disk MB':>12}{'written MB':>12}{'peak RSS MB':>12}")
+    print(
+        f"{'':38}{'wall s':>12}{'cpu s':>12}{'disk MB':>12}{'written MB':>12}{'peak RSS MB':>12}"
+        f"{'1 thread s':>12}{f'{CORES} cores s':>12}"
+    )
     for name, f in largest["per_million"].items():
         written = "-" if f["io_written_mb"] is None else f"{f['io_written_mb']:,.1f}"
         print(
             f"{name:38}{f['wall_s']:12,.1f}{f['cpu_s']:12,.1f}{f['disk_mb']:12,.1f}{written:>12}"
-            f"{f['peak_rss_mb']:12,.0f}"
+            f"{f['peak_rss_mb']:12,.0f}{f['thread_cpu_s']:12,.1f}{f[f'on_{CORES}_cores_s']:12,.1f}"
         )
+    _print_many_cores(largest)
+
+
+def _print_many_cores(result: dict) -> None:
+    """Each stage at FULL_ROWS rows on CORES cores, estimated from below (on_cores), with
+    its threads that work alone."""
+    scale = FULL_ROWS / result["rows"]
+    print(f"\n{FULL_ROWS:,} rows on {CORES} cores, at least (the busiest lone thread, or the CPU over {CORES} cores):")
+    total = 0.0
+    for f in result["stages"]:
+        if f["stage"] == VERIFY_CACHED:  # not part of the chain
+            continue
+        seconds = on_cores(f) * scale
+        total += seconds
+        threads = ", ".join(f"{t['name']} ({t['where']}) {t['cpu_s'] * scale:,.0f} s" for t in serial_threads(f)[:3])
+        print(f"  {f['stage']:36}{seconds:9,.0f} s   threads that work alone: {threads or '-'}")
+    print(f"  {'the whole chain':36}{total:9,.0f} s")
 
 
 def plot(results: list[dict], path: Path) -> None:

@@ -74,6 +74,7 @@ from curate.ingest.sources import (
     read_batches,
 )
 from curate.text.normalize import is_placeholder
+from curate.thread_names import name_this_thread
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, atomic_write_json, file_sha256, fingerprint, part_glob
 from curate.workspace.progress import ProgressFn
@@ -229,7 +230,9 @@ def _hash_in_background(files: list[SourceFile]) -> list[Future]:
     """The sha256 of every file, computed in order on a thread that runs ahead of the
     reader (it warms the page cache for the reader rather than doubling the disk reads;
     93 MB of parquet hash in 0.08 s)."""
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash-sources")
+    hasher = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="hash-sources", initializer=name_this_thread, initargs=("hash-sources",)
+    )
     futures = [hasher.submit(file_sha256, f.path) for f in files]
     hasher.shutdown(wait=False)
     return futures

@@ -32,6 +32,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from curate.ingest.json_array import MalformedJSON, sized_json_array
+from curate.thread_names import name_this_thread
 from curate.workspace import OxaError
 
 JSON_BATCH_ROWS = 8_192
@@ -234,6 +235,7 @@ def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
     stop = threading.Event()
 
     def produce() -> None:
+        name_this_thread("read-ahead")
         try:
             for item in batches:
                 if stop.is_set():

@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 from curate.text.characters import codepoint, control_character
 from curate.text.extract import THINK_END, answers_of_regions, as_math_input
 from curate.text.normalize import answer_key
+from curate.thread_names import name_this_thread
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import EXTRACTIONS, GOLD, GOLD_OK, PAIR, VerifierSettings, judge, start_worker
 from curate.workspace import OxaError, Workspace
@@ -327,6 +328,7 @@ class _Verify:
     # -- judging ----------------------------------------------------------------------
 
     def _judge_buffer(self, b: dict[str, list]) -> None:
+        name_this_thread("judge")  # it runs on a thread of its own (_hand_over)
         """Verdicts for a batch of rows (on the judging thread). The pairs go first:
         judging one parses its gold, so a gold with pairs needs no check of its own; the
         golds left (every answer missing, or written as the gold) are checked after."""

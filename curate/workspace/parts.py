@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.thread_names import name_this_thread
 from curate.workspace.errors import OxaError
 
 _TMP_SUFFIX = ".partial"
@@ -355,7 +356,12 @@ class PartWriter:
         self._part_rows = 0
         self.staged = staged
         self._unpublished: list[tuple[Path, str, str, int]] = []  # staged parts: temporary path, ids, sha256, rows
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{prefix}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix=f"write-{prefix}",
+            initializer=name_this_thread,
+            initargs=(f"write-{prefix}",),
+        )
         self._pending: deque[Future] = deque()
         self._closed = False
 
