@@ -1,9 +1,12 @@
 """The golden end-to-end test: `oxa demo --fast` on the test bed, checked against what the
-world's manifest says is true, then run again to see every step reused."""
+world's manifest says is true, then run again, in place and in a moved folder, to see
+every step reused."""
 
+import contextlib
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -293,6 +296,104 @@ def test_a_second_run_reuses_every_step(demo):
     assert after["subsets"] == before["subsets"] and after["comparison"] == before["comparison"]
 
 
+def test_a_moved_demo_folder_reuses_every_step_and_reads_nothing_of_the_old_one(demo, tmp_path):
+    """`mv DIR DIR2` (here a copy, with DIR moved away while it runs): every step is reused,
+    and the summary's subsets, models and evaluations are DIR2's."""
+    workdir, _ = demo
+    before = (workdir / "summary.json").read_text()
+    moved, away = tmp_path / "moved-demo", tmp_path / "away"
+    shutil.copytree(workdir, moved)
+    workdir.rename(away)
+    try:
+        result = CliRunner().invoke(app, ["demo", "-o", str(moved), "--fast"], catch_exceptions=False)
+    finally:
+        away.rename(workdir)
+    assert result.exit_code == 0, result.output
+    state = json.loads((moved / "demo.json").read_text())
+    assert result.output.count("reused") == len(state)
+    after = json.loads((moved / "summary.json").read_text())
+    expected = json.loads(before.replace(str(workdir), str(moved)))
+    for key in ("subsets", "models", "comparison", "funnels", "decontamination"):
+        assert after[key] == expected[key], key
+    assert str(workdir) not in (moved / "summary.json").read_text() + (moved / "demo.json").read_text()
+
+
+def _steps(root: Path, lines: list[str], display=lambda: contextlib.nullcontext(lambda *report: None)):
+    from train.demo import _Steps
+    from train.threads import SideBySide
+
+    return _Steps(root, lines.append, SideBySide(1), display)
+
+
+def _never_again() -> dict:
+    raise AssertionError("a step done in the folder before it moved ran again")
+
+
+def test_fingerprints_and_results_do_not_depend_on_where_the_demo_folder_is(tmp_path):
+    """The settings' and results' paths in the demo folder are written from <demo>: after
+    the folder moves, the same settings under the new folder give the same fingerprints, and
+    a reused step's result points into the new folder (not into a folder beside the old one)."""
+    old, new, beside = tmp_path / "demo", tmp_path / "elsewhere" / "demo", tmp_path / "demo-2" / "notes.txt"
+
+    def settings(root: Path) -> dict:
+        return {"subset": str(root / "ws"), "files": [str(root / "world" / "a.parquet")], "beside": str(beside)}
+
+    def result(root: Path) -> dict:
+        version = root / "ws" / "subsets" / "sft" / "v1"
+        return {"path": str(version), "summary": f"sft/v1 -> {root / 'rl' / 'p.parquet'} (verl, 3 rows)",
+                "beside": str(beside), "rows": 3}  # fmt: skip
+
+    old.mkdir()
+    first = _steps(old, [])
+    selected = first.run("select sft", settings(old), lambda: result(old), lambda r: r["summary"])
+    first.run("train sft", {"subset": selected["path"]}, lambda: {"model": str(old / "train")}, str)
+    recorded = (old / "demo.json").read_text()
+    assert f"{old}/" not in recorded and "<demo>/ws/subsets/sft/v1" in recorded and str(beside) in recorded
+    new.parent.mkdir()
+    old.rename(new)
+
+    lines: list[str] = []
+    moved = _steps(new, lines)
+    reused = moved.run("select sft", settings(new), _never_again, lambda r: r["summary"])
+    assert reused == result(new)
+    trained = moved.run("train sft", {"subset": reused["path"]}, _never_again, str)
+    assert trained == {"model": str(new / "train")}
+    assert moved.chain == first.chain
+    assert lines[0].endswith(f"reused  sft/v1 -> {new / 'rl' / 'p.parquet'} (verl, 3 rows)[/]")
+
+
+def test_a_steps_progress_ends_with_the_step(tmp_path):
+    """A step that runs alone has a progress display of its own, closed when it ends: in a
+    log its last state comes before the step's line, not at the end of the demo."""
+    from curate.workspace.progress import LogProgress
+
+    lines: list[str] = []
+
+    @contextlib.contextmanager
+    def display():
+        log = LogProgress(lines.append)
+        try:
+            yield log
+        finally:
+            log.close()
+
+    steps = _steps(tmp_path, lines, display)
+
+    def check() -> dict:
+        for done in range(1, 5007):
+            steps.progress("checking problems", done, 5006)
+        return {"checked": 5006}
+
+    steps.run("decontaminate", {}, check, lambda r: f"{r['checked']:,} checked")
+    steps.run("compare", {}, lambda: {}, lambda r: "compared")
+    steps.progress("after every step", 1, 1)  # no step runs: no display to move
+    assert len(lines) == 4, lines
+    assert lines[0] == "checking problems: 1/5,006 (0.0%), elapsed 0s"
+    assert lines[1].startswith("checking problems: 5,006/5,006 (100.0%)")  # the last state, when the step ends
+    assert lines[2].startswith("decontaminate ") and lines[2].endswith("5,006 checked")
+    assert lines[3].startswith("compare ") and lines[3].endswith("compared")
+
+
 def test_the_demo_workspace_checks_clean(demo):
     """Every part every stage wrote (ingest, trace, verify, decontaminate, score, generate,
     select) has its record, and `oxa check` finds nothing: no false alarm on a real run."""
@@ -305,9 +406,10 @@ def test_the_demo_workspace_checks_clean(demo):
 
 
 def test_a_select_step_run_again_on_an_existing_version_reads_its_card(demo):
-    """A select step run again (its fingerprint holds paths: a copied demo folder) finds its
-    version on disk, which oxa select reports without the parts' facts: the demo takes them
-    from the card, checks the targets and prints the line as for a new version."""
+    """A select step run again on the same rows (a step before it redone with the same
+    outcome) finds its version on disk, which oxa select reports without the parts' facts:
+    the demo takes them from the card, checks the targets and prints the line as for a new
+    version."""
     from train.demo import _met, _select_line
 
     workdir, _ = demo

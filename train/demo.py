@@ -12,7 +12,8 @@ user of oxa, not a special path.
 
 Every step is recorded in DIR/demo.json with a fingerprint of its settings and of the
 steps before it; a second run reuses the steps whose fingerprint is unchanged (and the
-stages resume on their own where a step was cut short).
+stages resume on their own where a step was cut short). Both are written with DIR as
+`<demo>`, so a demo folder moved or copied elsewhere resumes there as well.
 
 The steps that do not depend on one another (the trainings; the GRPO runs, evaluations and
 entropies) run side by side, one torch thread each, as many at once as `threads`; the
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -52,7 +55,9 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 ProgressFn = Callable[[str, int, int], None]
+Display = Callable[[], AbstractContextManager[ProgressFn]]  # opens a progress display (stage_progress)
 STATE = "demo.json"
+DEMO_ROOT = "<demo>"  # the demo folder, as demo.json and the fingerprints write it
 SCORER = "base"  # scores/<tag>/ of the pre-trained model: PPL for selection, as in the paper
 SELF_TAG = "self"  # the instruct model's samples (generator tag)
 CORRECT_TEACHER = "verdict = 'correct' AND origin = 'teacher'"
@@ -168,14 +173,24 @@ class Step(NamedTuple):
 
 
 class _Steps:
-    """Runs named steps once per fingerprint; the chain makes a changed step redo the ones after it."""
+    """Runs named steps once per fingerprint; the chain makes a changed step redo the ones after it.
+    Fingerprints and the recorded results write the demo folder as DEMO_ROOT, so that a
+    folder moved or copied elsewhere reuses its steps, with results that point into it.
+    A step that runs alone shows its progress in a display of its own, closed when it ends."""
 
-    def __init__(self, workdir: Path, say: Say, side_by_side: SideBySide) -> None:
-        self.path, self.say, self.side_by_side = workdir / STATE, say, side_by_side
+    def __init__(self, workdir: Path, say: Say, side_by_side: SideBySide, display: Display) -> None:
+        self.root, self.path, self.say, self.side_by_side = workdir, workdir / STATE, say, side_by_side
+        self.display = display
         self.state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.chain = "start"
         self.timings: dict[str, float] = {}
         self.lines: dict[str, str] = {}  # each step's one-line result, for the summary
+        self._report: ProgressFn | None = None  # the display of the step running alone
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        """The ProgressFn of the steps' work: it moves the display of the step running now."""
+        if self._report is not None:
+            self._report(what, done, total)
 
     def run(self, name: str, settings: object, work: Callable[[], dict], line: Callable[[dict], str]) -> dict:
         """A step that runs alone, in this process."""
@@ -184,7 +199,12 @@ class _Steps:
         if done is not None:
             return done
         started = time.monotonic()
-        result = work()
+        with self.display() as report:
+            self._report = report
+            try:
+                result = work()
+            finally:
+                self._report = None
         self._record(step, self.chain, result, time.monotonic() - started)
         return result
 
@@ -209,25 +229,55 @@ class _Steps:
 
     def _done(self, step: Step) -> dict | None:
         """The step's result where it is done with the same fingerprint (None: not done)."""
-        self.chain = fingerprint([self.chain, step.name, step.settings])
+        self.chain = fingerprint([self.chain, step.name, _portable(step.settings, self.root)])
         done = self.state.get(step.name)
         if not (done and done["fingerprint"] == self.chain):
             return None
-        self.lines[step.name] = step.line(done["result"])
+        result = _placed(done["result"], self.root)
+        self.lines[step.name] = step.line(result)
         self.say(f"[dim]{step.name:<16} reused  {self.lines[step.name]}[/]")
         self.timings[step.name] = 0.0
-        return done["result"]
+        return result
 
     def _record(self, step: Step, chain: str, result: dict, seconds: float) -> None:
         self.timings[step.name] = seconds
-        self.state[step.name] = {"fingerprint": chain, "result": result, "seconds": round(seconds, 1)}
+        record = {"fingerprint": chain, "result": _portable(result, self.root), "seconds": round(seconds, 1)}
+        self.state[step.name] = record
         atomic_write_json(self.path, self.state)
         self.lines[step.name] = step.line(result)
         self.say(f"{step.name:<16} {seconds:5.1f} s  {self.lines[step.name]}")
 
 
-def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
-    """Run (or resume) the demo in config.workdir; returns the summary (also DIR/summary.json)."""
+def _portable(value: object, root: Path) -> object:
+    """`value` (JSON-able: settings, a step's result) with every path in the demo folder
+    written from DEMO_ROOT: a string that is the folder or a path in it, or a line that
+    names one ("rlvr/... -> DIR/rl/prompts.verl.parquet (verl, 192 rows)")."""
+    if isinstance(value, dict):
+        return {key: _portable(item, root) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item, root) for item in value]
+    if isinstance(value, str | Path):
+        # DIR itself: not DIR-2 beside it, nor /elsewhere/DIR
+        return re.sub(rf"(?<![\w.+/-]){re.escape(str(root))}(?![\w.+-])", DEMO_ROOT, str(value))
+    return value
+
+
+def _placed(value: object, root: Path) -> object:
+    """A recorded result with DEMO_ROOT back as the demo folder it is read in."""
+    if isinstance(value, dict):
+        return {key: _placed(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_placed(item, root) for item in value]
+    if isinstance(value, str):
+        return value.replace(DEMO_ROOT, str(root))
+    return value
+
+
+def run_demo(config: DemoConfig, say: Say, display: Display) -> dict:
+    """Run (or resume) the demo in config.workdir; returns the summary (also DIR/summary.json).
+    `display` opens a progress display (curate.workspace.progress.stage_progress): each step
+    that runs alone gets one, closed when the step ends, so that no step's progress stays
+    on screen, or comes back in a log, after it."""
     try:
         from train.tiny import TinyModelConfig, build_tiny_models
     except ImportError as exc:  # torch or transformers
@@ -238,7 +288,8 @@ def run_demo(config: DemoConfig, say: Say, progress: ProgressFn) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     world, models = root / "world", root / "models"
     with SideBySide(config.threads, prepare=_no_progress_bars) as side_by_side, torch_threads(ALONE_THREADS):
-        steps = _Steps(root, say, side_by_side)
+        steps = _Steps(root, say, side_by_side, display)
+        progress = steps.progress
         world_config = WorldConfig(**size.world, **LEAKS)
         built = steps.run(
             "world",
@@ -386,8 +437,8 @@ def _rows(n: int, unit: str) -> str:
 
 def _met(stats: dict) -> dict:
     """A subset whose every part got its target, bin by bin: the demo compares methods at equal N.
-    A version that exists already (its step run again, e.g. in a copied folder, whose
-    fingerprints hold paths) brings its parts' facts from its card."""
+    A version that exists already (its step run again on the same rows: a step before it
+    redone with the same outcome) brings its parts' facts from its card."""
     if "parts" not in stats:
         card = json.loads((Path(stats["path"]) / "card.json").read_text(encoding="utf-8"))
         stats = {**stats, "parts": card["parts"]}

@@ -62,8 +62,7 @@ def demo(
         )
     config = DemoConfig(workdir=output, fast=fast, threads=threads)
     console.rule(f"oxa demo{' --fast' if fast else ''} --threads {config.threads}: {config.workdir}")
-    with stage_progress() as progress:
-        summary = run_demo(config, say=console.print, progress=progress)
+    summary = run_demo(config, say=console.print, display=stage_progress)
     _print_demo_summary(summary)
 
 

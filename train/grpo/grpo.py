@@ -25,6 +25,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -159,6 +160,9 @@ class OxaGRPOTrainer(GRPOTrainer):
     _cov_batch: dict | None = None  # the micro-batch whose loss is being computed, while cov_mode is on
 
     def __init__(self, *args, **kwargs):
+        # TRL reads the model's is_gradient_checkpointing around every generation, which
+        # transformers 5 deprecates for is_activation_checkpointing: TRL's call, not ours to change.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         super().__init__(*args, **kwargs)
         if self.use_vllm and self.args.vllm_mode == "colocate" and vllm_runs_on_cpu():
             generation = self.vllm_generation
