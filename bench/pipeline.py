@@ -870,8 +870,9 @@ def per_million(result: dict) -> dict:
             "disk_mb": round(written * scale / 1e6, 1),
             "io_written_mb": None if f["io_written_bytes"] is None else round(f["io_written_bytes"] * scale / 1e6, 1),
             "peak_rss_mb": f["peak_rss_mb"],
-            "thread_cpu_s": round(serial_thread_s(f) * scale, 2),
-            f"on_{CORES}_cores_s": round(on_cores(f) * scale, 2),
+            "lone_thread_s": round(lone_thread_s(f) * scale, 2),
+            "main_thread_s": round(main_thread_s(f) * scale, 2),
+            f"on_{CORES}_cores_s": [round(seconds * scale, 2) for seconds in on_cores(f)],
         }
     return figures
 
@@ -879,24 +880,30 @@ def per_million(result: dict) -> dict:
 CORES = 64  # the machine the sizing extrapolates to (issue 33, item 5)
 
 
-def serial_threads(f: dict) -> list[dict]:
-    """The stage's threads that work alone, busiest first: its main thread and those oxa
-    names `oxa:...` (curate/thread_names.py). The others are pools (DuckDB's, Polars',
-    pyarrow's, verify's workers) that divide their work over however many cores there are."""
-    return [t for t in f["busiest_threads"] if t["where"] == "the main thread" or t["name"].startswith(PREFIX)]
+def lone_threads(f: dict) -> list[dict]:
+    """The stage's threads that oxa names `oxa:...` (curate/thread_names.py): each works
+    alone, one task after another, whatever the cores (a part writer, a read-ahead)."""
+    return [t for t in f["busiest_threads"] if t["name"].startswith(PREFIX)]
 
 
-def serial_thread_s(f: dict) -> float:
-    """The CPU seconds of the stage's busiest thread that works alone (0 where /proc gave none)."""
-    return max((t["cpu_s"] for t in serial_threads(f)), default=0.0)
+def lone_thread_s(f: dict) -> float:
+    """The CPU seconds of the stage's busiest lone thread (0 where there is none)."""
+    return max((t["cpu_s"] for t in lone_threads(f)), default=0.0)
 
 
-def on_cores(f: dict, cores: int = CORES) -> float:
-    """A stage's wall seconds on `cores` cores, estimated from below: the larger of its
-    busiest lone thread's CPU seconds (a thread runs on one core at a time) and all its CPU
-    seconds spread over every core. It assumes that nothing else waits, so the truth lies
-    between this and the wall time measured here."""
-    return max(serial_thread_s(f), f["cpu_s"] / cores)
+def main_thread_s(f: dict) -> float:
+    """The CPU seconds of the stage's main thread: its Python, which is one thread on any
+    machine, and its share of the DuckDB queries it runs, which more cores would divide."""
+    return max((t["cpu_s"] for t in f["busiest_threads"] if t["where"] == "the main thread"), default=0.0)
+
+
+def on_cores(f: dict, cores: int = CORES) -> tuple[float, float]:
+    """A stage's wall seconds on `cores` cores, estimated: (low, high). A thread runs on one
+    core at a time, and nothing here can beat all the CPU seconds spread over every core, so
+    low is the larger of those and the busiest lone thread; high counts the main thread
+    whole too, as if none of it were DuckDB's. Both assume that nothing else waits."""
+    low = max(lone_thread_s(f), f["cpu_s"] / cores)
+    return low, max(low, main_thread_s(f))
 
 
 # -- the slowest rows (issue 33, item 3) -------------------------------------------------------------
@@ -1139,31 +1146,38 @@ def _print_summary(results: list[dict]) -> None:
     print(f"\nper million math rows (from {largest['math_rows']:,}; disk: the workspace's growth, export's file)")
     print(
         f"{'':38}{'wall s':>12}{'cpu s':>12}{'disk MB':>12}{'written MB':>12}{'peak RSS MB':>12}"
-        f"{'1 thread s':>12}{f'{CORES} cores s':>12}"
+        f"{'lone thr s':>12}{'main thr s':>12}{f'{CORES} cores s':>16}"
     )
     for name, f in largest["per_million"].items():
         written = "-" if f["io_written_mb"] is None else f"{f['io_written_mb']:,.1f}"
         print(
             f"{name:38}{f['wall_s']:12,.1f}{f['cpu_s']:12,.1f}{f['disk_mb']:12,.1f}{written:>12}"
-            f"{f['peak_rss_mb']:12,.0f}{f['thread_cpu_s']:12,.1f}{f[f'on_{CORES}_cores_s']:12,.1f}"
+            f"{f['peak_rss_mb']:12,.0f}{f['lone_thread_s']:12,.1f}{f['main_thread_s']:12,.1f}"
+            f"{'{:,.1f} - {:,.1f}'.format(*f[f'on_{CORES}_cores_s']):>16}"
         )
     _print_many_cores(largest)
 
 
 def _print_many_cores(result: dict) -> None:
-    """Each stage at FULL_ROWS rows on CORES cores, estimated from below (on_cores), with
-    its threads that work alone."""
+    """Each stage at FULL_ROWS rows on CORES cores, estimated (on_cores), with its lone
+    threads and its main thread."""
     scale = FULL_ROWS / result["rows"]
-    print(f"\n{FULL_ROWS:,} rows on {CORES} cores, at least (the busiest lone thread, or the CPU over {CORES} cores):")
-    total = 0.0
+    print(
+        f"\n{FULL_ROWS:,} rows on {CORES} cores, estimated: at least the busiest lone thread or the CPU over "
+        f"{CORES} cores, at most that or the main thread"
+    )
+    total = np.zeros(2)
     for f in result["stages"]:
         if f["stage"] == VERIFY_CACHED:  # not part of the chain
             continue
-        seconds = on_cores(f) * scale
-        total += seconds
-        threads = ", ".join(f"{t['name']} ({t['where']}) {t['cpu_s'] * scale:,.0f} s" for t in serial_threads(f)[:3])
-        print(f"  {f['stage']:36}{seconds:9,.0f} s   threads that work alone: {threads or '-'}")
-    print(f"  {'the whole chain':36}{total:9,.0f} s")
+        low, high = (seconds * scale for seconds in on_cores(f))
+        total += (low, high)
+        threads = ", ".join(f"{t['name']} {t['cpu_s'] * scale:,.0f} s" for t in lone_threads(f)[:3])
+        print(
+            f"  {f['stage']:36}{low:9,.0f} - {high:,.0f} s   main thread {main_thread_s(f) * scale:,.0f} s; "
+            f"lone threads: {threads or '-'}"
+        )
+    print(f"  {'the whole chain':36}{total[0]:9,.0f} - {total[1]:,.0f} s")
 
 
 def plot(results: list[dict], path: Path) -> None:

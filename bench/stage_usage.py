@@ -7,7 +7,8 @@ The totals come from getrusage(RUSAGE_CHILDREN) once every descendant is reaped 
 process makes itself their subreaper, so grandchildren such as verify's workers count).
 The threads are sampled from /proc every SAMPLE_S while the command runs (Linux; elsewhere
 the list is empty): each thread's CPU seconds so far (the largest seen), its name and where
-it ran; the busiest TOP, and any other of KEEP_S or more. A thread runs on one core at a
+it ran; the busiest TOP, any other of KEEP_S or more, and every thread named apart from its
+process. A thread runs on one core at a
 time, so a thread that works alone (the main thread; those oxa names `oxa:...`,
 curate/thread_names.py) bounds the command's wall time from below on any number of cores;
 bench/pipeline.py turns that into its 64-core estimate. A thread's last SAMPLE_S before it
@@ -68,6 +69,15 @@ def _threads(pid: int) -> dict[tuple[int, int, int], tuple[float, str]]:
     return seconds
 
 
+def _named_apart(pid: int, name: str) -> bool:
+    """Whether a thread's name differs from its process's (a thread named by its program)."""
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return name != handle.read().strip()
+    except OSError:
+        return False
+
+
 class ThreadSampler(threading.Thread):
     """The largest CPU seconds seen of every thread under `root`, and its latest name,
     sampled until stop()."""
@@ -81,17 +91,18 @@ class ThreadSampler(threading.Thread):
         while True:
             for pid in _tree(self.root):
                 for key, (seconds, name) in _threads(pid).items():
-                    self.seen[key] = (max(seconds, self.seen.get(key, (0.0, ""))[0]), name)
+                    before = self.seen.get(key, (0.0, "", False))
+                    self.seen[key] = (max(seconds, before[0]), name, before[2] or _named_apart(pid, name))
             if self.done.wait(SAMPLE_S):
                 return
 
     def busiest(self) -> list[dict]:
         """The threads worth reporting, busiest first: CPU seconds, name and where each ran."""
         ranked = sorted(self.seen.items(), key=lambda item: -item[1][0])
-        kept = [item for rank, item in enumerate(ranked) if rank < TOP or item[1][0] >= KEEP_S][:MOST]
+        kept = [item for rank, item in enumerate(ranked) if rank < TOP or item[1][0] >= KEEP_S or item[1][2]]
         return [
             {"cpu_s": round(seconds, 2), "name": name, "where": self._where(pid, tid)}
-            for (pid, tid, _), (seconds, name) in kept
+            for (pid, tid, _), (seconds, name, _) in kept[:MOST]
         ]
 
     def _where(self, pid: int, tid: int) -> str:

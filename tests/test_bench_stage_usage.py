@@ -61,14 +61,14 @@ def test_a_thread_oxa_names_is_found_by_its_name(tmp_path):
     assert used["busiest_threads"][0]["where"] == "another thread of the process"
 
 
-def test_the_many_core_estimate_is_the_busiest_lone_thread_or_the_cpu_spread_over_the_cores():
+def test_the_many_core_estimate_runs_from_the_lone_threads_to_the_main_thread():
     pool = {"cpu_s": 90.0, "name": "python3", "where": "another thread of the process"}  # DuckDB's, say
     writer = {"cpu_s": 30.0, "name": "oxa:write-sampl", "where": "another thread of the process"}
-    main = {"cpu_s": 20.0, "name": "python", "where": "the main thread"}
+    main = {"cpu_s": 50.0, "name": "python", "where": "the main thread"}
     worker = {"cpu_s": 95.0, "name": "python", "where": "a child process"}
-    stage = {"cpu_s": 640.0, "busiest_threads": [worker, pool, writer, main]}
-    assert pipeline.serial_threads(stage) == [writer, main]
-    assert pipeline.serial_thread_s(stage) == 30.0
-    assert pipeline.on_cores(stage) == 30.0  # 640 / 64 = 10 < 30: the writer bounds it
-    assert pipeline.on_cores(stage, cores=8) == 80.0
-    assert pipeline.on_cores({"cpu_s": 6.4, "busiest_threads": [pool, worker]}) == 0.1  # pools divide
+    stage = {"cpu_s": 640.0, "busiest_threads": [worker, pool, main, writer]}
+    assert pipeline.lone_threads(stage) == [writer]
+    assert (pipeline.lone_thread_s(stage), pipeline.main_thread_s(stage)) == (30.0, 50.0)
+    assert pipeline.on_cores(stage) == (30.0, 50.0)  # 640 / 64 = 10: the writer, then the main thread
+    assert pipeline.on_cores(stage, cores=8) == (80.0, 80.0)  # the CPU over 8 cores bounds both
+    assert pipeline.on_cores({"cpu_s": 6.4, "busiest_threads": [pool, worker]}) == (0.1, 0.1)  # pools divide
