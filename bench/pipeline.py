@@ -79,8 +79,10 @@ its own process under the same wrapper; x_read = the stage's wall time / the rea
 Then checks that the funnel adds up (samples = math rows generated), that every row's
 verdict is the one its generation implies, and that every stage exited 0; prints a table,
 and per stage at the largest size its cost per million math rows of the pool (wall and
-CPU seconds, disk written: the workspace's growth, for export the file) and peak RSS;
-writes pipeline.json (and pipeline.png, time and memory against rows on log-log axes, the
+CPU seconds, disk written: the workspace's growth, for export the file) and peak RSS,
+and each stage's estimate at 2.6M rows on 64 cores (on_cores: from its busiest lone
+thread or its CPU over 64 cores to its main thread, each thread's CPU sampled by
+bench/stage_usage.py); writes pipeline.json (and pipeline.png, time and memory against rows on log-log axes, the
 reads dashed, when two sizes or more ran) under --workdir. A size whose disk or time,
 extrapolated from the last size run, exceeds the free disk or --hours is skipped, saying why.
 
