@@ -76,7 +76,14 @@ from curate.ingest.sources import (
 from curate.text.normalize import is_placeholder
 from curate.thread_names import name_this_thread
 from curate.workspace import OxaError, Workspace
-from curate.workspace.parts import PartWriter, atomic_write_json, file_sha256, fingerprint, part_glob
+from curate.workspace.parts import (
+    PartWriter,
+    SpreadPartWriter,
+    atomic_write_json,
+    file_sha256,
+    fingerprint,
+    part_glob,
+)
 from curate.workspace.progress import ProgressFn
 from curate.workspace.resources import sql_text
 from curate.workspace.runs import StageRun
@@ -246,7 +253,8 @@ class _Ingest:
         self.con = duckdb.connect()
         self.con.execute(sql_text("macros.sql"))
         prefix = f"ingest-{run.fingerprint}"  # a placeholder: the parts are named at publish()
-        self.samples = PartWriter(ws.table_folder("samples"), prefix, SAMPLES, "sample_id", staged=True)
+        # the responses are most of a pool's bytes: more than one thread compresses them
+        self.samples = SpreadPartWriter(ws.table_folder("samples"), prefix, SAMPLES, "sample_id", staged=True)
         self.problems = PartWriter(ws.table_folder("problems"), prefix, PROBLEMS, "problem_id", staged=True)
         self.answers = PartWriter(ws.table_folder("answers"), prefix, ANSWERS, "problem_id", staged=True)
         self.scores = None
@@ -578,7 +586,7 @@ class _Ingest:
         for writer in self._writers():
             writer.abort()
 
-    def _writers(self) -> list[PartWriter]:
+    def _writers(self) -> list[PartWriter | SpreadPartWriter]:
         writers = (self.samples, self.problems, self.answers, self.scores, self.score_rejects, self.verdicts)
         return [w for w in writers if w is not None]
 

@@ -453,3 +453,59 @@ class PartWriter:
         for tmp, *_ in self._unpublished:  # staged parts were never visible; nothing is left
             tmp.unlink(missing_ok=True)
         self._unpublished.clear()
+
+
+class SpreadPartWriter:
+    """PartWriter's interface over `lanes` PartWriters of one table, each with its own
+    writing thread: the tables go to the first lane until it has taken `spread_after`
+    bytes, then to each lane in turn. On many cores one thread encoding and compressing a
+    large table bounds the stage (ingest's samples: BENCHMARKS.md, "What 64 cores would
+    give"); a small table stays in one lane, as with a PartWriter. Which lane takes a table
+    depends only on the tables before it, so every run writes the same parts."""
+
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        schema: pa.Schema,
+        id_column: str,
+        lanes: int = 2,
+        spread_after: int = 256 << 20,
+        **options: Any,
+    ) -> None:
+        self.folder = folder
+        self.lanes = [PartWriter(folder, prefix, schema, id_column, **options) for _ in range(lanes)]
+        self.spread_after, self._taken, self._turn = spread_after, 0, 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._taken < self.spread_after:
+            self._taken += table.nbytes
+            lane = self.lanes[0]
+        else:
+            lane = self.lanes[self._turn]
+            self._turn = (self._turn + 1) % len(self.lanes)
+        lane.write(table)
+
+    @property
+    def rows_written(self) -> int:
+        return sum(lane.rows_written for lane in self.lanes)
+
+    @property
+    def parts(self) -> list[Path]:
+        return [part for lane in self.lanes for part in lane.parts]
+
+    def close(self) -> list[Path]:
+        for lane in self.lanes:
+            lane.close()
+        return self.parts
+
+    def publish(self, prefix: str | None = None) -> list[Path]:
+        for lane in self.lanes:
+            lane.publish(prefix)
+        return self.parts
+
+    def abort(self) -> None:
+        for lane in self.lanes:
+            lane.abort()
