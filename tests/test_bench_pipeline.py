@@ -150,6 +150,18 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert lines[0].startswith("200 rows in 2 shards of ")
     assert lines[1].startswith("floor, CPU s: decode ") and "; total " in lines[1]
     assert lines[2].startswith("DuckDB read: ") and lines[3].startswith("oxa ingest: ")
+    # bench/ingest_writers.py over the same pool: one samples writer against the shipped ones
+    writers = subprocess.run(
+        [sys.executable, "bench/ingest_writers.py", "--pool", str(tmp_path / "rows-200" / "pool")]
+        + ["--rounds", "1", "--workdir", str(tmp_path / "writers")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert writers.returncode == 0, writers.stdout + writers.stderr
+    one, shipped, verdict = writers.stdout.splitlines()
+    assert one.startswith("one ") and shipped.startswith("shipped ") and verdict == "the same samples in every run"
+    assert f"{size['math_rows']:,} samples in 1 parts" in shipped  # a small pool stays in one lane
     checks = size["checks"]
     truth = pq.read_table(tmp_path / "rows-200" / "truth.parquet")
     assert checks["samples"] == checks["math_rows"] == truth.num_rows == size["math_rows"]  # the funnel adds up
