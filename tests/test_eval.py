@@ -269,8 +269,9 @@ def test_answer_judge_gives_verify_verdicts():
         "<think>no box</think> it is one half",
         "\\boxed{9^{9^{9^{9}}}}",
         "\\boxed{1/2}",
+        "\\boxed{1/2}",
     ]
-    golds = [("\\frac{1}{2}",)] * 5 + [(" ",)]
+    golds = [("\\frac{1}{2}",)] * 5 + [(" ",), ("\\frac{1}{2}\x00",)]
     settings = VerifierSettings(deadline_s=2.0, parse_timeout_s=0, verify_timeout_s=0, require_think=False)
     with AnswerJudge(settings, workers=1) as judge:
         verdicts = judge.judge(golds, completions)
@@ -282,3 +283,5 @@ def test_answer_judge_gives_verify_verdicts():
     ]
     assert verdicts[4][:2] == ("9^{9^{9^{9}}}", "timeout")  # killed at the deadline, not a hang
     assert verdicts[5] == ("1/2", "bad_gold", "the gold answer is empty")
+    # a NUL in the gold: damaged data, bad_gold with verify's own reason (tests/test_bad_rows.py)
+    assert verdicts[6] == ("1/2", "bad_gold", "the gold answer holds control character U+0000")

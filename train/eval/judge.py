@@ -3,8 +3,8 @@
 The answer is extracted by curate/text/extract.py (the last box after `</think>`); each
 distinct (gold, answer) pair is judged once by curate.verify.mathcheck.judge in a DeadlinePool,
 whose wall-clock deadline is enforced from outside the worker, so a pathological answer
-costs one deadline, never a hang. Precedence as in verify: bad_gold (no gold form),
-no_answer, an answer too long to parse (error), then math-verify's verdict (correct,
+costs one deadline, never a hang. Precedence as in verify: bad_gold (no gold form, an
+empty one, or one holding a control character), no_answer, an answer too long to parse (error), then math-verify's verdict (correct,
 incorrect, bad_gold, timeout, error).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from curate.text.characters import codepoint, control_character
 from curate.text.extract import extract_answers
 from curate.verify.deadline_pool import DeadlinePool, ItemFailure
 from curate.verify.mathcheck import PAIR, VerifierSettings, judge, start_worker
@@ -43,6 +44,8 @@ class AnswerJudge:
         for i, (forms, answer) in enumerate(zip(golds, answers)):
             if not any(form.strip() for form in forms):
                 out[i] = (answer, "bad_gold", "the gold answer is empty")
+            elif (control := control_character(*forms)) is not None:  # damaged data, as verify rules
+                out[i] = (answer, "bad_gold", f"the gold answer holds control character {codepoint(control)}")
             elif answer is None:
                 out[i] = (None, "no_answer", reasons[i])
             elif len(answer) > self.settings.max_answer_chars:
