@@ -328,10 +328,10 @@ class _Verify:
     # -- judging ----------------------------------------------------------------------
 
     def _judge_buffer(self, b: dict[str, list]) -> None:
-        name_this_thread("judge")  # it runs on a thread of its own (_hand_over)
         """Verdicts for a batch of rows (on the judging thread). The pairs go first:
         judging one parses its gold, so a gold with pairs needs no check of its own; the
         golds left (every answer missing, or written as the gold) are checked after."""
+        name_this_thread("judge")  # it runs on a thread of its own (_hand_over)
         n = len(b["sample_id"])
         verdict: list[str | None] = [None] * n
         reason: list[str | None] = [None] * n
