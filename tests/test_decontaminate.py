@@ -126,6 +126,26 @@ def test_coverage_and_numbers_decide_against_a_naive_reading():
     assert len(short) < 8 and classify(short, inside, 8, 0.8).method == "contained"
 
 
+def test_the_same_numbers_in_other_roles_are_another_problem():
+    """The full demo's drill: the held-out problem's numbers, all of them, in other places
+    (its answer is 8; the pool's, 14). A number in a covered stretch must stand inside an
+    n-gram the candidate holds with its numbers as they are; one word changed keeps them."""
+    held_out = (
+        "On Monday in Hohhot it was 11 degrees. It fell by 5 degrees and then rose by 2. What is the temperature now?"
+    )
+    [bench_tokens, shuffled, edited] = tokenize(
+        [
+            held_out,
+            "Last night in Helsinki it was 5 degrees. It fell by 2 degrees and then rose by 11. What is the temperature now?",
+            held_out.replace("Monday", "Tuesday"),
+        ]
+    )
+    match = classify(bench_tokens, shuffled, 8, 0.8)
+    assert (match.method, round(match.score, 6)) == ("template", 0.846154)
+    assert match.evidence == "numbers in other places: 11, 5, 2"
+    assert classify(bench_tokens, edited, 8, 0.8).method == "near"
+
+
 def test_a_rerun_checks_only_new_problems_and_other_settings_replace_the_matches(pool, tmp_path):
     first = run_decontaminate(pool, DecontaminateConfig())
     again = run_decontaminate(pool, DecontaminateConfig())

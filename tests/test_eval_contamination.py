@@ -192,6 +192,43 @@ def test_the_chain_to_the_sft_record(tmp_path):
     )
 
 
+def test_a_grpo_output_moved_or_copied_with_its_start_model_finds_it_there(tmp_path):
+    """A GRPO record keeps its start model's path from the output and the digest of that
+    model's record: a folder moved or copied whole (the demo's) follows the model beside
+    it, a start model retrained since is said, and so is one that is gone."""
+    from train.eval.contamination import start_model_record
+
+    mine = _set(tmp_path, "mine", "What is 1 + 0?")
+    first = tmp_path / "first"
+    sft, grpo = first / "train" / "sft", first / "grpo" / "sft"
+    sft.mkdir(parents=True)
+    grpo.mkdir(parents=True)
+    (sft / "oxa_train.json").write_text(json.dumps(_record(_facts(mine))))
+    record = {"model": str(sft.resolve()), **start_model_record(sft.resolve(), grpo.resolve())}
+    assert record["model_from_output"] == "../../train/sft"
+    (grpo / GRPO_RECORD).write_text(json.dumps(record))
+
+    copied = tmp_path / "copied"
+    shutil.copytree(first, copied)
+    assert find_training(copied / "grpo" / "sft").sft == (copied / "train" / "sft").resolve()
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    found = find_training(moved / "grpo" / "sft")
+    assert (found.sft, found.broken) == ((moved / "train" / "sft").resolve(), None)
+
+    (moved / "train" / "sft" / "oxa_train.json").write_text(json.dumps(_record()))  # trained again since
+    found = find_training(moved / "grpo" / "sft")
+    assert found.sft is None
+    assert found.broken == (
+        f"the model was trained by `oxa train grpo` from {(moved / 'train' / 'sft').resolve()}, which holds another "
+        "oxa_train.json than the one that run started from: not known what that model was trained on"
+    )
+    shutil.rmtree(moved / "train")
+    assert find_training(moved / "grpo" / "sft").broken.endswith(
+        f"from {sft.resolve()}, which no longer exists: not known what that model was trained on"
+    )
+
+
 def test_grpo_record_name():
     pytest.importorskip("trl")
     from train.grpo.grpo import RECORD

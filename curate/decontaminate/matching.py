@@ -11,8 +11,12 @@ its mathematical content, is not covered, so a pair below `min_coverage` is no m
 Numbers and expressions: a covered pair is a copy only if the benchmark problem's
 numbers (as a multiset) and each of its expressions (a maximal run of tokens that are
 not words: `x ^ # + # x`, `f ( x )`) appear in the candidate with the benchmark's own
-numbers. Otherwise it is the benchmark problem with other numbers or expressions: a
-template match, reported under its own method and never called contaminated.
+numbers, and each number that lies in a covered stretch stands in its own place: inside
+an n-gram the candidate holds with the numbers as they are. The same numbers in other
+roles ("it was 11 degrees, fell by 5, rose by 2" against "it was 5 degrees, fell by 2,
+rose by 11") are another problem. Otherwise it is the benchmark problem with other
+numbers or expressions: a template match, reported under its own method and never
+called contaminated.
 
 Methods: 'exact' (the same tokens after normalization: formatting drift only),
 'contained' (the benchmark problem's tokens, in order, inside a longer text), 'near'
@@ -28,7 +32,7 @@ from curate.decontaminate.ngrams import MASK
 
 # Part of every run's fingerprint: raise it when a rule here or in ngrams.py changes what
 # matches, so that a rerun checks everything again instead of keeping older findings.
-RULES_VERSION = 2
+RULES_VERSION = 3  # 3: a covered number must stand in its own place
 METHODS = ("exact", "contained", "near", "template")
 CONTAMINATED = ("exact", "contained", "near")  # what selection drops by default
 _NEUTRAL = frozenset(",.;:!?'\"")  # punctuation between words, not an expression
@@ -68,10 +72,11 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return f" {' '.join(needle)} " in f" {' '.join(haystack)} "
 
 
-def coverage(bench: list[str], candidate: list[str], n: int) -> tuple[float, list[bool]]:
+def coverage(bench: list[str], candidate: list[str], n: int, mask: bool = True) -> tuple[float, list[bool]]:
     """The share of the benchmark's masked tokens inside an n-gram the candidate holds,
-    and which tokens those are (n is the benchmark problem's own: at most its length)."""
-    b, c = _masked(bench), _masked(candidate)
+    and which tokens those are (n is the benchmark problem's own: at most its length).
+    With mask=False the n-grams keep their numbers."""
+    b, c = (_masked(bench), _masked(candidate)) if mask else (bench, candidate)
     size = min(n, len(b))
     if size == 0:
         return 0.0, []
@@ -90,10 +95,13 @@ def classify(bench: list[str], candidate: list[str], n: int, min_coverage: float
         return None
     missing_numbers = Counter(t for t in bench if t.isdigit()) - Counter(t for t in candidate if t.isdigit())
     missing_expressions = [e for e in expressions(bench) if not _contains(candidate, e)]
-    if missing_numbers or missing_expressions:
+    misplaced = [] if missing_numbers else _misplaced_numbers(bench, candidate, n, covered)
+    if missing_numbers or missing_expressions or misplaced:
         parts = []
         if missing_numbers:
             parts.append("numbers not in the candidate: " + ", ".join(sorted(missing_numbers.elements())))
+        if misplaced:
+            parts.append("numbers in other places: " + ", ".join(misplaced))
         if missing_expressions:
             parts.append("expressions not in it: " + "; ".join(f"`{' '.join(e)}`" for e in missing_expressions))
         return Match("template", score, _clip("; ".join(parts)))
@@ -104,6 +112,13 @@ def classify(bench: list[str], candidate: list[str], n: int, min_coverage: float
             "contained", 1.0, f"the whole problem ({len(bench)} tokens) inside a text of {len(candidate)} tokens"
         )
     return Match("near", score, _clip("longest shared run: " + _longest_run(bench, covered)))
+
+
+def _misplaced_numbers(bench: list[str], candidate: list[str], n: int, covered: list[bool]) -> list[str]:
+    """The benchmark's numbers that lie in a covered stretch but in no n-gram the candidate
+    holds with its numbers as they are: the candidate has them, in other roles."""
+    _, in_place = coverage(bench, candidate, n, mask=False)
+    return [token for token, masked, kept in zip(bench, covered, in_place) if token.isdigit() and masked and not kept]
 
 
 def _longest_run(tokens: list[str], covered: list[bool]) -> str:

@@ -14,7 +14,9 @@ table.md's Contamination section (and in OUT/config.json, which `oxa eval report
   same name with other bytes is another set, so names alone never count.
 - The record is found in the model folder; for a TRL checkpoint (`checkpoint-N`), in the
   run's output above it; for an `oxa train grpo` output (oxa_grpo.json), in the model
-  the GRPO run started from, followed the same way.
+  the GRPO run started from, followed the same way: found by its path from the GRPO
+  output first (a folder moved or copied whole, the demo's), then by its recorded path,
+  and only if its own record is the one the GRPO run saw (by SHA-256).
 - A model without a record (a base model, one trained elsewhere) gets no warning: there
   is nothing to compare.
 """
@@ -22,6 +24,7 @@ table.md's Contamination section (and in OUT/config.json, which `oxa eval report
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,16 +66,50 @@ def find_training(model: Path) -> Training:
             return found
         if not (folder / GRPO_RECORD).is_file():
             return found
-        start = Path(json.loads((folder / GRPO_RECORD).read_text(encoding="utf-8"))["model"])
+        start, changed = _start_model(folder, json.loads((folder / GRPO_RECORD).read_text(encoding="utf-8")))
         found.steps.append(f"`oxa train grpo` trained {found.trained} from {start}")
-        if not start.is_dir():
+        if not start.is_dir() or changed:
             found.broken = (
-                f"{found.trained} was trained by `oxa train grpo` from {start}, which no longer exists: "
-                "not known what that model was trained on"
+                f"{found.trained} was trained by `oxa train grpo` from {start}, which "
+                f"{changed or 'no longer exists'}: not known what that model was trained on"
             )
             return found
         folder, found.trained = start, str(start)
     return found
+
+
+def start_model_record(model: Path, output: Path) -> dict:
+    """What an `oxa train grpo` record keeps of its start model besides the resolved path:
+    the path from the output folder, so that a folder moved or copied whole with its start
+    model (the demo's) still finds it, and the digest of the start model's own oxa record
+    (when it has one), so that a model found elsewhere is known to be that one."""
+    kept: dict = {"model_from_output": os.path.relpath(model, output)}
+    for name in (SFT_RECORD, GRPO_RECORD):
+        if (model / name).is_file():
+            kept["model_record"] = {"file": name, "sha256": file_sha256(model / name)}
+            break
+    return kept
+
+
+def _start_model(output: Path, record: dict) -> tuple[Path, str | None]:
+    """Where a GRPO run's start model is now: beside its output as it was, else at its
+    recorded path, either only if its oxa record is the one the run saw; with what changed
+    when no folder is (None: found, or gone). Records written before oxa kept these facts
+    name the recorded path alone."""
+    recorded = Path(record["model"])
+    places = [output / record["model_from_output"]] if "model_from_output" in record else []
+    places = [place for place in [*places, recorded] if place.is_dir()]
+    expected = record.get("model_record")
+    for place in places:
+        if expected is None or _digest(place / expected["file"]) == expected["sha256"]:
+            return place.resolve(), None
+    if not places:
+        return recorded, None
+    return places[0].resolve(), f"holds another {expected['file']} than the one that run started from"
+
+
+def _digest(path: Path) -> str | None:
+    return file_sha256(path) if path.is_file() else None
 
 
 def load_training_record(folder: Path) -> dict:

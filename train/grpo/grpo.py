@@ -40,6 +40,7 @@ from curate.verify import VerifierSettings
 from curate.workspace import MissingExtra, OxaError
 from curate.workspace.configfile import apply_overrides, preset_files
 from curate.workspace.parts import refuse_to_fill
+from train.eval.contamination import start_model_record
 from train.grpo.covariance import COV_MODES, select_clip_cov, select_kl_cov, token_covariance
 from train.grpo.curves import plot_training_curves, training_curves
 from train.grpo.reward import MathVerifyReward
@@ -416,6 +417,7 @@ def run_grpo(run: GRPORun) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     record = {
         "model": str(Path(run.model).resolve()),
+        **start_model_record(Path(run.model).resolve(), output.resolve()),
         "preset": preset,
         "prompts": _source_record(train_set),
         "eval_prompts": _source_record(eval_set) if eval_set else None,
