@@ -170,6 +170,60 @@ def test_responses_that_quote_a_benchmark_problem(ws, tmp_path):
     ]
 
 
+def test_parts_are_the_same_whatever_the_batches_and_in_id_order(ws, tmp_path, monkeypatch):
+    """Texts are read in DuckDB's order, in batches bounded by bytes; the parts hold the
+    checked ids and the matches in id order, byte for byte the same for any batch size."""
+    import curate.decontaminate.decontaminate as stage
+
+    rows = [
+        {"problem": f"Problem {i}: how many chairs?", "response": f"Answer {i}. " + (CHAIRS if i % 3 == 0 else "x" * i),
+         "verdict": "correct"}
+        for i in range(40)
+    ]  # fmt: skip
+    add_pool(ws, tmp_path, rows)
+    config = DecontaminateConfig(against=["aime25"], responses=True)
+
+    def parts() -> dict[str, bytes]:
+        return {
+            p.name: p.read_bytes()
+            for table in ("contamination", "contamination_checked")
+            for p in sorted(ws.table_folder(table).glob("decontaminate-*.parquet"))
+        }
+
+    batches = []
+    scan_batch = stage._Scan.batch
+    monkeypatch.setattr(stage._Scan, "batch", lambda self, *args: (batches.append(len(args[1])), scan_batch(self, *args)))
+    whole = run_decontaminate(ws, config)
+    one_batch = parts()
+    assert batches == [40, 40]  # the problems, then the responses
+    for table in ("contamination", "contamination_checked"):
+        for path in ws.table_folder(table).glob("decontaminate-*.parquet"):
+            path.unlink()
+    batches.clear()
+    monkeypatch.setattr(stage, "_READ_ROWS", 3)
+    monkeypatch.setattr(stage, "_BATCH_BYTES", 200)  # a response or two a batch
+    small = run_decontaminate(ws, config)
+    assert len(batches) > 10 and sum(batches) == 80 and max(batches) < 40
+    assert parts() == one_batch and small["contaminated"] == whole["contaminated"] == {"problem": 0, "response": 14}
+    checked = query(ws, "SELECT sample_id FROM contamination_checked WHERE field = 'response'")
+    assert [s for (s,) in checked] == sorted(naive_sample_id(r["problem"], r["response"]) for r in rows)
+    found = query(ws, "SELECT sample_id FROM contamination WHERE field = 'response'")
+    assert [s for (s,) in found] == sorted(naive_sample_id(r["problem"], r["response"]) for r in rows[::3])
+
+
+def test_masked_tokens_are_the_tokens_masked():
+    """masked_tokens_expr cuts the masked tokens without the unmasked list: the same lists."""
+    import polars as pl
+
+    from curate.decontaminate.ngrams import masked, masked_tokens_expr, tokens_expr
+
+    texts = [CHAIRS, "x12y and \\alpha2 + 10^{13} - a_{7}b # 3#4 ", "\\frac{1}{2}^{23}", "", "$2^{10}$ 007 1.5e3"]
+    frame = pl.DataFrame({"t": texts}).with_columns(tokens_expr(pl.col("t")).alias("tokens"))
+    expected = frame.select(masked(pl.col("tokens")))["tokens"].to_list()
+    assert frame.select(masked_tokens_expr(pl.col("t")))["t"].to_list() == expected
+    assert expected[1][:4] == ["x", "#", "y", "and"]
+
+
 def test_benchmark_files_and_bad_settings(ws, tmp_path):
     own = tmp_path / "mine.jsonl"
     own.write_text(json.dumps({"problem": GAME, "answer": "809"}) + "\n", encoding="utf-8")

@@ -5,8 +5,11 @@ Reading: each benchmark set as `oxa eval` reads it (curate/benchmarks/: the buil
 names, benchmark-layout files, verl parquet, GPQA and MMLU files; a multiple-choice
 question is matched on its question, without the options), indexed by its masked token
 n-grams (curate/decontaminate/ngrams.py). Matching: the pool's problems stream through
-in batches; the pairs that share enough n-grams are checked one by one
-(curate/decontaminate/matching.py): coverage, then numbers and expressions.
+in batches of at most 16 MiB of text (R1 responses of thousands of tokens make millions of
+tokens a batch), in the order DuckDB reads them; the pairs that share enough n-grams are
+checked one by one (curate/decontaminate/matching.py): coverage, then numbers and
+expressions. The texts are never sorted: the ids to check are, so the parts come out in
+id order, byte for byte the same from the same pool, whatever order the reading took.
 
 Output: one `contamination` row per match and one `contamination_checked` row per text
 checked, as parts named for the settings' fingerprint (the settings and the benchmark
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -30,16 +33,18 @@ from curate.benchmarks.names import BUILTIN
 from curate.benchmarks.sets import PromptSet, load_prompt_set, resolve_sets
 from curate.decontaminate.config import DecontaminateConfig
 from curate.decontaminate.matching import CONTAMINATED, METHODS, RULES_VERSION, classify
-from curate.decontaminate.ngrams import BenchmarkIndex, masked, tokens_expr
-from curate.workspace import Workspace
+from curate.decontaminate.ngrams import BenchmarkIndex, masked_tokens_expr, tokenize
+from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, fingerprint, part_glob, remove_part
 from curate.workspace.runs import StageRun
 from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 FIELDS = ("problem", "response")
-_PROBLEM_BATCH = 50_000
-_RESPONSE_BATCH = 1_000  # R1 responses of thousands of tokens: a few million token rows per batch
+KEYS = {"problem": "problem_id", "response": "sample_id"}  # what a checked text is named by
+_BATCH_ROWS = 50_000
+_BATCH_BYTES = 16 << 20  # of text: about 600 R1 responses, 5M tokens, a few hundred MB of token rows
+_READ_ROWS = 256  # rows per record batch read, gathered into batches of _BATCH_BYTES
 
 
 @dataclass
@@ -93,48 +98,54 @@ class _Scan:
         )
         self.pairs = 0  # candidate pairs checked one by one
         self.new_matches = 0
+        self._found: list[tuple[tuple, dict]] = []  # (order: field, text's id, benchmark problem; the row)
 
-    def batch(self, field_name: str, problem_ids: pa.Array, sample_ids: pa.Array | None, texts: pa.Array) -> None:
+    def batch(self, field_name: str, problem_ids: pa.ChunkedArray, sample_ids: pa.ChunkedArray | None, texts) -> None:
+        """Match a batch of texts (in any order: the matches are written in id order at close)."""
         import polars as pl
 
         frame = (
-            pl.DataFrame({"t": texts}, schema={"t": pl.String})
+            pl.LazyFrame({"t": texts}, schema={"t": pl.String})
             .with_row_index("row")
-            .with_columns(tokens_expr(pl.col("t")).alias("tokens"))
-            .with_columns(masked(pl.col("tokens")).alias("masked"))
+            .select("row", masked_tokens_expr(pl.col("t")).alias("masked"))
+            .collect()  # lazily: Polars spreads the rows over its threads
         )
         pairs = self.bench.index.candidates(frame)
         self.pairs += pairs.num_rows
-        tokens = frame["tokens"]
-        rows = []
+        if not pairs.num_rows:
+            return
+        rows = sorted(set(pairs["row"].to_pylist()))
+        tokens = dict(zip(rows, tokenize(texts.take(rows).to_pylist())))  # unmasked: only where a pair is
         for row, bench, shared in zip(*(pairs[c].to_pylist() for c in ("row", "bench", "shared_ngrams"))):
-            match = classify(
-                self.bench.index.tokens[bench], tokens[row].to_list(), self.config.ngram, self.config.min_coverage
-            )
+            match = classify(self.bench.index.tokens[bench], tokens[row], self.config.ngram, self.config.min_coverage)
             if match is None:
                 continue
             name, bench_row, bench_id = self.bench.owners[bench]
             problem_id = problem_ids[row].as_py()
             sample_id = sample_ids[row].as_py() if sample_ids is not None else None
-            rows.append(
-                {"problem_id": problem_id, "sample_id": sample_id, "field": field_name, "benchmark": name,
-                 "benchmark_problem": bench_row, "benchmark_problem_id": bench_id, "method": match.method,
-                 "score": round(match.score, 6), "shared_ngrams": shared, "evidence": match.evidence,
-                 "fingerprint": self.fp}
-            )  # fmt: skip
-        self.new_matches += len(rows)
-        if rows:
-            self.matches.write(pa.Table.from_pylist(rows, schema=CONTAMINATION))
-        n = len(problem_ids)
+            found = {"problem_id": problem_id, "sample_id": sample_id, "field": field_name, "benchmark": name,
+                     "benchmark_problem": bench_row, "benchmark_problem_id": bench_id, "method": match.method,
+                     "score": round(match.score, 6), "shared_ngrams": shared, "evidence": match.evidence,
+                     "fingerprint": self.fp}  # fmt: skip
+            self._found.append(((FIELDS.index(field_name), sample_id or problem_id, bench), found))
+        self.new_matches = len(self._found)
+
+    def checked_rows(self, field_name: str, ids: pa.RecordBatch) -> None:
+        """The texts checked, (problem_id, sample_id) in id order."""
+        n = ids.num_rows
         self.checked.write(
             pa.table(
-                {"problem_id": problem_ids, "sample_id": sample_ids if sample_ids is not None else pa.nulls(n, pa.string()),
+                {"problem_id": ids.column(0), "sample_id": ids.column(1).cast(pa.string()),
                  "field": pa.array([field_name] * n, pa.string()), "fingerprint": pa.array([self.fp] * n, pa.string())},
                 schema=CONTAMINATION_CHECKED,
             )
         )  # fmt: skip
 
     def close(self) -> None:
+        self._found.sort(key=lambda item: item[0])
+        for start in range(0, len(self._found), _BATCH_ROWS):
+            chunk = [row for _, row in self._found[start : start + _BATCH_ROWS]]
+            self.matches.write(pa.Table.from_pylist(chunk, schema=CONTAMINATION))
         self.matches.close()
         self.checked.close()
         self.matches.publish()  # first: a text listed as checked has its matches in place
@@ -145,10 +156,9 @@ class _Scan:
         self.checked.abort()
 
 
-def _todo(
-    ws: Workspace, fp: str, field_name: str
-) -> tuple[duckdb.DuckDBPyConnection, int, int, duckdb.DuckDBPyRelation]:
-    """(connection, texts in the pool, already checked under fp, the relation of those to check)."""
+def _todo(ws: Workspace, fp: str, field_name: str) -> tuple[duckdb.DuckDBPyConnection, int, int, int]:
+    """(connection, texts in the pool, already checked under fp, to check now); the ids to
+    check are the connection's temporary table `todo` (problem_id, sample_id)."""
     con = ws.connect()
     checked = part_glob(ws.table_folder("contamination_checked"))
     con.execute(
@@ -156,17 +166,36 @@ def _todo(
         "read_parquet($parts, union_by_name = true) WHERE fingerprint = $fp AND field = $field",
         {"parts": checked, "fp": fp, "field": field_name},
     )
-    table, key, text = (
-        ("problems", "problem_id", "problem") if field_name == "problem" else ("samples", "sample_id", "response")
-    )
+    table, key = ("problems", "problem_id") if field_name == "problem" else ("samples", "sample_id")
     total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     done = con.execute("SELECT count(*) FROM done").fetchall()[0][0]
     sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
-    todo = con.sql(
-        f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} NOT IN (SELECT id FROM done) "
-        f"ORDER BY {key}"  # the same parts, byte for byte, from the same pool
+    con.execute(
+        f"CREATE TEMP TABLE todo AS SELECT problem_id, {sample_id} FROM {table} "
+        f"WHERE {key} NOT IN (SELECT id FROM done)"
     )
-    return con, total, done, todo
+    return con, total, done, con.execute("SELECT count(*) FROM todo").fetchall()[0][0]
+
+
+def _text_batches(con: duckdb.DuckDBPyConnection, field_name: str) -> Iterator[pa.Table]:
+    """(problem_id, sample_id, text) of the texts in `todo`, as DuckDB reads them (no sort
+    of the text), in tables of at most _BATCH_BYTES of text or _BATCH_ROWS rows."""
+    table, key, text = (
+        ("problems", "problem_id", "problem") if field_name == "problem" else ("samples", "sample_id", "response")
+    )
+    sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
+    reader = con.sql(
+        f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} IN (SELECT {key} FROM todo)"
+    ).to_arrow_reader(_READ_ROWS)
+    gathered, rows, size = [], 0, 0
+    for batch in reader:
+        gathered.append(batch)
+        rows, size = rows + batch.num_rows, size + batch.column(2).nbytes
+        if rows >= _BATCH_ROWS or size >= _BATCH_BYTES:
+            yield pa.Table.from_batches(gathered)
+            gathered, rows, size = [], 0, 0
+    if gathered:
+        yield pa.Table.from_batches(gathered)
 
 
 def _remove_other_fingerprints(ws: Workspace, fp: str) -> int:
@@ -211,14 +240,21 @@ def _scan_field(ws: Workspace, scan: _Scan, fp: str, field_name: str, progress: 
     con, total, done, todo = _todo(ws, fp, field_name)
     try:
         what = "problems" if field_name == "problem" else "responses"
-        batch_rows = _PROBLEM_BATCH if field_name == "problem" else _RESPONSE_BATCH
         checked = 0
         progress(f"checking {what}", done, total)
-        for batch in todo.to_arrow_reader(batch_rows):
+        for batch in _text_batches(con, field_name):
             sample_ids = batch.column(1) if field_name == "response" else None
             scan.batch(field_name, batch.column(0), sample_ids, batch.column(2))
             checked += batch.num_rows
             progress(f"checking {what}", done + checked, total)
+        if checked != todo:  # a part removed while the run read
+            raise OxaError(
+                f"{what}: {todo:,} to check, {checked:,} read: the pool changed during the run; "
+                "run `oxa check` on the workspace, then `oxa decontaminate` again"
+            )
+        key = KEYS[field_name]
+        for ids in con.sql(f"SELECT problem_id, sample_id FROM todo ORDER BY {key}").to_arrow_reader(_BATCH_ROWS):
+            scan.checked_rows(field_name, ids)
     finally:
         con.close()
     return {"pool": total, "checked_before": done, "checked_now": checked}

@@ -11,11 +11,12 @@ around it.
 The index is built on *masked* tokens, every number read as `#`: a copy and a
 numbers-changed template of a benchmark problem then share their n-grams alike, and
 curate/decontaminate/matching.py tells them apart by the numbers and expressions. The
-pool side is vectorized (Polars): tokens exploded to one row each, an n-gram as the
-space-joined run of `n` tokens, hashed to 64 bits and joined with the benchmarks'
-hashes by position, so the coverage of every pair (the share of the benchmark problem's
-tokens inside a shared n-gram) is counted there; only the pairs that reach
-`min_coverage` leave this module, for matching.py to check on the tokens themselves.
+pool side is vectorized: each masked token hashed to 64 bits (Polars), an n-gram's hash
+the polynomial of its `n` token hashes (numpy, modulo 2^64: no n-gram is built as a
+string), joined with the benchmarks' hashes by position, so the coverage of every pair
+(the share of the benchmark problem's tokens inside a shared n-gram) is counted there;
+only the pairs that reach `min_coverage` leave this module, for matching.py to check on
+the tokens themselves. A hash collision can only add a pair to check, never lose one.
 """
 
 from __future__ import annotations
@@ -38,9 +39,20 @@ _HASH_SEED = 0x0A7A
 _BRACED_NUMBER = r"([\^_])\{([0-9]+)\}"
 
 
+def _token_text(text):
+    return match_text(text).str.replace_all(_BRACED_NUMBER, "$1$2")
+
+
 def tokens_expr(text):
     """Polars expression: the unmasked tokens (list of strings) of a problem's text."""
-    return match_text(text).str.replace_all(_BRACED_NUMBER, "$1$2").str.extract_all(TOKEN)
+    return _token_text(text).str.extract_all(TOKEN)
+
+
+def masked_tokens_expr(text):
+    """Polars expression: the masked tokens of a text, as masked(tokens_expr(text)) gives
+    them, without the unmasked list (a number is a token of its own either way, and MASK
+    is one character: a token of its own too)."""
+    return _token_text(text).str.replace_all(NUMBER, MASK, literal=False).str.extract_all(TOKEN)
 
 
 def masked(tokens):
@@ -60,25 +72,50 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return frame.select(tokens_expr(pl.col("t")).alias("tokens"))["tokens"].to_list()
 
 
+_GRAM_MULTIPLIER = 0x9E3779B97F4A7C15  # odd: each token's place in the n-gram weighs differently
+
+
+def token_hashes(frame):
+    """(row, pos, length, h) of every masked token of the rows of `frame` (columns row:
+    int, masked: list[str]), in row then position order: the input of `grams`."""
+    import polars as pl
+
+    return (
+        frame.select(
+            pl.col("row").cast(pl.Int64),
+            pl.col("masked").list.eval(pl.element().hash(_HASH_SEED)).alias("h"),
+            pl.col("masked").list.len().cast(pl.Int64).alias("length"),
+        )
+        .filter(pl.col("length") > 0)
+        .with_columns(pl.int_ranges(0, pl.col("length")).alias("pos"))
+        .explode("h", "pos")
+    )
+
+
+def grams(tokens, size: int):
+    """(row, pos, hash) of every n-gram of `size` tokens, one per position that starts
+    one, from `token_hashes`: hash = sum over k < size of h[pos + k] * M^k, modulo 2^64."""
+    import numpy as np
+    import polars as pl
+
+    h = tokens["h"].to_numpy()
+    gram = h.copy()
+    weight = 1
+    for k in range(1, min(size, len(h))):  # numpy's uint64 arithmetic wraps: modulo 2^64
+        weight = weight * _GRAM_MULTIPLIER % 2**64
+        gram[: len(h) - k] += h[k:] * np.uint64(weight)
+    # a position whose n-gram would run past its row's end starts none (its sum read the next row)
+    starts = (tokens["pos"] + size <= tokens["length"]).to_numpy()
+    return pl.DataFrame(
+        {"row": tokens["row"].to_numpy()[starts], "pos": tokens["pos"].to_numpy()[starts], "hash": gram[starts]},
+        schema={"row": pl.Int64, "pos": pl.Int64, "hash": pl.UInt64},
+    )
+
+
 def ngram_rows(frame, size: int):
     """(row, pos, hash) of every n-gram of `size` masked tokens, one per position, of the
     rows of `frame` (columns row: int, masked: list[str]); a row shorter than `size` has none."""
-    import polars as pl
-
-    exploded = (
-        frame.select(pl.col("row").cast(pl.Int64), "masked", pl.col("masked").list.len().alias("length"))
-        .filter(pl.col("length") >= size)
-        .with_columns(pl.int_ranges(0, pl.col("length")).alias("pos"))
-        .explode("masked", "pos")
-    )
-    # the frame is ordered by row, then position: a plain shift reads the next tokens of
-    # the same row wherever pos + size <= length
-    grams = pl.concat_str([pl.col("masked").shift(-k) for k in range(size)], separator=" ")
-    return (
-        exploded.with_columns(grams.alias("gram"))
-        .filter(pl.col("pos") + size <= pl.col("length"))
-        .select("row", "pos", pl.col("gram").hash(_HASH_SEED).alias("hash"))
-    )
+    return grams(token_hashes(frame), size)
 
 
 @dataclass
@@ -125,9 +162,10 @@ class BenchmarkIndex:
             schema={"bench": pl.Int64, "length": pl.Int64, "needed": pl.Int64},
         )  # fmt: skip
         found = []
+        tokens = token_hashes(frame)  # once for every size
         for size in self.entries["size"].unique().sort().to_list():
             entries = self.entries.filter(pl.col("size") == size).select("hash", "bench", "pos", "size")
-            held = ngram_rows(frame, size).select("row", "hash").filter(pl.col("hash").is_in(entries["hash"].implode()))
+            held = grams(tokens, size).select("row", "hash").filter(pl.col("hash").is_in(entries["hash"].implode()))
             found.append(held.unique().join(entries, on="hash"))  # (row, hash, bench, pos, size)
         if not found:
             return pa.table({n: pa.array([], pa.int64()) for n in ("row", "bench", "shared_ngrams")})
