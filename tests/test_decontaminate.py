@@ -192,7 +192,9 @@ def test_parts_are_the_same_whatever_the_batches_and_in_id_order(ws, tmp_path, m
 
     batches = []
     scan_batch = stage._Scan.batch
-    monkeypatch.setattr(stage._Scan, "batch", lambda self, *args: (batches.append(len(args[1])), scan_batch(self, *args)))
+    monkeypatch.setattr(
+        stage._Scan, "batch", lambda self, *args: (batches.append(len(args[1])), scan_batch(self, *args))
+    )
     whole = run_decontaminate(ws, config)
     one_batch = parts()
     assert batches == [40, 40]  # the problems, then the responses
