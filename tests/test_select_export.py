@@ -103,11 +103,20 @@ def test_verl_schema_and_round_trip(subset, tmp_path):
     ]
 
 
-def test_hf_folder(subset, tmp_path):
+def test_hf_folder(subset, tmp_path, monkeypatch):
+    """The rows as they are; datasets' Arrow cache (as large as the text) is made beside
+    the output, not in the system's temporary folder, and removed."""
+    import tempfile
+
     datasets = pytest.importorskip("datasets")
     ws, rows = subset
-    export(ws, "hf", tmp_path / "hf")
-    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    (tmp_path / "out").mkdir()
+    export(ws, "hf", tmp_path / "out" / "hf")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hf"] and not any(system_tmp.iterdir())
+    loaded = datasets.load_from_disk(str(tmp_path / "out" / "hf"))
     assert loaded.to_list() == rows
 
 
