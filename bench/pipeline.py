@@ -944,6 +944,9 @@ def _row_functions() -> dict:
     workers under verify's deadline and is not here)."""
     import polars as pl
 
+    from curate.decontaminate.config import DecontaminateConfig
+    from curate.decontaminate.decontaminate import _Benchmarks
+    from curate.decontaminate.ngrams import masked_tokens_expr
     from curate.text.extract import as_math_input, extract_answer
     from curate.text.normalize import answer_keys, match_key, match_text
     from curate.verify.verify import _INTEGER, _GoldFacts, simple_verdicts
@@ -953,6 +956,14 @@ def _row_functions() -> dict:
     con.execute(sql_text("macros.sql"))
     gold = ("42",)
     facts = _GoldFacts.of(gold)
+
+    index = _Benchmarks.load(DecontaminateConfig()).index  # the six built-in sets
+
+    def decontaminate_row(text: str):
+        """`oxa decontaminate --responses` on one text: its masked tokens, n-grams and the
+        pairs it forms with the benchmark problems."""
+        frame = pl.DataFrame({"t": [text]}, schema={"t": pl.String}).with_row_index("row")
+        return index.candidates(frame.select("row", masked_tokens_expr(pl.col("t")).alias("masked")))
 
     def verify_main_process(text: str) -> str:
         """_judge_buffer's work on one row before math-verify: extraction, the length
@@ -972,6 +983,7 @@ def _row_functions() -> dict:
             "SELECT oxa_sample_id(oxa_problem_id($t), $t)", {"t": t}
         ).fetchone(),
         "as_math_input (a gold, in verify)": as_math_input,
+        "tokens + n-grams (decontaminate)": decontaminate_row,
     }
 
 

@@ -202,5 +202,5 @@ def test_the_smoke_step_runs_the_shipped_data(tmp_path):
 def test_the_slowest_rows_measure_every_function_on_every_shape():
     result = pipeline.slowest_rows(0, sizes=(1_000, 2_000))
     pairs = {(r["function"], r["shape"]) for r in result["shapes"]}
-    assert len(pairs) == len(result["shapes"]) == 7 * 6
+    assert len(pairs) == len(result["shapes"]) == 8 * 6
     assert all(set(r["seconds"]) <= {"1000", "2000"} and min(r["seconds"].values()) > 0 for r in result["shapes"])
