@@ -648,9 +648,9 @@ def drop_verdicts(ws: Path) -> None:
             remove_part(part)
 
 
-def run_chain(wd: Path, m: dict, workers: int) -> dict:
-    """init, ingest, trace, verify, select (each preset) and export over the pool in wd; a
-    failed stage ends the chain."""
+def run_chain(wd: Path, m: dict, workers: int, real: bool = False) -> dict:
+    """init, ingest, trace, verify, decontaminate, select (each preset) and export over the
+    pool in wd; a failed stage ends the chain."""
     ws, logs = wd / "ws", wd / "logs"
     shutil.rmtree(ws, ignore_errors=True)
     shutil.rmtree(wd / "export", ignore_errors=True)
@@ -658,6 +658,9 @@ def run_chain(wd: Path, m: dict, workers: int) -> dict:
     (wd / "export").mkdir()
     n = select_n(m["math_rows"])
     answers = [a for path in m["references"] for a in ("--answers", path)]
+    # the smoke pool holds the shipped benchmark files themselves: decontamination finds
+    # them, as it must, and selection keeps them there, so that it has rows to select
+    keep = ["--set", "exclude_contaminated=false"] if real else []
     stages = [
         Stage("init", [*OXA, "init", ws]),
         Stage("ingest", [*OXA, "ingest", ws, wd / "pool", *INGEST_OPTIONS], m["rows"], m["text_bytes"]),
@@ -677,8 +680,11 @@ def run_chain(wd: Path, m: dict, workers: int) -> dict:
             m["math_text_bytes"],
             prepare=partial(drop_verdicts, ws),
         ),
+        # the problems against the six built-in benchmarks (the default): selection then
+        # leaves out what it finds, and the cards say which sets were checked
+        Stage("decontaminate", [*OXA, "decontaminate", ws], m["problems"], m["problem_text_bytes"]),
         *(
-            Stage(f"select {preset}", [*OXA, "select", ws, preset, "--set", f"N={n}"], m["math_rows"])
+            Stage(f"select {preset}", [*OXA, "select", ws, preset, "--set", f"N={n}", *keep], m["math_rows"])
             for preset in PRESETS
         ),
     ]
@@ -812,6 +818,8 @@ def stage_input(stage: str, wd: Path, m: dict) -> list[dict] | None:
         case "trace":
             problems = {"files": [part_glob(ws.table_folder("problems"))], "columns": ["problem"]}
             return [problems, *({"files": [path], "columns": None} for path in m["references"])]
+        case "decontaminate":
+            return [{"files": [part_glob(ws.table_folder("problems"))], "columns": ["problem_id", "problem"]}]
         case "verify":
             return [responses, {"files": [part_glob(ws.table_folder("answers"))], "columns": ["gold_answer"]}]
         case "select":
@@ -1120,7 +1128,7 @@ def run_size(wd: Path, rows: int | None, args: argparse.Namespace, real: bool = 
     m = generate(wd, rows, args.seed, args.shard_rows, real=real, force=args.regenerate)
     result = {key: m[key] for key in ("rows", "math_rows", "problems", "text_bytes", "math_text_bytes", "pool_bytes")}
     result.update(generate_s=m["generate_s"], generate_cpu_s=m["generate_cpu_s"], workdir=str(wd))
-    result.update(run_chain(wd, m, args.workers))
+    result.update(run_chain(wd, m, args.workers, real=real))
     result.update(read_baseline(wd, m, result["stages"]))
     result["per_million"] = per_million(result)
     if result["failed"] is None or result["failed"] == "export":

@@ -26,6 +26,7 @@ STAGES = [
     "trace",
     "verify",
     pipeline.VERIFY_CACHED,
+    "decontaminate",
     *(f"select {p}" for p in pipeline.PRESETS),
     "export",
 ]
@@ -129,6 +130,7 @@ def test_the_chain_runs_end_to_end_at_a_tiny_size(tmp_path):
         "trace": True,
         "verify": True,
         pipeline.VERIFY_CACHED: True,
+        "decontaminate": True,
         "export": True,
     }
     # verify again over the same samples with every pair in the cache: nothing judged
