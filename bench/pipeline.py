@@ -1,4 +1,4 @@
-"""The CPU chain at DeepSeek-R1's real lengths: init, ingest, trace, verify, select, export.
+"""The CPU chain at DeepSeek-R1's real lengths: init, ingest, trace, verify, decontaminate, select, export.
 
 Every other benchmark used responses of about 1 KB; AceReason-1.1-SFT's math responses
 are R1 traces of thousands of tokens (issue 33). This script generates a pool shaped like
