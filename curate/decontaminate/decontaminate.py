@@ -20,8 +20,9 @@ removes the parts of every other fingerprint. The views follow the last finished
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -34,6 +35,8 @@ from curate.benchmarks.sets import PromptSet, load_prompt_set, resolve_sets
 from curate.decontaminate.config import DecontaminateConfig
 from curate.decontaminate.matching import CONTAMINATED, METHODS, RULES_VERSION, classify
 from curate.decontaminate.ngrams import BenchmarkIndex, masked_tokens_expr, tokenize
+from curate.ingest.sources import read_ahead
+from curate.thread_names import name_this_thread
 from curate.workspace import OxaError, Workspace
 from curate.workspace.parts import PartWriter, fingerprint, part_glob, remove_part
 from curate.workspace.runs import StageRun
@@ -45,6 +48,7 @@ KEYS = {"problem": "problem_id", "response": "sample_id"}  # what a checked text
 _BATCH_ROWS = 50_000
 _BATCH_BYTES = 16 << 20  # of text: about 600 R1 responses, 5M tokens, a few hundred MB of token rows
 _READ_ROWS = 256  # rows per record batch read, gathered into batches of _BATCH_BYTES
+_PAIRING_THREADS = 4  # batches tokenized and paired at once: each holds a few hundred MB
 
 
 @dataclass
@@ -100,17 +104,16 @@ class _Scan:
         self.new_matches = 0
         self._found: list[tuple[tuple, dict]] = []  # (order: field, text's id, benchmark problem; the row)
 
-    def batch(self, field_name: str, problem_ids: pa.ChunkedArray, sample_ids: pa.ChunkedArray | None, texts) -> None:
-        """Match a batch of texts (in any order: the matches are written in id order at close)."""
-        import polars as pl
+    def pairs_of(self, batch: pa.Table) -> pa.Table:
+        """(row, bench, shared_ngrams) of a batch's texts and the benchmark problems they
+        share enough n-grams with (Polars and numpy: safe on several threads at once)."""
+        return self.bench.index.candidates(masked_frame(batch.column(2)))
 
-        frame = (
-            pl.LazyFrame({"t": texts}, schema={"t": pl.String})
-            .with_row_index("row")
-            .select("row", masked_tokens_expr(pl.col("t")).alias("masked"))
-            .collect()  # lazily: Polars spreads the rows over its threads
-        )
-        pairs = self.bench.index.candidates(frame)
+    def batch(
+        self, field_name: str, problem_ids: pa.ChunkedArray, sample_ids: pa.ChunkedArray | None, texts, pairs
+    ) -> None:
+        """Check a batch's pairs (`pairs_of`) one by one, in any order of batches: the
+        matches are written in id order at close."""
         self.pairs += pairs.num_rows
         if not pairs.num_rows:
             return
@@ -175,6 +178,43 @@ def _todo(ws: Workspace, fp: str, field_name: str) -> tuple[duckdb.DuckDBPyConne
         f"WHERE {key} NOT IN (SELECT id FROM done)"
     )
     return con, total, done, con.execute("SELECT count(*) FROM todo").fetchall()[0][0]
+
+
+def masked_frame(texts):
+    """(row, masked) of a batch of texts: their masked tokens, cut lazily, so that Polars
+    spreads the rows over its threads."""
+    import polars as pl
+
+    return (
+        pl.LazyFrame({"t": texts}, schema={"t": pl.String})
+        .with_row_index("row")
+        .select("row", masked_tokens_expr(pl.col("t")).alias("masked"))
+        .collect()
+    )
+
+
+def _paired(batches: Iterator[pa.Table], pairs_of: Callable[[pa.Table], pa.Table]) -> Iterator[tuple]:
+    """(batch, its pairs) in the batches' order, the pairs found on up to _PAIRING_THREADS
+    threads at once (Polars and numpy release the GIL), as many batches ahead: so that no
+    one thread's share bounds the stage on many cores, in memory that does not grow with
+    the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, min(_PAIRING_THREADS, os.cpu_count() or 1))
+    pending: deque = deque()
+    with ThreadPoolExecutor(threads, initializer=name_this_thread, initargs=("pairs",)) as pool:
+        try:
+            for batch in batches:
+                pending.append((batch, pool.submit(pairs_of, batch)))
+                if len(pending) > threads:
+                    batch, pairs = pending.popleft()
+                    yield batch, pairs.result()
+            while pending:
+                batch, pairs = pending.popleft()
+                yield batch, pairs.result()
+        finally:
+            for _, pairs in pending:
+                pairs.cancel()
 
 
 def _text_batches(con: duckdb.DuckDBPyConnection, field_name: str) -> Iterator[pa.Table]:
@@ -242,9 +282,11 @@ def _scan_field(ws: Workspace, scan: _Scan, fp: str, field_name: str, progress: 
         what = "problems" if field_name == "problem" else "responses"
         checked = 0
         progress(f"checking {what}", done, total)
-        for batch in _text_batches(con, field_name):
+        # reading runs a batch ahead on its own thread, the pairs on a few: this one only
+        # checks the few pairs that share enough n-grams
+        for batch, pairs in _paired(read_ahead(_text_batches(con, field_name), depth=1), scan.pairs_of):
             sample_ids = batch.column(1) if field_name == "response" else None
-            scan.batch(field_name, batch.column(0), sample_ids, batch.column(2))
+            scan.batch(field_name, batch.column(0), sample_ids, batch.column(2), pairs)
             checked += batch.num_rows
             progress(f"checking {what}", done + checked, total)
         if checked != todo:  # a part removed while the run read

@@ -215,7 +215,7 @@ def read_batches(
         batches = _arrow_batches(source, columns)
     else:
         batches = _json_batches(source)
-    return _read_ahead(batches) if keep_damaged else _raise_on_damage(_read_ahead(batches))
+    return read_ahead(batches) if keep_damaged else _raise_on_damage(read_ahead(batches))
 
 
 def _raise_on_damage(items: Iterator) -> Iterator[DictBatch | ArrowBatch]:
@@ -229,8 +229,9 @@ _DONE = object()
 _BOM = b"\xef\xbb\xbf"
 
 
-def _read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
-    """Run a generator on a thread, `depth` items ahead; its errors re-raise here."""
+def read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator on a thread (named oxa:read-ahead), `depth` items ahead; its errors
+    re-raise here, and the thread has ended when this generator is closed."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
