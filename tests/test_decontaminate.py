@@ -213,6 +213,30 @@ def test_parts_are_the_same_whatever_the_batches_and_in_id_order(ws, tmp_path, m
     assert [s for (s,) in found] == sorted(naive_sample_id(r["problem"], r["response"]) for r in rows[::3])
 
 
+def test_a_failure_mid_run_ends_the_reading_and_pairing_threads_and_publishes_nothing(ws, tmp_path, monkeypatch):
+    """The reading thread and the pairing threads end before the run's connection closes,
+    and a failed run leaves no parts."""
+    import threading
+
+    import curate.decontaminate.decontaminate as stage
+
+    add_pool(ws, tmp_path, [{"problem": f"Problem {i}?", "response": CHAIRS, "verdict": "correct"} for i in range(30)])
+    monkeypatch.setattr(stage, "_READ_ROWS", 2)
+    monkeypatch.setattr(stage, "_BATCH_BYTES", 100)
+    calls = []
+
+    def fail_on_the_third(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the third batch")
+
+    monkeypatch.setattr(stage._Scan, "batch", fail_on_the_third)
+    with pytest.raises(RuntimeError, match="the third batch"):
+        run_decontaminate(ws, DecontaminateConfig(against=["aime25"], responses=True))
+    assert [t.name for t in threading.enumerate() if t.name.startswith(("read-ahead", "ThreadPoolExecutor"))] == []
+    assert not list(ws.table_folder("contamination").rglob("decontaminate-*.parquet"))
+
+
 def test_masked_tokens_are_the_tokens_masked():
     """masked_tokens_expr cuts the masked tokens without the unmasked list: the same lists."""
     import polars as pl

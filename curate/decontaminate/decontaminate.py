@@ -20,6 +20,7 @@ removes the parts of every other fingerprint. The views follow the last finished
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter, deque
@@ -283,12 +284,17 @@ def _scan_field(ws: Workspace, scan: _Scan, fp: str, field_name: str, progress: 
         checked = 0
         progress(f"checking {what}", done, total)
         # reading runs a batch ahead on its own thread, the pairs on a few: this one only
-        # checks the few pairs that share enough n-grams
-        for batch, pairs in _paired(read_ahead(_text_batches(con, field_name), depth=1), scan.pairs_of):
-            sample_ids = batch.column(1) if field_name == "response" else None
-            scan.batch(field_name, batch.column(0), sample_ids, batch.column(2), pairs)
-            checked += batch.num_rows
-            progress(f"checking {what}", done + checked, total)
+        # checks the few pairs that share enough n-grams. Both are closed (their threads
+        # ended) before the connection they read is, whatever happens here.
+        with (
+            contextlib.closing(read_ahead(_text_batches(con, field_name), depth=1)) as texts,
+            contextlib.closing(_paired(texts, scan.pairs_of)) as paired,
+        ):
+            for batch, pairs in paired:
+                sample_ids = batch.column(1) if field_name == "response" else None
+                scan.batch(field_name, batch.column(0), sample_ids, batch.column(2), pairs)
+                checked += batch.num_rows
+                progress(f"checking {what}", done + checked, total)
         if checked != todo:  # a part removed while the run read
             raise OxaError(
                 f"{what}: {todo:,} to check, {checked:,} read: the pool changed during the run; "
