@@ -45,7 +45,12 @@ from curate.workspace.schema import CONTAMINATION, CONTAMINATION_CHECKED
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total; 0 = unknown)
 FIELDS = ("problem", "response")
-KEYS = {"problem": "problem_id", "response": "sample_id"}  # what a checked text is named by
+# per field: the table its texts are in, the id a checked text is named by, the text
+# column, and the sample_id it reads (NULL for problems)
+_SOURCES = {
+    "problem": ("problems", "problem_id", "problem", "NULL::VARCHAR AS sample_id"),
+    "response": ("samples", "sample_id", "response", "sample_id"),
+}
 _BATCH_ROWS = 50_000
 _BATCH_BYTES = 16 << 20  # of text: about 600 R1 responses, 5M tokens, a few hundred MB of token rows
 _READ_ROWS = 256  # rows per record batch read, gathered into batches of _BATCH_BYTES
@@ -170,10 +175,9 @@ def _todo(ws: Workspace, fp: str, field_name: str) -> tuple[duckdb.DuckDBPyConne
         "read_parquet($parts, union_by_name = true) WHERE fingerprint = $fp AND field = $field",
         {"parts": checked, "fp": fp, "field": field_name},
     )
-    table, key = ("problems", "problem_id") if field_name == "problem" else ("samples", "sample_id")
+    table, key, _, sample_id = _SOURCES[field_name]
     total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     done = con.execute("SELECT count(*) FROM done").fetchall()[0][0]
-    sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
     con.execute(
         f"CREATE TEMP TABLE todo AS SELECT problem_id, {sample_id} FROM {table} "
         f"WHERE {key} NOT IN (SELECT id FROM done)"
@@ -221,10 +225,7 @@ def _paired(batches: Iterator[pa.Table], pairs_of: Callable[[pa.Table], pa.Table
 def _text_batches(con: duckdb.DuckDBPyConnection, field_name: str) -> Iterator[pa.Table]:
     """(problem_id, sample_id, text) of the texts in `todo`, as DuckDB reads them (no sort
     of the text), in tables of at most _BATCH_BYTES of text or _BATCH_ROWS rows."""
-    table, key, text = (
-        ("problems", "problem_id", "problem") if field_name == "problem" else ("samples", "sample_id", "response")
-    )
-    sample_id = "sample_id" if field_name == "response" else "NULL::VARCHAR AS sample_id"
+    table, key, text, sample_id = _SOURCES[field_name]
     reader = con.sql(
         f"SELECT problem_id, {sample_id}, {text} AS text FROM {table} WHERE {key} IN (SELECT {key} FROM todo)"
     ).to_arrow_reader(_READ_ROWS)
@@ -300,7 +301,7 @@ def _scan_field(ws: Workspace, scan: _Scan, fp: str, field_name: str, progress: 
                 f"{what}: {todo:,} to check, {checked:,} read: the pool changed during the run; "
                 "run `oxa check` on the workspace, then `oxa decontaminate` again"
             )
-        key = KEYS[field_name]
+        key = _SOURCES[field_name][1]
         for ids in con.sql(f"SELECT problem_id, sample_id FROM todo ORDER BY {key}").to_arrow_reader(_BATCH_ROWS):
             scan.checked_rows(field_name, ids)
     finally:
