@@ -2,9 +2,10 @@
 `perf`, /proc/PID/task/TID/comm), so that a profile can tell them apart.
 
 Each of these threads works alone, one task after another (a part writer, a read-ahead,
-verify's judging of a batch), unlike the pools of DuckDB, Polars, pyarrow and verify's
-workers, which divide their work over the cores. bench/pipeline.py reads the prefix to
-tell what more cores cannot shorten. Linux only; elsewhere naming does nothing.
+verify's judging of a batch), or in a pool of a fixed few (decontamination's `oxa:pairs`,
+up to 4), unlike the pools of DuckDB, Polars, pyarrow and verify's workers, which divide
+their work over all the cores. bench/pipeline.py reads the prefix to tell what more cores
+cannot shorten. Linux only; elsewhere naming does nothing.
 """
 
 from __future__ import annotations
